@@ -1,0 +1,16 @@
+"""hforge-nb: learning DFT Hamiltonians (H and S in a localized orbital basis).
+
+The package holds all logic; the numbered notebooks in ``notebooks/`` hold the
+narrative, parameters and calls.  Modules, one concept each:
+
+- :mod:`hforge_nb.basis`: orbital shells per species and their e3nn irreps
+- :mod:`hforge_nb.spin`: spin kinds and component layouts
+- :mod:`hforge_nb.record`: one sample, H and S as atom-pair blocks
+- :mod:`hforge_nb.convert`: records to and from ``sisl.Hamiltonian``
+- :mod:`hforge_nb.io`: every reader and writer (SIESTA, TSHS, netCDF, npz)
+- :mod:`hforge_nb.graph`: atom pairs within orbital range, coverage checks
+- :mod:`hforge_nb.bands`, :mod:`hforge_nb.plotting`: band structures, figures
+- :mod:`hforge_nb.pipeline`: the main job (notebooks in order with papermill)
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,164 @@
+"""Graphs of atom pairs whose orbitals overlap, with periodic images.
+
+Two atoms i, j interact through their orbitals when |r_ij| < R_i + R_j,
+with R the largest orbital radius of each species: that is the default
+cutoff, per species pair.  The graph's edges are the off-site blocks a model
+predicts; on-site blocks belong to the nodes.
+
+Note that H can reach beyond the overlap range: the non-local
+pseudopotential (SIESTA's Kleinman-Bylander projectors, GPAW's PAW
+projectors) couples two orbitals that both touch a projector of a third
+atom.  :func:`block_coverage` measures what a graph misses of a reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ase
+import numpy as np
+from ase.neighborlist import neighbor_list
+
+from .basis import Basis
+from .errors import MissingBasisError, NonFiniteValuesError, OverlappingAtomsError
+from .record import HamiltonianRecord
+
+#: Closest approach (Å) accepted between two atoms; closer means a broken structure.
+MIN_DISTANCE = 0.5
+
+
+@dataclass(frozen=True)
+class PairGraph:
+    """Directed atom-pair graph of one structure.
+
+    Attributes
+    ----------
+    edge_index : numpy.ndarray
+        ``[2, n_edges]`` int, (i, j): atom i in the home cell, j in image ``shifts``.
+    shifts : numpy.ndarray
+        ``[n_edges, 3]`` int, lattice image of atom j.
+    vectors : numpy.ndarray
+        ``[n_edges, 3]`` Å, from atom i to the image of atom j.
+    n_atoms : int
+    """
+
+    edge_index: np.ndarray
+    shifts: np.ndarray
+    vectors: np.ndarray
+    n_atoms: int
+
+    @property
+    def n_edges(self) -> int:
+        return self.edge_index.shape[1]
+
+    @property
+    def distances(self) -> np.ndarray:
+        """``[n_edges]`` Å."""
+        return np.linalg.norm(self.vectors, axis=1)
+
+    @property
+    def pairs(self) -> np.ndarray:
+        """``[n_edges, 2]`` the (i, j) of every edge."""
+        return self.edge_index.T
+
+
+def species_radii(basis: Basis, species) -> np.ndarray:
+    """``[n_atoms]`` largest orbital radius (Å) of every atom's species."""
+    radii = np.array([b.max_radius for b in basis.for_symbols(species)])
+    if (radii <= 0).any():
+        unknown = sorted({s for s, r in zip(species, radii) if r <= 0})
+        raise MissingBasisError(f"species {unknown} have no orbital radii (read the basis from .ion.xml files)")
+    return radii
+
+
+def check_structure(atoms: ase.Atoms, min_distance: float = MIN_DISTANCE) -> None:
+    """Raise on non-finite coordinates or atoms closer than ``min_distance`` (Å)."""
+    if not (np.isfinite(atoms.positions).all() and np.isfinite(atoms.cell.array).all()):
+        raise NonFiniteValuesError("atomic positions or cell hold NaN or infinity")
+    i, j, d = neighbor_list("ijd", atoms, min_distance)
+    if len(d):
+        k = int(np.argmin(d))
+        raise OverlappingAtomsError(
+            f"atoms {i[k]} ({atoms.get_chemical_symbols()[i[k]]}) and {j[k]} "
+            f"({atoms.get_chemical_symbols()[j[k]]}) are {d[k]:.3f} Å apart (minimum {min_distance} Å)"
+        )
+
+
+def build_pair_graph(atoms: ase.Atoms, basis: Basis, species=None, cutoff: float | None = None) -> PairGraph:
+    """Atom pairs within orbital range (or within a fixed ``cutoff`` in Å).
+
+    Parameters
+    ----------
+    atoms
+        Structure; periodic directions follow ``atoms.pbc``.
+    basis
+        Orbital basis; species radii set the default cutoff R_i + R_j.
+    species
+        Species label of every atom (default: the chemical symbols).
+    cutoff
+        A single distance (Å) for every pair instead of R_i + R_j.
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> from hforge_nb.basis import SpeciesBasis, OrbitalShell
+    >>> si = Basis((SpeciesBasis("Si", 14, (OrbitalShell(3, 0, radius=2.5),)),))
+    >>> graph = build_pair_graph(bulk("Si"), si)  # pairs closer than 2.5 + 2.5 Å
+    >>> shells, counts = np.unique(np.round(graph.distances, 2), return_counts=True)
+    >>> shells.tolist(), (counts // 2).tolist()
+    ([2.35, 3.84, 4.5], [4, 12, 12])
+
+    Each Si atom of diamond has 4 + 12 + 12 neighbours within 5 Å.
+    """
+    species = list(atoms.get_chemical_symbols() if species is None else species)
+    check_structure(atoms)
+    radii = species_radii(basis, species)
+    i, j, shifts, vectors = neighbor_list("ijSD", atoms, radii if cutoff is None else float(cutoff))
+    order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], j, i))
+    return PairGraph(
+        edge_index=np.stack([i[order], j[order]]).astype(np.int64),
+        shifts=shifts[order].astype(np.int64),
+        vectors=vectors[order],
+        n_atoms=len(atoms),
+    )
+
+
+@dataclass(frozen=True)
+class BlockCoverage:
+    """How much of a reference record's off-site blocks a graph holds.
+
+    Counts are of off-site blocks (i != j or R != 0); "non-zero" means a
+    largest |element| above the tolerance.  Magnitudes in eV for H.
+    """
+
+    n_reference_blocks: int
+    n_graph_edges: int
+    missing_nonzero_s: int
+    missing_nonzero_h: int
+    max_missing_abs_s: float
+    max_missing_abs_h_eV: float
+    max_missing_distance: float
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def block_coverage(record: HamiltonianRecord, graph: PairGraph, tolerance: float = 0.0) -> BlockCoverage:
+    """Compare a record's non-zero off-site blocks with a graph's edges."""
+    off_site = (record.pairs[:, 0] != record.pairs[:, 1]) | (record.shifts != 0).any(axis=1)
+    graph_record_index = record.find_blocks(graph.pairs, graph.shifts)
+    in_graph = np.zeros(record.n_blocks, bool)
+    in_graph[graph_record_index[graph_record_index >= 0]] = True
+    h_max, s_max = record.block_max_abs()
+    missing = off_site & ~in_graph
+    h_missing, s_missing = missing & (h_max > tolerance), missing & (s_max > tolerance)
+    distances = np.linalg.norm(record.pair_vectors, axis=1)
+    return BlockCoverage(
+        n_reference_blocks=int(off_site.sum()),
+        n_graph_edges=graph.n_edges,
+        missing_nonzero_s=int(s_missing.sum()),
+        missing_nonzero_h=int(h_missing.sum()),
+        max_missing_abs_s=float(s_max[missing].max(initial=0.0)),
+        max_missing_abs_h_eV=float(h_max[missing].max(initial=0.0)),
+        max_missing_distance=float(distances[h_missing | s_missing].max(initial=0.0)),
+    )

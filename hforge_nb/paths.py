@@ -1,0 +1,47 @@
+"""Where things are: the project root, run folders and the shared SIESTA test data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Environment variable that points at the SIESTA example folder.
+SIESTA_DATA_ENV = "HFORGE_SIESTA_DATA"
+
+
+def project_root() -> Path:
+    """The repository root (the folder holding ``pyproject.toml``)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def output_folder(output_dir: str, notebook: str) -> Path:
+    """A notebook's output folder, created if needed.
+
+    An empty ``output_dir`` means ``<root>/runs/interactive/<notebook>``;
+    a relative one is taken from the project root.
+    """
+    folder = Path(output_dir) if output_dir else Path("runs") / "interactive" / notebook
+    folder = folder if folder.is_absolute() else project_root() / folder
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def siesta_data_dir() -> Path:
+    """The folder of real SIESTA calculations (``shared/data/siesta``).
+
+    Looked up from ``$HFORGE_SIESTA_DATA`` or, by default, beside the
+    checkout (``<root>/../shared/data/siesta``).  Raises
+    ``FileNotFoundError`` with the places searched when it is absent.
+    """
+    candidates = []
+    if os.environ.get(SIESTA_DATA_ENV):
+        candidates.append(Path(os.environ[SIESTA_DATA_ENV]))
+    candidates.append(project_root().parent / "shared" / "data" / "siesta")
+    for folder in candidates:
+        if folder.is_dir():
+            return folder
+    searched = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(
+        f"SIESTA example data not found (searched {searched}); "
+        f"set ${SIESTA_DATA_ENV} to the folder holding Si_pdos_k/, graphene_electrode/, ..."
+    )

@@ -1,0 +1,331 @@
+"""One electronic-structure sample: structure, basis, and H and S as atom-pair blocks.
+
+H and S are stored as dense blocks of atom pairs (i, j, R): atom i in the
+home cell, atom j in the periodic image shifted by the integer lattice
+vector R (``shifts``).  Block b occupies ``values[offsets[b]:offsets[b+1]]``
+row-major as ``[n_orbitals(i), n_orbitals(j)]``.  Energies are in eV,
+referenced to the Fermi level (E_F = 0), as sisl presents SIESTA output.
+
+Bloch sums use sisl's convention, H(k) = sum_R H(R) exp(+2 pi i k.R),
+with k in reduced coordinates of the reciprocal cell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import ase
+import numpy as np
+import scipy.linalg
+
+from .basis import Basis, SpeciesBasis
+from .errors import BasisMismatchError, NonFiniteValuesError
+from .spin import SpinKind, spin_box
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a record came from.
+
+    Attributes
+    ----------
+    source : str
+        The file (or generator) it was read from.
+    code : str
+        The program that computed it (``"SIESTA"``, ``"GPAW"``, ``"hforge-nb"``).
+    settings : dict
+        Settings of that calculation that matter for comparisons (basis,
+        functional, k-grid, ...), as strings or numbers.
+    """
+
+    source: str = ""
+    code: str = ""
+    settings: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class HamiltonianRecord:
+    """H and S of one structure in a localized orbital basis.
+
+    Attributes
+    ----------
+    atoms : ase.Atoms
+        The structure, with cell (Å) and periodicity.
+    basis : Basis
+        Orbital basis of every species.
+    species : tuple of str
+        Species label of every atom (a key of ``basis``).
+    pairs : numpy.ndarray
+        ``[n_blocks, 2]`` int, atoms (i, j) of every block.
+    shifts : numpy.ndarray
+        ``[n_blocks, 3]`` int, lattice image of atom j.
+    h_values : numpy.ndarray
+        ``[n_values, n_components]`` float, H in eV (components: see :mod:`.spin`).
+    s_values : numpy.ndarray
+        ``[n_values]`` float, S (dimensionless).
+    spin : SpinKind
+        Spin treatment.
+    fermi_level : float
+        The source calculation's absolute Fermi level (eV); the matrices
+        themselves are already referenced to it.
+    provenance : Provenance
+    """
+
+    atoms: ase.Atoms
+    basis: Basis
+    species: tuple[str, ...]
+    pairs: np.ndarray
+    shifts: np.ndarray
+    h_values: np.ndarray
+    s_values: np.ndarray
+    spin: SpinKind = SpinKind.UNPOLARIZED
+    fermi_level: float = 0.0
+    provenance: Provenance = field(default_factory=Provenance)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "species", tuple(self.species))
+        object.__setattr__(self, "spin", SpinKind(self.spin))
+        object.__setattr__(self, "pairs", np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2))
+        object.__setattr__(self, "shifts", np.asarray(self.shifts, dtype=np.int64).reshape(-1, 3))
+        h = np.asarray(self.h_values, dtype=float)
+        object.__setattr__(self, "h_values", h.reshape(len(h), -1))
+        object.__setattr__(self, "s_values", np.asarray(self.s_values, dtype=float).reshape(-1))
+        self._validate()
+
+    # ------------------------------------------------------------------ checks
+    def _validate(self) -> None:
+        n_atoms = len(self.atoms)
+        if len(self.species) != n_atoms:
+            raise BasisMismatchError(f"{len(self.species)} species labels for {n_atoms} atoms")
+        self.basis.for_symbols(self.species)  # raises MissingBasisError
+        if len(self.pairs) != len(self.shifts):
+            raise ValueError(f"{len(self.pairs)} atom pairs but {len(self.shifts)} shifts")
+        if len(self.pairs) and (self.pairs.min() < 0 or self.pairs.max() >= n_atoms):
+            raise ValueError(f"atom-pair indices outside 0..{n_atoms - 1}")
+        n_values = int(self.block_offsets[-1])
+        if self.h_values.shape != (n_values, self.spin.n_components):
+            raise BasisMismatchError(
+                f"H holds {self.h_values.shape} values; the blocks and basis need "
+                f"({n_values}, {self.spin.n_components}) for {self.spin.value} spin"
+            )
+        if self.s_values.shape != (n_values,):
+            raise BasisMismatchError(f"S holds {self.s_values.shape[0]} values; the blocks need {n_values}")
+        for name, values in (("H", self.h_values), ("S", self.s_values)):
+            self._check_finite(name, values)
+        if not np.isfinite(self.atoms.positions).all() or not np.isfinite(self.atoms.cell.array).all():
+            raise NonFiniteValuesError("atomic positions or cell hold NaN or infinity")
+
+    def _check_finite(self, name: str, values: np.ndarray) -> None:
+        bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if bad.any():
+            block = int(np.searchsorted(self.block_offsets, np.flatnonzero(bad)[0], side="right") - 1)
+            i, j = self.pairs[block]
+            raise NonFiniteValuesError(
+                f"{name} holds {int(bad.sum())} non-finite value(s), first in block {block} "
+                f"(atoms {i}, {j}, shift {self.shifts[block].tolist()})"
+            )
+
+    # --------------------------------------------------------------- structure
+    @property
+    def n_atoms(self) -> int:
+        return len(self.atoms)
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def atom_orbital_counts(self) -> np.ndarray:
+        """``[n_atoms]`` orbitals per atom."""
+        return self.basis.orbital_counts(self.species)
+
+    @property
+    def n_orbitals(self) -> int:
+        """Orbitals in the home cell (without spin)."""
+        return int(self.atom_orbital_counts.sum())
+
+    @property
+    def orbital_offsets(self) -> np.ndarray:
+        """``[n_atoms + 1]`` first orbital of every atom."""
+        return np.concatenate([[0], np.cumsum(self.atom_orbital_counts)])
+
+    @property
+    def block_shapes(self) -> np.ndarray:
+        """``[n_blocks, 2]`` (rows, columns) of every block."""
+        counts = self.atom_orbital_counts
+        return np.stack([counts[self.pairs[:, 0]], counts[self.pairs[:, 1]]], axis=1)
+
+    @property
+    def block_offsets(self) -> np.ndarray:
+        """``[n_blocks + 1]`` start of every block in the value arrays."""
+        sizes = self.block_shapes.prod(axis=1) if self.n_blocks else np.zeros(0, int)
+        return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    @property
+    def pair_vectors(self) -> np.ndarray:
+        """``[n_blocks, 3]`` Å, from atom i to the image of atom j."""
+        pos = self.atoms.positions
+        return pos[self.pairs[:, 1]] + self.shifts @ self.atoms.cell.array - pos[self.pairs[:, 0]]
+
+    def species_basis(self, atom: int) -> SpeciesBasis:
+        return self.basis[self.species[atom]]
+
+    # ------------------------------------------------------------------ blocks
+    def block(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """H ``[n_i, n_j, n_components]`` (eV) and S ``[n_i, n_j]`` of block ``index``."""
+        start, stop = self.block_offsets[index], self.block_offsets[index + 1]
+        n_i, n_j = self.block_shapes[index]
+        h = self.h_values[start:stop].reshape(n_i, n_j, -1)
+        return h, self.s_values[start:stop].reshape(n_i, n_j)
+
+    def find_blocks(self, pairs: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+        """Indices of the blocks (i, j, shift); -1 where the record has none."""
+        pairs, shifts = np.asarray(pairs).reshape(-1, 2), np.asarray(shifts).reshape(-1, 3)
+        if self.n_blocks == 0:
+            return np.full(len(pairs), -1)
+        max_shift = int(max(np.abs(self.shifts).max(), np.abs(shifts).max(initial=0)))
+        keys = _pair_keys(self.pairs, self.shifts, self.n_atoms, max_shift)
+        wanted = _pair_keys(pairs, shifts, self.n_atoms, max_shift)
+        order = np.argsort(keys)
+        pos = np.searchsorted(keys[order], wanted).clip(max=len(keys) - 1)
+        return np.where(keys[order][pos] == wanted, order[pos], -1)
+
+    def block_max_abs(self) -> tuple[np.ndarray, np.ndarray]:
+        """``[n_blocks]`` largest |H| (eV, over components) and largest |S| of every block."""
+        offsets = self.block_offsets[:-1]
+        if self.n_blocks == 0:
+            return np.zeros(0), np.zeros(0)
+        h = np.maximum.reduceat(np.abs(self.h_values).max(axis=1), offsets)
+        s = np.maximum.reduceat(np.abs(self.s_values), offsets)
+        return h, s
+
+    def adjoint_value_index(self) -> np.ndarray:
+        """``[n_values]`` position of every value's partner in H_ji(-R)^T; -1 if that block is absent."""
+        partner = self.find_blocks(self.pairs[:, ::-1], -self.shifts)
+        shapes, offsets = self.block_shapes, self.block_offsets
+        sizes = shapes.prod(axis=1)
+        block_of_value = np.repeat(np.arange(self.n_blocks), sizes)
+        within = np.arange(offsets[-1]) - offsets[block_of_value]
+        row, col = np.divmod(within, shapes[block_of_value, 1])
+        index = offsets[partner[block_of_value]] + col * shapes[block_of_value, 0] + row
+        return np.where(partner[block_of_value] >= 0, index, -1)
+
+    def _adjoint_values(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """H and S of the adjoint, aligned with this record's values, and the mask of paired values."""
+        index = self.adjoint_value_index()
+        paired = index >= 0
+        perm, sign = self.spin.adjoint_map
+        h_adj = self.h_values[np.where(paired, index, 0)][:, perm] * sign
+        return h_adj, self.s_values[np.where(paired, index, 0)], paired
+
+    def hermiticity_error(self) -> tuple[float, float]:
+        """Largest violation of H_ij(R) = H_ji(-R)^T (eV) and of the same for S.
+
+        For spinful kinds the adjoint also acts on the spin box
+        (:attr:`SpinKind.adjoint_map`).  A block whose partner is missing
+        counts with its full magnitude.
+        """
+        h_adj, s_adj, paired = self._adjoint_values()
+        h_adj[~paired], s_adj[~paired] = 0.0, 0.0
+        h_err = np.abs(self.h_values - h_adj).max(initial=0.0)
+        return float(h_err), float(np.abs(self.s_values - s_adj).max(initial=0.0))
+
+    def symmetrized(self) -> "HamiltonianRecord":
+        """A copy with H and S replaced by (M + M^dagger) / 2: exactly Hermitian.
+
+        Raises ``ValueError`` if a block lacks its (j, i, -R) partner.
+        """
+        h_adj, s_adj, paired = self._adjoint_values()
+        if not paired.all():
+            raise ValueError("cannot symmetrize: some blocks have no (j, i, -R) partner")
+        return dataclasses.replace(self, h_values=0.5 * (self.h_values + h_adj),
+                                   s_values=0.5 * (self.s_values + s_adj))
+
+    # -------------------------------------------------------------- k-space
+    def matrices_at_k(self, k: np.ndarray, spin_index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Dense H(k) (eV) and S(k) at reduced ``k`` ``[3]``.
+
+        Unpolarized and polarized records give ``[n_orb, n_orb]`` matrices
+        (``spin_index`` picks up or down); spin-box kinds give
+        ``[2 n_orb, 2 n_orb]`` with S expanded over spin.
+        """
+        phases = np.exp(2j * np.pi * (self.shifts @ np.asarray(k, dtype=float)))
+        n, first = self.n_orbitals, self.orbital_offsets
+        size = 2 * n if self.spin.is_spin_box else n
+        hk, sk = np.zeros((size, size), complex), np.zeros((n, n), complex)
+        for b, (i, j) in enumerate(self.pairs):
+            h, s = self.block(b)
+            rows, cols = slice(first[i], first[i + 1]), slice(first[j], first[j + 1])
+            sk[rows, cols] += phases[b] * s
+            if self.spin.is_spin_box:
+                hk[2 * first[i] : 2 * first[i + 1], 2 * first[j] : 2 * first[j + 1]] += phases[b] * spin_box(h, self.spin)
+            else:
+                hk[rows, cols] += phases[b] * h[:, :, spin_index]
+        if self.spin.is_spin_box:
+            sk = np.kron(sk, np.eye(2))
+        return hk, sk
+
+    def eigenvalues(self, kpoints: np.ndarray) -> np.ndarray:
+        """Eigenvalues (eV, relative to E_F) at reduced k-points.
+
+        Parameters
+        ----------
+        kpoints
+            ``[n_k, 3]`` reduced coordinates.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``[n_spin, n_k, n_bands]``: ``n_spin`` is 2 for polarized records, else 1.
+        """
+        kpoints = np.atleast_2d(kpoints)
+        channels = range(2) if self.spin is SpinKind.POLARIZED else range(1)
+        out = []
+        for spin_index in channels:
+            bands = [scipy.linalg.eigvalsh(*self.matrices_at_k(k, spin_index)) for k in kpoints]
+            out.append(np.array(bands))
+        return np.array(out)
+
+    # ------------------------------------------------------------- metadata
+    def metadata(self) -> dict[str, Any]:
+        """A plain-data summary (sizes, spin, provenance) for manifests and logs."""
+        return {
+            "n_atoms": self.n_atoms,
+            "n_orbitals": self.n_orbitals,
+            "n_blocks": self.n_blocks,
+            "spin": self.spin.value,
+            "fermi_level_eV": self.fermi_level,
+            "formula": self.atoms.get_chemical_formula(),
+            "source": self.provenance.source,
+            "code": self.provenance.code,
+        }
+
+
+def _pair_keys(pairs: np.ndarray, shifts: np.ndarray, n_atoms: int, max_shift: int) -> np.ndarray:
+    """Encode (i, j, shift) as one int64; shifts must lie within +-max_shift."""
+    width = 2 * max_shift + 1
+    s = shifts + max_shift
+    cell = (s[:, 0] * width + s[:, 1]) * width + s[:, 2]
+    return (pairs[:, 0].astype(np.int64) * n_atoms + pairs[:, 1]) * width**3 + cell
+
+
+def records_equal(a: HamiltonianRecord, b: HamiltonianRecord, atol: float = 0.0) -> bool:
+    """True when two records hold the same structure, basis and blocks (to ``atol``).
+
+    Block order does not matter.
+    """
+    if a.basis != b.basis or a.species != b.species or a.spin != b.spin or a.n_blocks != b.n_blocks:
+        return False
+    if not (np.allclose(a.atoms.positions, b.atoms.positions, rtol=0, atol=1e-12)
+            and np.allclose(a.atoms.cell.array, b.atoms.cell.array, rtol=0, atol=1e-12)):
+        return False
+    match = b.find_blocks(a.pairs, a.shifts)
+    if (match < 0).any():
+        return False
+    for block_a, block_b in enumerate(match):
+        (ha, sa), (hb, sb) = a.block(block_a), b.block(block_b)
+        if np.abs(ha - hb).max(initial=0) > atol or np.abs(sa - sb).max(initial=0) > atol:
+            return False
+    return True

@@ -1,0 +1,110 @@
+"""Shared test systems: the real SIESTA calculations and small synthetic BN records."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from hforge_nb import io
+from hforge_nb.basis import Basis, SpeciesBasis, dzp_shells
+from hforge_nb.graph import build_pair_graph
+from hforge_nb.paths import siesta_data_dir
+from hforge_nb.record import HamiltonianRecord, Provenance
+from hforge_nb.spin import SpinKind
+
+#: The SIESTA calculations in shared/data/siesta and their main fdf.
+SIESTA_CASES = {
+    "Si_pdos_k": "Si_pdos.fdf",
+    "graphene_electrode": "electrode.fdf",
+    "H2_hessian": "h2_hessian.fdf",
+    "Bi_hexagonal_soc": "Bi_hexagonal.fdf",
+}
+NOTEBOOKS_NEEDING_SIESTA = {"00_siesta_tour.ipynb"}
+
+
+def _siesta_dir_or_none():
+    try:
+        return siesta_data_dir()
+    except FileNotFoundError:
+        return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip notebooks that read the shared SIESTA data when it is absent, saying so."""
+    if _siesta_dir_or_none() is not None:
+        return
+    skip = pytest.mark.skip(reason="shared SIESTA data (../shared/data/siesta or $HFORGE_SIESTA_DATA) is absent")
+    for item in items:
+        if item.fspath.basename in NOTEBOOKS_NEEDING_SIESTA:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def siesta_dir():
+    folder = _siesta_dir_or_none()
+    if folder is None:
+        pytest.skip("shared SIESTA data (../shared/data/siesta or $HFORGE_SIESTA_DATA) is absent")
+    return folder
+
+
+@functools.cache
+def _read_case(folder, name):
+    return io.read_siesta(folder / name / SIESTA_CASES[name])
+
+
+@pytest.fixture(scope="session")
+def siesta_record(siesta_dir):
+    """``siesta_record(name)``: the record of one SIESTA calculation, read once."""
+    return lambda name: _read_case(siesta_dir, name)
+
+
+# ---------------------------------------------------------------- synthetic BN
+BN_BASIS = Basis((
+    SpeciesBasis("B", 5, dzp_shells(2, (3.0, 2.2, 3.6, 2.6, 3.6))),
+    SpeciesBasis("N", 7, dzp_shells(2, (2.6, 1.9, 3.1, 2.2, 3.1))),
+))
+
+
+def hbn_atoms(a: float = 2.504, c: float = 6.66, rattle: float = 0.0, seed: int = 0) -> Atoms:
+    """hBN with two layers (4 atoms), optionally rattled (Å)."""
+    cell = [[a, 0, 0], [-a / 2, a * np.sqrt(3) / 2, 0], [0, 0, c]]
+    frac = [[0, 0, 0], [1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.5], [2 / 3, 1 / 3, 0.5]]
+    atoms = Atoms("BNBN", scaled_positions=frac, cell=cell, pbc=True)
+    if rattle:
+        atoms.rattle(rattle, seed=seed)
+    return atoms
+
+
+def random_record(atoms: Atoms, spin: SpinKind = SpinKind.UNPOLARIZED, seed: int = 0,
+                  basis: Basis = BN_BASIS) -> HamiltonianRecord:
+    """A Hermitian record on the orbital-range graph, with random blocks decaying with distance.
+
+    S is made positive definite by a dominant on-site identity.
+    """
+    rng = np.random.default_rng(seed)
+    graph = build_pair_graph(atoms, basis)
+    n = len(atoms)
+    pairs = np.concatenate([np.stack([np.arange(n), np.arange(n)], 1), graph.pairs])
+    shifts = np.concatenate([np.zeros((n, 3), int), graph.shifts])
+    counts = basis.orbital_counts(atoms.get_chemical_symbols())
+    sizes = counts[pairs[:, 0]] * counts[pairs[:, 1]]
+    distance = np.concatenate([np.zeros(n), graph.distances])
+    decay = np.repeat(np.exp(-distance), sizes)
+    h = rng.normal(size=(sizes.sum(), spin.n_components)) * decay[:, None]
+    s = 0.05 * rng.normal(size=sizes.sum()) * decay
+    on_site = np.repeat(np.arange(len(pairs)) < n, sizes)
+    within = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    diagonal = on_site & (within % (counts[pairs[:, 0]].repeat(sizes) + 1) == 0)
+    s[diagonal] = 1.0
+    record = HamiltonianRecord(atoms=atoms, basis=basis, species=atoms.get_chemical_symbols(), pairs=pairs,
+                               shifts=shifts, h_values=h, s_values=s, spin=spin,
+                               provenance=Provenance("synthetic", "tests"))
+    return record.symmetrized()
+
+
+@pytest.fixture
+def bn_record():
+    return random_record(hbn_atoms(rattle=0.05))

@@ -1,0 +1,106 @@
+"""The record on synthetic BN systems: validation, hermiticity, k-space, persistence."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from hforge_nb import io
+from hforge_nb._atomic import atomic_path, write_json
+from hforge_nb.convert import record_from_sisl, record_to_sisl
+from hforge_nb.errors import BasisMismatchError, CorruptFileError, MissingBasisError, NonFiniteValuesError
+from hforge_nb.record import records_equal
+from hforge_nb.spin import SpinKind
+
+from conftest import hbn_atoms, random_record
+
+
+def test_block_layout(bn_record):
+    h, s = bn_record.block(0)
+    assert h.shape == (13, 13, 1) and s.shape == (13, 13)
+    assert bn_record.n_orbitals == 52
+    assert bn_record.block_offsets[-1] == len(bn_record.s_values)
+
+
+def test_value_count_must_match_blocks(bn_record):
+    with pytest.raises(BasisMismatchError, match="S holds"):
+        dataclasses.replace(bn_record, s_values=bn_record.s_values[:-1])
+
+
+def test_non_finite_values_are_located(bn_record):
+    h = bn_record.h_values.copy()
+    h[bn_record.block_offsets[3] + 5, 0] = np.nan
+    with pytest.raises(NonFiniteValuesError, match="first in block 3"):
+        dataclasses.replace(bn_record, h_values=h)
+
+
+def test_species_without_basis_is_named(bn_record):
+    with pytest.raises(MissingBasisError, match="'C'"):
+        dataclasses.replace(bn_record, species=("B", "N", "B", "C"))
+
+
+@pytest.mark.parametrize("spin", list(SpinKind))
+def test_symmetrized_records_are_exactly_hermitian(spin):
+    record = random_record(hbn_atoms(rattle=0.05), spin=spin, seed=3)
+    assert record.hermiticity_error() == (0.0, 0.0)
+
+
+def test_hermiticity_error_measures_a_perturbation(bn_record):
+    h = bn_record.h_values.copy()
+    h[bn_record.block_offsets[7] + 2, 0] += 1e-3
+    assert np.isclose(dataclasses.replace(bn_record, h_values=h).hermiticity_error()[0], 1e-3, rtol=1e-9)
+
+
+@pytest.mark.parametrize("spin", list(SpinKind))
+def test_k_space_matrices_are_hermitian_and_match_sisl(spin):
+    record = random_record(hbn_atoms(rattle=0.05), spin=spin, seed=1)
+    k = np.array([0.21, -0.4, 0.3])
+    hk, sk = record.matrices_at_k(k)
+    assert np.abs(hk - hk.conj().T).max() < 1e-12 and np.abs(sk - sk.conj().T).max() < 1e-12
+    assert scipy.linalg.eigvalsh(sk).min() > 0  # S(k) positive definite
+    ours = record.eigenvalues(k)
+    theirs = record_to_sisl(record).eigh(k, spin=0) if spin is SpinKind.POLARIZED else record_to_sisl(record).eigh(k)
+    assert np.abs(ours[0, 0] - theirs).max() < 1e-9
+
+
+def test_gamma_point_sums_all_images(bn_record):
+    hk, sk = bn_record.matrices_at_k(np.zeros(3))
+    assert np.isclose(sk.real.trace(), sum(np.trace(bn_record.block(b)[1]) for b in range(bn_record.n_blocks)
+                                           if bn_record.pairs[b, 0] == bn_record.pairs[b, 1]))
+
+
+@pytest.mark.parametrize("spin", list(SpinKind))
+def test_sisl_round_trip_every_spin_kind(spin):
+    record = random_record(hbn_atoms(rattle=0.05), spin=spin, seed=2)
+    assert records_equal(record, record_from_sisl(record_to_sisl(record), basis=record.basis))
+
+
+def test_npz_round_trip(tmp_path, bn_record):
+    again = io.read_record(io.write_record(bn_record, tmp_path / "bn.npz"))
+    assert records_equal(bn_record, again) and again.atoms.pbc.all()
+
+
+def test_corrupt_record_file_is_refused(tmp_path):
+    path = tmp_path / "broken.npz"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(CorruptFileError, match="broken.npz"):
+        io.read_record(path)
+
+
+def test_failed_write_keeps_the_previous_file(tmp_path, bn_record):
+    target = io.write_record(bn_record, tmp_path / "bn.npz")
+    before = target.read_bytes()
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bn.npz"]
+
+
+def test_metrics_json_accepts_numpy(tmp_path):
+    import json
+
+    path = write_json(tmp_path / "m.json", {"a": np.float64(1.5), "b": np.arange(2)})
+    assert json.loads(path.read_text()) == {"a": 1.5, "b": [0, 1]}
