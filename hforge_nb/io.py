@@ -81,8 +81,6 @@ def _read_sile(path: Path, method: str, *args, **kwargs):
             warnings.simplefilter("ignore", sisl.SislWarning)
             return getattr(sisl.get_sile(str(path)), method)(*args, **kwargs)
     except (OSError, ValueError, IndexError, KeyError, sisl.SileError) as exc:
-        if isinstance(exc, MissingBasisError):
-            raise
         raise CorruptFileError(f"could not read {path.name} with sisl ({method}): {exc}") from exc
 
 
