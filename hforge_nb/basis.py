@@ -72,6 +72,8 @@ class SpeciesBasis:
     symbol: str
     atomic_number: int
     shells: tuple[OrbitalShell, ...]
+    #: Largest cutoff (Å) of the non-local pseudopotential projectors, 0 if unknown.
+    projector_radius: float = 0.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.atomic_number <= 118:
@@ -189,7 +191,8 @@ class Basis:
     def from_dict(cls, content: Mapping) -> "Basis":
         """Inverse of :meth:`to_dict`."""
         species = [
-            SpeciesBasis(s["symbol"], int(s["atomic_number"]), tuple(OrbitalShell(**sh) for sh in s["shells"]))
+            SpeciesBasis(s["symbol"], int(s["atomic_number"]), tuple(OrbitalShell(**sh) for sh in s["shells"]),
+                         float(s.get("projector_radius", 0.0)))
             for s in content["species"]
         ]
         return cls(tuple(species))

@@ -5,10 +5,11 @@ with R the largest orbital radius of each species: that is the default
 cutoff, per species pair.  The graph's edges are the off-site blocks a model
 predicts; on-site blocks belong to the nodes.
 
-Note that H can reach beyond the overlap range: the non-local
-pseudopotential (SIESTA's Kleinman-Bylander projectors, GPAW's PAW
-projectors) couples two orbitals that both touch a projector of a third
-atom.  :func:`block_coverage` measures what a graph misses of a reference.
+H reaches beyond the overlap range: the non-local pseudopotential
+(SIESTA's Kleinman-Bylander projectors, GPAW's PAW projectors) couples two
+orbitals that both touch a projector of a third atom, so H_ij can be
+non-zero up to R_i + R_j + 2 R_proj (``reach="hamiltonian"``), with small
+values.  :func:`block_coverage` measures what a graph misses of a reference.
 """
 
 from __future__ import annotations
@@ -84,7 +85,16 @@ def check_structure(atoms: ase.Atoms, min_distance: float = MIN_DISTANCE) -> Non
         )
 
 
-def build_pair_graph(atoms: ase.Atoms, basis: Basis, species=None, cutoff: float | None = None) -> PairGraph:
+def projector_reach(basis: Basis, species) -> float:
+    """Largest projector radius (Å) among the species: H reaches R_i + R_j + 2 of it."""
+    radii = [b.projector_radius for b in basis.for_symbols(set(species))]
+    if min(radii) <= 0:
+        raise MissingBasisError("the basis has no projector radii (read it from .ion.xml files) for reach='hamiltonian'")
+    return max(radii)
+
+
+def build_pair_graph(atoms: ase.Atoms, basis: Basis, species=None, cutoff: float | None = None,
+                     reach: str = "overlap") -> PairGraph:
     """Atom pairs within orbital range (or within a fixed ``cutoff`` in Å).
 
     Parameters
@@ -97,6 +107,11 @@ def build_pair_graph(atoms: ase.Atoms, basis: Basis, species=None, cutoff: float
         Species label of every atom (default: the chemical symbols).
     cutoff
         A single distance (Å) for every pair instead of R_i + R_j.
+    reach
+        ``"overlap"``: |r_ij| < R_i + R_j, where S is non-zero.
+        ``"hamiltonian"``: |r_ij| < R_i + R_j + 2 R_proj, every pair two
+        orbitals can share a pseudopotential projector through (R_proj the
+        largest projector radius), where H can be non-zero.
 
     Examples
     --------
@@ -113,6 +128,10 @@ def build_pair_graph(atoms: ase.Atoms, basis: Basis, species=None, cutoff: float
     species = list(atoms.get_chemical_symbols() if species is None else species)
     check_structure(atoms)
     radii = species_radii(basis, species)
+    if reach not in ("overlap", "hamiltonian"):
+        raise ValueError(f"reach must be 'overlap' or 'hamiltonian', got {reach!r}")
+    if reach == "hamiltonian":
+        radii = radii + projector_reach(basis, species)
     i, j, shifts, vectors = neighbor_list("ijSD", atoms, radii if cutoff is None else float(cutoff))
     order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], j, i))
     return PairGraph(

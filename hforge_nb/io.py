@@ -8,14 +8,17 @@ is read through sisl; records are written as hforge-nb's own ``.npz``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import struct
 import warnings
 import zipfile
+from xml.etree import ElementTree
 from pathlib import Path
 
 import ase
+from ase import units
 import numpy as np
 
 from ._atomic import atomic_path
@@ -99,7 +102,8 @@ def read_basis(path: str | os.PathLike) -> Basis:
     """
     path = _existing(path, "basis file")
     if path.name.endswith(".ion.xml"):
-        return Basis((species_from_sisl_atom(_read_sile(path, "read_basis")),))
+        species = species_from_sisl_atom(_read_sile(path, "read_basis"))
+        return Basis((dataclasses.replace(species, projector_radius=read_projector_radius(path)),))
     if path.suffix == ".HSX":
         check_fortran_records(path)
         geometry = _read_sile(path, "read_geometry")
@@ -110,6 +114,17 @@ def read_basis(path: str | os.PathLike) -> Basis:
             first_of_species.setdefault(str(atom.tag), atom)
         return Basis(tuple(species_from_sisl_atom(a) for a in first_of_species.values()))
     raise ValueError(f"cannot read a basis from {path.name}: use .ion.xml, .fdf or .HSX")
+
+
+def read_projector_radius(path: str | os.PathLike) -> float:
+    """Largest Kleinman-Bylander projector cutoff (Å) in a SIESTA ``.ion.xml`` (0 if none)."""
+    path = _existing(path, "basis file")
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as exc:
+        raise CorruptFileError(f"{path.name} is not valid XML: {exc}") from exc
+    cutoffs = [float(c.text) for c in root.findall("./kbs/projector/radfunc/cutoff")]
+    return max(cutoffs, default=0.0) * units.Bohr
 
 
 def find_ion_basis(folder: Path, labels) -> Basis:

@@ -14,10 +14,12 @@ from .bands import KPath
 from .record import HamiltonianRecord
 
 
-def plot_block_decay(record: HamiltonianRecord, orbital_range: np.ndarray | None = None) -> Figure:
+def plot_block_decay(record: HamiltonianRecord, orbital_range: np.ndarray | None = None,
+                     hamiltonian_range: np.ndarray | None = None) -> Figure:
     """Largest |H| (eV) and |S| of every block against the pair distance (Å).
 
-    ``orbital_range`` (Å), when given, marks R_i + R_j of the species pairs.
+    ``orbital_range`` (Å), when given, marks R_i + R_j of the species pairs
+    (dashed); ``hamiltonian_range`` marks R_i + R_j + 2 R_proj on the H panel (dotted).
     """
     distance = np.linalg.norm(record.pair_vectors, axis=1)
     h_max, s_max = record.block_max_abs()
@@ -28,7 +30,9 @@ def plot_block_decay(record: HamiltonianRecord, orbital_range: np.ndarray | None
         for r in np.unique(np.round(orbital_range, 3)) if orbital_range is not None else []:
             ax.axvline(r, color="k", ls="--", lw=0.8)
         ax.set(xlabel="pair distance (Å)", ylabel=name)
-    axes[0].set_title("dashed: R_i + R_j (orbital range)", fontsize=9)
+    for r in np.unique(np.round(hamiltonian_range, 3)) if hamiltonian_range is not None else []:
+        axes[0].axvline(r, color="C3", ls=":", lw=0.8)
+    axes[0].set_title("dashed: R_i + R_j;  dotted: R_i + R_j + 2 R_proj", fontsize=9)
     fig.tight_layout()
     return fig
 

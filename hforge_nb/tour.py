@@ -90,16 +90,20 @@ def siesta_eigenvalues(record: HamiltonianRecord, calc: SiestaCalculation) -> tu
 def tour_metrics(record: HamiltonianRecord, calc: SiestaCalculation, config: TourConfig) -> dict:
     """The key numbers of the tour, for ``metrics.json``."""
     h_err, s_err = record.hermiticity_error()
+
+    def coverage(reach: str, cutoff: float | None = None) -> dict:
+        graph = build_pair_graph(record.atoms, record.basis, record.species, cutoff=cutoff, reach=reach)
+        return block_coverage(record, graph).as_dict()
+
     metrics = {
         "calculation": calc.name,
         **record.metadata(),
         "irreps": {sb.symbol: sb.irreps for sb in record.basis.species},
         "hermiticity_error_eV": h_err,
         "hermiticity_correction_eV": record.provenance.settings.get("hermiticity_correction_eV"),
-        "coverage_orbital_range": block_coverage(record, build_pair_graph(record.atoms, record.basis, record.species)).as_dict(),
-        f"coverage_fixed_{config.fixed_cutoff:g}A": block_coverage(
-            record, build_pair_graph(record.atoms, record.basis, record.species, cutoff=config.fixed_cutoff)
-        ).as_dict(),
+        "coverage_orbital_range": coverage("overlap"),
+        "coverage_hamiltonian_range": coverage("hamiltonian"),
+        f"coverage_fixed_{config.fixed_cutoff:g}A": coverage("overlap", config.fixed_cutoff),
     }
     eigenvalues = siesta_eigenvalues(record, calc)
     metrics["eig_vs_siesta"] = None if eigenvalues is None else eigenvalue_deviation(*eigenvalues)

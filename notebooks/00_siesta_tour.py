@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -32,7 +34,7 @@ import matplotlib.pyplot as plt
 from hforge_nb import io
 from hforge_nb._atomic import write_json
 from hforge_nb.bands import band_structure, kpath
-from hforge_nb.graph import species_radii
+from hforge_nb.graph import projector_reach, species_radii
 from hforge_nb.paths import output_folder
 from hforge_nb.plotting import plot_bands_and_parity, plot_block_decay, plot_sparsity
 from hforge_nb.tour import TourConfig, basis_table, find_siesta_calculation, siesta_eigenvalues, tour_metrics
@@ -67,12 +69,15 @@ for row in basis_table(record.basis):
 # %% [markdown]
 # ## Sparsity and decay of the blocks
 # H and S are stored as dense blocks of atom pairs (i, j, R).  S vanishes
-# beyond R_i + R_j (the orbital range, dashed); H reaches further through the
-# non-local pseudopotential, with small values.
+# beyond R_i + R_j (the orbital range, dashed).  H reaches further, with
+# small values, because the non-local pseudopotential couples two orbitals
+# that both touch a projector of a third atom: up to R_i + R_j + 2 R_proj
+# (dotted).  `metrics.json` counts the non-zero blocks each range misses.
 
 # %%
-pair_range = species_radii(record.basis, record.species)
-fig = plot_block_decay(record, orbital_range=pair_range[:, None] + pair_range[None, :])
+radii = species_radii(record.basis, record.species)
+pair_range = radii[:, None] + radii[None, :]
+fig = plot_block_decay(record, pair_range, pair_range + 2 * projector_reach(record.basis, record.species))
 fig.savefig(out / "block_decay.png", dpi=150)
 plt.show()
 

@@ -49,6 +49,18 @@ def test_orbital_range_covers_every_nonzero_overlap_block(siesta_record):
         assert coverage.max_missing_abs_h_eV < 1e-3, name
 
 
+def test_hamiltonian_reach_covers_every_nonzero_block(siesta_record):
+    for name in ("Si_pdos_k", "graphene_electrode", "H2_hessian", "Bi_hexagonal_soc"):
+        record = siesta_record(name)
+        graph = build_pair_graph(record.atoms, record.basis, record.species, reach="hamiltonian")
+        coverage = block_coverage(record, graph)
+        assert coverage.missing_nonzero_h == coverage.missing_nonzero_s == 0, name
+
+
+def test_projector_radii_come_from_ion_xml(siesta_record):
+    assert np.isclose(siesta_record("Si_pdos_k").basis["Si"].projector_radius, 1.94195183699 * 0.52917721, atol=1e-6)
+
+
 def test_a_3_angstrom_cutoff_drops_nonzero_blocks(siesta_record):
     record = siesta_record("Si_pdos_k")
     coverage = block_coverage(record, build_pair_graph(record.atoms, record.basis, record.species, cutoff=3.0))
@@ -66,3 +78,5 @@ def test_basis_without_radii_is_refused():
     no_radii = Basis(tuple(SpeciesBasis(s, z, (OrbitalShell(2, 0),)) for s, z in (("B", 5), ("N", 7))))
     with pytest.raises(MissingBasisError, match="no orbital radii"):
         build_pair_graph(hbn_atoms(), no_radii)
+    with pytest.raises(MissingBasisError, match="no projector radii"):
+        build_pair_graph(hbn_atoms(), BN_BASIS, reach="hamiltonian")
