@@ -31,12 +31,11 @@ def _sisl_entries(matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def atoms_from_sisl(geometry) -> ase.Atoms:
     """``ase.Atoms`` from a ``sisl.Geometry`` (positions and cell in Å)."""
-    pbc = np.asarray(geometry.lattice.pbc if hasattr(geometry.lattice, "pbc") else [True] * 3, dtype=bool)
     return ase.Atoms(
         numbers=[geometry.atoms[ia].Z for ia in range(geometry.na)],
         positions=np.array(geometry.xyz, dtype=float),
         cell=np.array(geometry.cell, dtype=float),
-        pbc=pbc,
+        pbc=np.asarray(geometry.lattice.pbc, dtype=bool),
     )
 
 

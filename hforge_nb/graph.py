@@ -21,12 +21,9 @@ import numpy as np
 from ase.neighborlist import neighbor_list
 
 from .basis import Basis
-from .errors import MissingBasisError, NonFiniteValuesError, OverlappingAtomsError
+from .errors import MissingBasisError
 from .record import HamiltonianRecord
-
-#: Closest approach (Å) accepted between two atoms; closer means a broken structure.
-MIN_DISTANCE = 0.5
-
+from .structure import check_structure
 
 @dataclass(frozen=True)
 class PairGraph:
@@ -70,19 +67,6 @@ def species_radii(basis: Basis, species) -> np.ndarray:
         unknown = sorted({s for s, r in zip(species, radii) if r <= 0})
         raise MissingBasisError(f"species {unknown} have no orbital radii (read the basis from .ion.xml files)")
     return radii
-
-
-def check_structure(atoms: ase.Atoms, min_distance: float = MIN_DISTANCE) -> None:
-    """Raise on non-finite coordinates or atoms closer than ``min_distance`` (Å)."""
-    if not (np.isfinite(atoms.positions).all() and np.isfinite(atoms.cell.array).all()):
-        raise NonFiniteValuesError("atomic positions or cell hold NaN or infinity")
-    i, j, d = neighbor_list("ijd", atoms, min_distance)
-    if len(d):
-        k = int(np.argmin(d))
-        raise OverlappingAtomsError(
-            f"atoms {i[k]} ({atoms.get_chemical_symbols()[i[k]]}) and {j[k]} "
-            f"({atoms.get_chemical_symbols()[j[k]]}) are {d[k]:.3f} Å apart (minimum {min_distance} Å)"
-        )
 
 
 def projector_reach(basis: Basis, species) -> float:

@@ -23,6 +23,7 @@ import scipy.linalg
 from .basis import Basis, SpeciesBasis
 from .errors import BasisMismatchError, NonFiniteValuesError
 from .spin import SpinKind, spin_box
+from .structure import check_finite
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,7 @@ class HamiltonianRecord:
             raise BasisMismatchError(f"S holds {self.s_values.shape[0]} values; the blocks need {n_values}")
         for name, values in (("H", self.h_values), ("S", self.s_values)):
             self._check_finite(name, values)
-        if not np.isfinite(self.atoms.positions).all() or not np.isfinite(self.atoms.cell.array).all():
-            raise NonFiniteValuesError("atomic positions or cell hold NaN or infinity")
+        check_finite(self.atoms)
 
     def _check_finite(self, name: str, values: np.ndarray) -> None:
         bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)

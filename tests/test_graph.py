@@ -80,3 +80,16 @@ def test_basis_without_radii_is_refused():
         build_pair_graph(hbn_atoms(), no_radii)
     with pytest.raises(MissingBasisError, match="no projector radii"):
         build_pair_graph(hbn_atoms(), BN_BASIS, reach="hamiltonian")
+
+
+def test_non_finite_positions_are_refused(bn_record):
+    import dataclasses
+
+    from hforge_nb.errors import NonFiniteValuesError
+
+    atoms = hbn_atoms()
+    atoms.positions[2, 1] = np.inf
+    with pytest.raises(NonFiniteValuesError, match="positions or cell"):
+        build_pair_graph(atoms, BN_BASIS)
+    with pytest.raises(NonFiniteValuesError, match="positions or cell"):
+        dataclasses.replace(bn_record, atoms=atoms)
