@@ -9,6 +9,7 @@ narrative, parameters and calls.  Modules, one concept each:
 - :mod:`hforge_nb.convert`: records to and from ``sisl.Hamiltonian``
 - :mod:`hforge_nb.io`: every reader and writer (SIESTA, TSHS, netCDF, npz)
 - :mod:`hforge_nb.rotations`: Wigner-D of the orbital basis, rotating records
+- :mod:`hforge_nb.structure`: sanity checks of structures
 - :mod:`hforge_nb.graph`: atom pairs within orbital range, coverage checks
 - :mod:`hforge_nb.bands`, :mod:`hforge_nb.plotting`: band structures, figures
 - :mod:`hforge_nb.pipeline`: the main job (notebooks in order with papermill)
