@@ -79,8 +79,10 @@ def plot_bands_and_parity(path: KPath, bands: np.ndarray, reference: np.ndarray 
     """
     fig, axes = plt.subplots(1, 2 if reference is not None else 1, figsize=(10, 4), squeeze=False)
     ax = axes[0, 0]
+    breaks = np.flatnonzero(np.diff(path.distance) == 0) + 1  # where a path like "GMK,AL" jumps
     for spin_bands in bands:
-        ax.plot(path.distance, spin_bands, color="C0", lw=1)
+        ax.plot(np.insert(path.distance, breaks, np.nan), np.insert(spin_bands, breaks, np.nan, axis=0),
+                color="C0", lw=1)
     for x in path.label_positions:
         ax.axvline(x, color="k", lw=0.5)
     ax.axhline(0.0, color="k", ls=":", lw=0.8)
