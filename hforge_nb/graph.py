@@ -25,6 +25,7 @@ from .errors import MissingBasisError
 from .record import HamiltonianRecord
 from .structure import check_structure
 
+
 @dataclass(frozen=True)
 class PairGraph:
     """Directed atom-pair graph of one structure.

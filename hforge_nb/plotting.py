@@ -14,6 +14,12 @@ from .bands import KPath
 from .record import HamiltonianRecord
 
 
+def _mark_distances(ax, distances: np.ndarray | None, **style) -> None:
+    """Vertical lines at the distinct ``distances`` (Å, to 1 mÅ); nothing when None."""
+    for r in np.unique(np.round(distances, 3)) if distances is not None else []:
+        ax.axvline(r, lw=0.8, **style)
+
+
 def plot_block_decay(record: HamiltonianRecord, orbital_range: np.ndarray | None = None,
                      hamiltonian_range: np.ndarray | None = None) -> Figure:
     """Largest |H| (eV) and |S| of every block against the pair distance (Å).
@@ -27,11 +33,9 @@ def plot_block_decay(record: HamiltonianRecord, orbital_range: np.ndarray | None
     for ax, values, name in ((axes[0], h_max, "max |H| per block (eV)"), (axes[1], s_max, "max |S| per block")):
         shown = values > 0
         ax.semilogy(distance[shown], values[shown], "o", ms=3, alpha=0.6)
-        for r in np.unique(np.round(orbital_range, 3)) if orbital_range is not None else []:
-            ax.axvline(r, color="k", ls="--", lw=0.8)
+        _mark_distances(ax, orbital_range, color="k", ls="--")
         ax.set(xlabel="pair distance (Å)", ylabel=name)
-    for r in np.unique(np.round(hamiltonian_range, 3)) if hamiltonian_range is not None else []:
-        axes[0].axvline(r, color="C3", ls=":", lw=0.8)
+    _mark_distances(axes[0], hamiltonian_range, color="C3", ls=":")
     axes[0].set_title("dashed: R_i + R_j;  dotted: R_i + R_j + 2 R_proj", fontsize=9)
     fig.tight_layout()
     return fig

@@ -83,9 +83,12 @@ def orbital_rotation(species: SpeciesBasis, rotation: np.ndarray) -> np.ndarray:
 def rotate_record(record: HamiltonianRecord, rotation: np.ndarray) -> HamiltonianRecord:
     """The record of the structure rotated by ``rotation`` (positions and cell, Å).
 
-    Every block becomes D_i H_ij D_j^T (per spin component: the spin
-    indices are left as they are, exact for unpolarized and polarized H).
+    Every block becomes D_i H_ij D_j^T, per spin component.  That is exact
+    for unpolarized and polarized records; non-colinear and spin-orbit ones
+    would also need the spin rotated, and are refused.
     """
+    if record.spin.is_spin_box:
+        raise ValueError(f"rotate_record does not rotate spin: {record.spin.value} records are not supported")
     rotation = np.asarray(rotation, dtype=float)
     d_of = {sb.symbol: orbital_rotation(sb, rotation) for sb in record.basis.species}
     h_values, s_values = np.empty_like(record.h_values), np.empty_like(record.s_values)

@@ -1,10 +1,12 @@
 """Atom-pair graphs: orbital range, periodic images, coverage of reference blocks."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from hforge_nb.basis import Basis, OrbitalShell, SpeciesBasis
-from hforge_nb.errors import MissingBasisError, OverlappingAtomsError
+from hforge_nb.errors import MissingBasisError, NonFiniteValuesError, OverlappingAtomsError
 from hforge_nb.graph import block_coverage, build_pair_graph
 
 from conftest import BN_BASIS, hbn_atoms
@@ -83,10 +85,6 @@ def test_basis_without_radii_is_refused():
 
 
 def test_non_finite_positions_are_refused(bn_record):
-    import dataclasses
-
-    from hforge_nb.errors import NonFiniteValuesError
-
     atoms = hbn_atoms()
     atoms.positions[2, 1] = np.inf
     with pytest.raises(NonFiniteValuesError, match="positions or cell"):

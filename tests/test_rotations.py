@@ -5,6 +5,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from hforge_nb.rotations import _sample_directions, orbital_rotation, rotate_record, siesta_real_harmonics, wigner_d
+from hforge_nb.spin import SpinKind
 
 from conftest import BN_BASIS, hbn_atoms, random_record
 
@@ -45,7 +46,7 @@ def test_siesta_h2_is_invariant_under_rotation_about_its_bond(siesta_record):
 
     S is a two-centre integral and must be invariant to round-off; H carries
     the real-space grid's small egg-box error.  A generic rotation changes the
-    blocks by eV, so this pins the orbital order and signs.
+    blocks by far more, so this pins the orbital order and signs.
     """
     record = siesta_record("H2_hessian")
     bond = record.pair_vectors[(record.pairs[:, 0] != record.pairs[:, 1])][0]
@@ -55,3 +56,9 @@ def test_siesta_h2_is_invariant_under_rotation_about_its_bond(siesta_record):
         assert np.abs(rotated.h_values - record.h_values).max() < 2e-3
     generic = rotate_record(record, ROTATIONS[0])
     assert np.abs(generic.h_values - record.h_values).max() > 0.1
+
+
+def test_spinful_records_are_refused_not_rotated_wrongly():
+    record = random_record(hbn_atoms(), spin=SpinKind.SPINORBIT, seed=5)
+    with pytest.raises(ValueError, match="does not rotate spin: spin-orbit"):
+        rotate_record(record, ROTATIONS[0])
