@@ -5,7 +5,9 @@ PYTHON   ?= python3
 VENV     ?= .venv
 PROFILE  ?= profiles/default.toml
 RUN_DIR  ?= runs/$(basename $(notdir $(PROFILE)))
-EXTRAS   ?= dev
+EXTRAS   ?= dev,dft
+# Debian libraries GPAW compiles against (extra "dft"); installed when missing.
+SYSTEM_LIBS := libxc-dev libopenblas-dev libfftw3-dev
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.hforge-installed
 
@@ -15,11 +17,15 @@ env: $(STAMP)
 
 # torch first, from its exact pin (a looser range pulls CUDA packages);
 # then everything else under constraints.txt so nothing replaces it.
-$(STAMP): pyproject.toml constraints.txt
+# GPAW compiles from source against SYSTEM_LIBS with tools/gpaw_siteconfig.py.
+$(STAMP): pyproject.toml constraints.txt tools/gpaw_siteconfig.py
+	@dpkg -s $(SYSTEM_LIBS) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(SYSTEM_LIBS); \
+	  else echo "GPAW needs Debian packages: sudo apt-get install $(SYSTEM_LIBS)"; exit 1; fi; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	GPAW_CONFIG=$(CURDIR)/tools/gpaw_siteconfig.py $(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 

@@ -11,6 +11,10 @@ narrative, parameters and calls.  Modules, one concept each:
 - :mod:`hforge_nb.rotations`: Wigner-D of the orbital basis, rotating records
 - :mod:`hforge_nb.structure`: sanity checks of structures
 - :mod:`hforge_nb.graph`: atom pairs within orbital range, coverage checks
+- :mod:`hforge_nb.melt_quench`: amorphous BN by melt-and-quench (ExTeP, LAMMPS)
+- :mod:`hforge_nb.structure_stats`: density, coordination, homopolar bonds
+- :mod:`hforge_nb.gpaw_reference`: exact H(R), S(R) from GPAW-LCAO ``dzp``
+- :mod:`hforge_nb.dataset`: reference data sets, their manifest, resuming
 - :mod:`hforge_nb.bands`, :mod:`hforge_nb.plotting`: band structures, figures
 - :mod:`hforge_nb.pipeline`: the main job (notebooks in order with papermill)
 """

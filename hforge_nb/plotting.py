@@ -102,3 +102,30 @@ def plot_bands_and_parity(path: KPath, bands: np.ndarray, reference: np.ndarray 
                title=f"at the .KP k-points: max |Δ| = {np.abs(ref - com).max():.1e} eV")
     fig.tight_layout()
     return fig
+
+
+def plot_dataset_cost(samples: list[dict]) -> Figure:
+    """GPAW wall time (SCF and Fourier step) and peak memory against the number of atoms."""
+    converged = [s for s in samples if s["status"] == "converged"]
+    n_atoms = np.array([s["n_atoms"] for s in converged])
+    fig, (ax_time, ax_memory) = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
+    for step, marker in (("scf", "o"), ("fourier", "s")):
+        ax_time.scatter(n_atoms, [s["timings_s"][step] for s in converged], marker=marker, label=step)
+    ax_time.set(xlabel="atoms", ylabel="wall time (s)", xscale="log", yscale="log")
+    ax_time.legend()
+    ax_memory.scatter(n_atoms, [s["peak_rss_GB"] for s in converged])
+    ax_memory.set(xlabel="atoms", ylabel="peak memory (GB)", xscale="log")
+    return fig
+
+
+def plot_coordination(rows: list[dict]) -> Figure:
+    """Fractions of 2-, 3- and 4-fold coordinated atoms and of homopolar bonds, one bar group per sample."""
+    keys = ("sp_fraction", "sp2_fraction", "sp3_fraction", "homopolar_fraction")
+    fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(rows) + 2), 3.5), constrained_layout=True)
+    x = np.arange(len(rows))
+    for k, key in enumerate(keys):
+        ax.bar(x + (k - 1.5) * 0.2, [row[key] for row in rows], width=0.2, label=key.replace("_fraction", ""))
+    ax.set_xticks(x, [row["name"] for row in rows], rotation=60, ha="right", fontsize=7)
+    ax.set(ylabel="fraction", ylim=(0, 1))
+    ax.legend(fontsize=7, ncols=4)
+    return fig

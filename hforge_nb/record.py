@@ -311,6 +311,22 @@ def _pair_keys(pairs: np.ndarray, shifts: np.ndarray, n_atoms: int, max_shift: i
     return (pairs[:, 0].astype(np.int64) * n_atoms + pairs[:, 1]) * width**3 + cell
 
 
+def drop_small_blocks(record: HamiltonianRecord, tolerance: float) -> HamiltonianRecord:
+    """A copy without the off-site blocks whose every |H| (eV) and |S| is below ``tolerance``.
+
+    A block and its (j, i, -R) partner have the same largest element, so
+    both go or both stay: the result stays Hermitian.  On-site blocks always
+    stay.  Measure what this costs (eigenvalues) before relying on it: S can
+    be ill-conditioned, so never drop single elements.
+    """
+    h_max, s_max = record.block_max_abs()
+    on_site = (record.pairs[:, 0] == record.pairs[:, 1]) & ~record.shifts.any(axis=1)
+    keep = on_site | (h_max >= tolerance) | (s_max >= tolerance)
+    values = np.repeat(keep, np.diff(record.block_offsets))
+    return dataclasses.replace(record, pairs=record.pairs[keep], shifts=record.shifts[keep],
+                               h_values=record.h_values[values], s_values=record.s_values[values])
+
+
 def records_equal(a: HamiltonianRecord, b: HamiltonianRecord, atol: float = 0.0) -> bool:
     """True when two records hold the same structure, basis and blocks (to ``atol``).
 

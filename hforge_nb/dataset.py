@@ -1,0 +1,346 @@
+"""Reference data sets: structures, GPAW-LCAO Hamiltonians and a manifest.
+
+A data set is a folder::
+
+    manifest.json          format "hforge-nb-dataset", version, settings, one entry per sample
+    samples/<name>.npz     one HamiltonianRecord per converged sample (hforge-nb-record)
+    entries/<name>.json    the manifest entry of every finished sample (resume markers)
+    logs/<name>.txt        GPAW's log of every sample
+
+Every sample is computed by :func:`compute_sample`, which writes its record
+and then its entry, each atomically: a sample with an entry is done (or
+failed for good, e.g. an SCF that did not converge) and is skipped when the
+same plan runs again, so an interrupted run resumes where it stopped.
+:func:`write_manifest` gathers the entries.  Samples whose SCF did not
+converge keep an entry with ``status = "not-converged"`` and no record; the
+readers leave them out.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import multiprocessing
+import os
+import traceback
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import ase
+import numpy as np
+
+from ._atomic import write_json
+from .errors import CorruptFileError
+from .gpaw_reference import GPAWSettings, SCFNotConvergedError, gpaw_record, off_grid_check
+from .io import read_record, write_record
+from .melt_quench import MeltQuenchSchedule, melt_quench
+from .record import HamiltonianRecord, drop_small_blocks
+from .structure_stats import structure_stats
+
+FORMAT = "hforge-nb-dataset"
+VERSION = 1
+
+#: The kinds of sample a plan can hold.
+KINDS = ("amorphous", "hBN", "cBN", "rattled-hBN", "rattled-cBN")
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """How to make one sample.
+
+    Attributes
+    ----------
+    name : str
+        Unique name, also the file stem.
+    kind : str
+        One of :data:`KINDS`.
+    split : str
+        ``"train"``, ``"holdout"`` (larger cells for transferability) or ``"reference"`` (crystals).
+    schedule : MeltQuenchSchedule or None
+        The melt-and-quench run of amorphous samples.
+    rattle : float
+        Standard deviation (Å) of the random displacements of rattled crystals.
+    seed : int
+    """
+
+    name: str
+    kind: str
+    split: str
+    schedule: MeltQuenchSchedule | None = None
+    rattle: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown sample kind {self.kind!r}; expected one of {KINDS}")
+
+
+@dataclass(frozen=True)
+class DatasetPlan:
+    """Which samples a data set holds, built from notebook parameters.
+
+    Attributes
+    ----------
+    train_sizes, holdout_sizes : tuple of int
+        Atoms per amorphous cell (multiples of 8), training and held-out.
+    n_train_per_size, n_holdout_per_size : int
+        Cells per size.
+    density : float
+        g/cm^3 of the amorphous cells.
+    schedule : MeltQuenchSchedule
+        MD schedule shared by every amorphous cell (``n_atoms`` and ``seed`` set per cell).
+    crystals : bool
+        Include hBN and cBN.
+    n_rattled : int
+        Rattled copies of each crystal (supercells of 16 atoms).
+    rattle : float
+        Rattle amplitude (Å).
+    seed : int
+        Base seed; every sample's seed derives from it.
+    """
+
+    train_sizes: tuple[int, ...] = (8, 16)
+    holdout_sizes: tuple[int, ...] = ()
+    n_train_per_size: int = 1
+    n_holdout_per_size: int = 1
+    density: float = 2.1
+    schedule: MeltQuenchSchedule = field(default_factory=MeltQuenchSchedule)
+    crystals: bool = True
+    n_rattled: int = 0
+    rattle: float = 0.1
+    seed: int = 0
+
+    def samples(self) -> list[SampleSpec]:
+        """Every sample of the plan, in a fixed order."""
+        specs = []
+        for split, sizes, count in (("train", self.train_sizes, self.n_train_per_size),
+                                    ("holdout", self.holdout_sizes, self.n_holdout_per_size)):
+            for size in sizes:
+                for k in range(count):
+                    seed = self.seed + 1000 * size + k + (500 if split == "holdout" else 0)
+                    schedule = replace(self.schedule, n_atoms=size, density=self.density, seed=seed)
+                    specs.append(SampleSpec(f"aBN-{size:04d}-{split}-{k:02d}", "amorphous", split, schedule, seed=seed))
+        if self.crystals:
+            specs += [SampleSpec("hBN", "hBN", "reference"), SampleSpec("cBN", "cBN", "reference")]
+            for crystal in ("hBN", "cBN"):
+                specs += [SampleSpec(f"{crystal}-rattled-{k:02d}", f"rattled-{crystal}", "train", rattle=self.rattle,
+                                     seed=self.seed + 7 * k + 1) for k in range(self.n_rattled)]
+        return specs
+
+
+@dataclass(frozen=True)
+class StoragePolicy:
+    """How records are stored: blocks kept and number precision.
+
+    Attributes
+    ----------
+    tolerance : float
+        Off-site blocks whose every |H| (eV) and |S| is below it are not
+        stored (:func:`~hforge_nb.record.drop_small_blocks`).
+    precision : str
+        ``"float64"`` or ``"float32"``.
+
+    The eigenvalue change this causes at an off-grid k-point is measured for
+    every sample and kept in the manifest (``storage_error_eV``).
+    """
+
+    tolerance: float = 0.0
+    precision: str = "float64"
+
+
+def hexagonal_bn() -> ase.Atoms:
+    """hBN, AA' stacking (B over N), a = 2.504 Å, c = 6.66 Å: 4 atoms."""
+    a, c = 2.504, 6.66
+    cell = [[a, 0, 0], [-a / 2, a * 3**0.5 / 2, 0], [0, 0, c]]
+    scaled = [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.25], [2 / 3, 1 / 3, 0.75], [1 / 3, 2 / 3, 0.75]]
+    return ase.Atoms("BNBN", scaled_positions=scaled, cell=cell, pbc=True)
+
+
+def cubic_bn() -> ase.Atoms:
+    """cBN (zincblende), a = 3.615 Å: the 2-atom primitive cell."""
+    from ase.build import bulk
+
+    return bulk("BN", "zincblende", a=3.615)
+
+
+def make_structure(spec: SampleSpec) -> tuple[ase.Atoms, dict]:
+    """The structure of ``spec`` and how it was made (MD energy and time for amorphous cells)."""
+    if spec.kind == "amorphous":
+        result = melt_quench(spec.schedule)
+        return result.atoms, {"md_energy_per_atom_eV": result.energy_per_atom, "md_seconds": result.wall_seconds,
+                              "md_steps": result.n_steps, "schedule": spec.schedule.as_dict()}
+    crystal = hexagonal_bn() if spec.kind.endswith("hBN") else cubic_bn()
+    if spec.kind.startswith("rattled"):
+        crystal = crystal.repeat((2, 2, 1) if spec.kind.endswith("hBN") else (2, 2, 2))
+        crystal.rattle(spec.rattle, seed=spec.seed)
+    return crystal, {"rattle_A": spec.rattle}
+
+
+def store_record(record: HamiltonianRecord, path: Path, storage: StoragePolicy,
+                 kpoint=(0.123, 0.271, 0.389)) -> float:
+    """Write ``record`` under ``storage``; return the largest eigenvalue change (eV) at ``kpoint`` this caused."""
+    write_record(drop_small_blocks(record, storage.tolerance), path, storage.precision)
+    k = np.where(record.atoms.pbc, np.asarray(kpoint, float), 0.0)[None, :]
+    return float(np.abs(read_record(path).eigenvalues(k) - record.eigenvalues(k)).max())
+
+
+def compute_sample(spec: SampleSpec, settings: GPAWSettings, folder: Path,
+                   storage: StoragePolicy = StoragePolicy()) -> dict:
+    """Make, compute, check and store one sample; returns (and writes) its manifest entry."""
+    folder = Path(folder)
+    atoms, made = make_structure(spec)
+    entry = {"name": spec.name, "kind": spec.kind, "split": spec.split, "n_atoms": len(atoms),
+             "formula": atoms.get_chemical_formula(), "structure": structure_stats(atoms).as_dict(), "made": made}
+    (folder / "logs").mkdir(parents=True, exist_ok=True)
+    try:
+        reference = gpaw_record(atoms, settings, log=str(folder / "logs" / f"{spec.name}.txt"), source=spec.name)
+    except SCFNotConvergedError as error:
+        entry.update(status="not-converged", error=str(error))
+    else:
+        entry.update(_reference_entry(reference, settings))
+        path = folder / "samples" / f"{spec.name}.npz"
+        entry["storage_error_eV"] = store_record(reference.record, path, storage)
+        entry.update(status="converged", file=f"samples/{spec.name}.npz", file_MB=path.stat().st_size / 1e6)
+    write_json(folder / "entries" / f"{spec.name}.json", entry)
+    return entry
+
+
+def _reference_entry(reference, settings: GPAWSettings) -> dict:
+    """What the manifest keeps of one converged GPAW calculation."""
+    import resource
+
+    record = reference.record
+    return {
+        "energy_eV": reference.energy,
+        "fermi_level_eV": record.fermi_level,
+        "scf_iterations": reference.scf_iterations,
+        "scf_kgrid": list(reference.scf_kgrid),
+        "fourier_kgrid": list(reference.fourier_kgrid),
+        "n_blocks": record.n_blocks,
+        "n_orbitals": record.n_orbitals,
+        "off_grid_error_eV": off_grid_check(reference, settings),
+        "hermiticity_error_eV": record.hermiticity_error()[0],
+        "timings_s": reference.timings,
+        "peak_rss_GB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+    }
+
+
+def _safe_compute(spec: SampleSpec, settings: GPAWSettings, folder: Path, storage: StoragePolicy) -> dict:
+    """:func:`compute_sample` that returns a failure entry (not written) instead of raising."""
+    try:
+        return compute_sample(spec, settings, folder, storage)
+    except Exception as error:  # reported by build_dataset; the sample is retried on the next run
+        return {"name": spec.name, "status": "failed", "error": f"{type(error).__name__}: {error}",
+                "traceback": traceback.format_exc()}
+
+
+def finished_entries(folder: Path) -> dict[str, dict]:
+    """The entries of samples already done in ``folder`` (converged or not converged)."""
+    entries = {}
+    for path in sorted((Path(folder) / "entries").glob("*.json")):
+        try:
+            entries[path.stem] = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise CorruptFileError(f"{path}: not valid JSON ({error}); delete it to recompute that sample") from error
+    return entries
+
+
+def build_dataset(plan: DatasetPlan, settings: GPAWSettings, folder: Path, workers: int = 1,
+                  storage: StoragePolicy = StoragePolicy(), shard: tuple[int, int] = (0, 1),
+                  progress: bool = True) -> dict:
+    """Compute every sample of ``plan`` not yet in ``folder``, ``workers`` processes at a time; write the manifest.
+
+    Parameters
+    ----------
+    shard
+        (k, n): compute only samples k, k + n, k + 2n, ... of the plan, so
+        that n jobs (for example a cluster array job) share the work; a last
+        run with (0, 1) finds them all done and writes the full manifest.
+
+    Each worker runs single-threaded (``OPENBLAS_NUM_THREADS=1``).  Samples
+    that raise keep no entry, are listed under ``"failed"`` in the returned
+    manifest and are tried again on the next run.
+    """
+    from tqdm.auto import tqdm
+
+    folder = Path(folder)
+    done = finished_entries(folder)
+    index, count = shard
+    todo = [spec for spec in plan.samples()[index::count] if spec.name not in done]
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
+    failed = []
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
+        futures = [pool.submit(_safe_compute, spec, settings, folder, storage) for spec in todo]
+        for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures), disable=not progress,
+                           desc="reference calculations"):
+            entry = future.result()
+            if entry["status"] == "failed":
+                failed.append(entry)
+    return write_manifest(plan, settings, storage, folder, failed)
+
+
+def write_manifest(plan: DatasetPlan, settings: GPAWSettings, storage: StoragePolicy, folder: Path,
+                   failed: list | None = None) -> dict:
+    """Gather the entries of ``plan``'s samples into ``manifest.json`` (atomically) and return it."""
+    entries = finished_entries(folder)
+    samples = [entries[spec.name] for spec in plan.samples() if spec.name in entries]
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "plan": asdict(plan),
+        "gpaw_settings": settings.as_dict(),
+        "storage": asdict(storage),
+        "samples": samples,
+        "failed": failed or [],
+        "totals": _totals(samples),
+    }
+    write_json(Path(folder) / "manifest.json", manifest)
+    return manifest
+
+
+def _totals(samples: list[dict]) -> dict:
+    converged = [s for s in samples if s["status"] == "converged"]
+    return {
+        "n_samples": len(samples),
+        "n_converged": len(converged),
+        "n_not_converged": len(samples) - len(converged),
+        "n_atoms": int(sum(s["n_atoms"] for s in converged)),
+        "gpaw_seconds": float(sum(sum(s["timings_s"].values()) for s in converged)),
+        "max_off_grid_error_eV": float(max((s["off_grid_error_eV"] for s in converged), default=0.0)),
+        "max_storage_error_eV": float(max((s["storage_error_eV"] for s in converged), default=0.0)),
+        "size_MB": float(sum(s["file_MB"] for s in converged)),
+    }
+
+
+def read_manifest(folder: Path) -> dict:
+    """The manifest of a data set folder, checked for format and version."""
+    path = Path(folder) / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no data set manifest (run notebooks/01_dataset first)")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CorruptFileError(f"{path}: not valid JSON ({error})") from error
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise CorruptFileError(f"{path}: not a {FORMAT} v{VERSION} manifest")
+    return manifest
+
+
+def read_samples(folder: Path, split: str | None = None) -> dict[str, HamiltonianRecord]:
+    """The records of the converged samples (of one ``split``, or all), by name."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    return {s["name"]: read_record(folder / s["file"]) for s in manifest["samples"]
+            if s["status"] == "converged" and split in (None, s["split"])}
+
+
+def structure_table(manifest: dict) -> list[dict]:
+    """One row per sample: name, kind, split and its structure statistics."""
+    return [{"name": s["name"], "kind": s["kind"], "split": s["split"], "status": s["status"], **s["structure"]}
+            for s in manifest["samples"]]
+
+
+def as_numpy_rows(rows: list[dict], key: str) -> np.ndarray:
+    """``[n_rows]`` the column ``key`` of ``rows``."""
+    return np.array([row[key] for row in rows])

@@ -1,0 +1,197 @@
+"""GPAW-LCAO reference data: conventions, exactness of H(R), S(R), convergence, data sets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from conftest import FAST_GPAW, butterfly_b2n2
+
+from hforge_nb import dataset
+from hforge_nb.errors import CorruptFileError, MissingBasisError
+from hforge_nb.gpaw_reference import (
+    GPAWSettings, SCFNotConvergedError, fourier_grid, gpaw_record, gpaw_species, grid_kpoints, harmonic_signs,
+    off_grid_check, off_grid_matrix_error, orbital_permutation,
+)
+from hforge_nb.graph import build_pair_graph
+from hforge_nb.io import read_record, write_record
+from hforge_nb.record import drop_small_blocks
+from hforge_nb.rotations import orbital_rotation
+
+
+# ------------------------------------------------------------ conventions
+@pytest.mark.parametrize("l", [0, 1, 2])
+def test_gpaw_harmonics_are_siestas_times_condon_shortley(gpaw, l):
+    assert harmonic_signs(l).tolist() == [(-1.0) ** m for m in range(-l, l + 1)]
+
+
+def test_gpaw_orbitals_reordered_like_siesta(gpaw):
+    index, sign = orbital_permutation("B")
+    # GPAW: s1 p1(3) s2 p2(3) d(5); SIESTA: s1 s2 p1(3) p2(3) d(5)
+    assert index.tolist() == [0, 4, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12]
+    assert sign.tolist() == [1, 1, -1, 1, -1, -1, 1, -1, 1, -1, 1, -1, 1]
+
+
+def test_gpaw_dzp_is_sietas_dzp_shape(gpaw):
+    for symbol in ("B", "N"):
+        species = gpaw_species(symbol)
+        assert species.n_orbitals == 13 and species.irreps == "2x0e+2x1o+1x2e"
+        assert [s.label for s in species.shells] == ["2sZ1", "2sZ2", "2pZ1", "2pZ2", "3dZ1P"]
+        assert 0 < species.projector_radius < species.max_radius
+    assert gpaw_species("B").max_radius == pytest.approx(8.21875 * 0.529177210903)
+
+
+def test_unknown_element_has_no_gpaw_basis(gpaw):
+    with pytest.raises(MissingBasisError, match="Xx"):
+        gpaw_species("Xx")
+
+
+@pytest.mark.parametrize("grid", [(3, 1, 1), (4, 4, 1), (5, 2, 3)])
+def test_grid_kpoints_hold_one_of_every_k_minus_k_pair(grid):
+    grid = np.array(grid)
+    chosen = np.round(grid_kpoints(grid) * grid).astype(int)
+    covered = {tuple(k) for k in chosen} | {tuple((-k) % grid) for k in chosen}
+    assert len(covered) == np.prod(grid)
+    assert len(chosen) == len({tuple(k) for k in chosen})
+
+
+def test_fourier_grid_gives_every_image_its_own_point(bn_record):
+    graph = build_pair_graph(bn_record.atoms, bn_record.basis, reach="overlap")
+    grid = np.array(fourier_grid(graph, bn_record.atoms.pbc))
+    wrapped = graph.shifts % grid
+    keys = {(i, j, *s) for (i, j), s in zip(graph.pairs, map(tuple, wrapped))}
+    assert len(keys) == graph.n_edges
+
+
+# ------------------------------------------------------------ exact H(R), S(R)
+def test_h_and_s_of_cbn_match_gpaw_off_the_fourier_grid(cbn_reference):
+    settings, reference = cbn_reference
+    assert off_grid_check(reference, settings) < 1e-5
+    assert off_grid_check(reference, settings, kpoint=(0.31, -0.07, 0.44)) < 1e-5
+
+
+def test_cbn_record_is_hermitian_and_referenced_to_the_fermi_level(cbn_reference):
+    _, reference = cbn_reference
+    record = reference.record
+    h_error, s_error = record.hermiticity_error()
+    assert h_error < 1e-10 and s_error < 1e-12
+    bands = record.eigenvalues(np.array([[0, 0, 0], [0.5, 0, 0], [0.5, 0.5, 0.0]]))[0]
+    valence_top, conduction_bottom = bands[bands < 0].max(), bands[bands > 0].min()
+    # PBE gap of cBN is about 4.5 eV (indirect Gamma-X); E_F lies inside it
+    assert 3.5 < conduction_bottom - valence_top < 6.0
+
+
+def test_matrices_match_gpaw_and_pin_the_phase_convention(cbn_reference):
+    """H(k), S(k) themselves agree; with R on the other atom (the other sign) they would not."""
+    import dataclasses
+
+    settings, reference = cbn_reference
+    h_error, s_error = off_grid_matrix_error(reference, settings)
+    assert h_error < 1e-6 and s_error < 1e-8
+    flipped = dataclasses.replace(reference, record=dataclasses.replace(reference.record,
+                                                                        shifts=-reference.record.shifts))
+    assert min(off_grid_matrix_error(flipped, settings)) > 1e-3
+
+
+def test_rotated_cluster_gives_wigner_d_rotated_blocks(gpaw):
+    """GPAW on a rotated structure gives D(Q) H D(Q)^T: the orbital conventions are SIESTA's."""
+    from scipy.spatial.transform import Rotation
+
+    settings = GPAWSettings(**FAST_GPAW)
+    atoms = butterfly_b2n2()
+    rotation = Rotation.from_euler("zyx", [37, 71, -23], degrees=True).as_matrix()
+    rotated = atoms.copy()
+    rotated.positions = (atoms.positions - atoms.get_center_of_mass()) @ rotation.T + atoms.get_center_of_mass()
+    first, second = gpaw_record(atoms, settings).record, gpaw_record(rotated, settings).record
+    errors_s, errors_h, changes = [], [], []
+    for b, (i, j) in enumerate(first.pairs):
+        h, s = first.block(b)
+        h_rot, s_rot = second.block(second.find_blocks(first.pairs[b], first.shifts[b])[0])
+        d_i = orbital_rotation(first.species_basis(i), rotation)
+        d_j = orbital_rotation(first.species_basis(j), rotation)
+        errors_s.append(np.abs(d_i @ s @ d_j.T - s_rot).max())
+        errors_h.append(np.abs(d_i @ h[:, :, 0] @ d_j.T - h_rot[:, :, 0]).max())
+        changes.append(np.abs(h[:, :, 0] - h_rot[:, :, 0]).max())
+    # S is two-centre plus PAW terms: rotates to round-off; H carries the real-space grid's egg-box error
+    assert max(errors_s) < 1e-6
+    assert max(errors_h) < 0.02 < max(changes)
+
+
+def test_unconverged_scf_is_refused(gpaw):
+    settings = GPAWSettings(**{**FAST_GPAW, "max_iterations": 2})
+    with pytest.raises(SCFNotConvergedError, match="not converged in 2 iterations"):
+        gpaw_record(butterfly_b2n2(), settings)
+
+
+# ------------------------------------------------------------ data sets
+def test_unconverged_sample_is_flagged_and_left_out(gpaw, tmp_path):
+    spec = dataset.SampleSpec("cBN", "cBN", "reference")
+    settings = GPAWSettings(**{**FAST_GPAW, "max_iterations": 2})
+    entry = dataset.compute_sample(spec, settings, tmp_path)
+    assert entry["status"] == "not-converged" and "file" not in entry
+    assert not (tmp_path / "samples").exists()
+    plan = dataset.DatasetPlan(train_sizes=(), crystals=False)
+    manifest = dataset.write_manifest(plan, settings, dataset.StoragePolicy(), tmp_path)
+    assert manifest["totals"]["n_converged"] == 0
+
+
+def test_finished_samples_are_not_recomputed(tmp_path):
+    plan = dataset.DatasetPlan(train_sizes=(8,), crystals=False)
+    name = plan.samples()[0].name
+    done = {"name": name, "status": "not-converged", "error": "marker", "n_atoms": 8}
+    (tmp_path / "entries").mkdir()
+    (tmp_path / "entries" / f"{name}.json").write_text(json.dumps(done))
+    manifest = dataset.build_dataset(plan, GPAWSettings(), tmp_path, progress=False)
+    assert manifest["samples"] == [done] and not (tmp_path / "logs").exists()
+
+
+def test_corrupt_entry_is_named(tmp_path):
+    (tmp_path / "entries").mkdir()
+    (tmp_path / "entries" / "x.json").write_text("{trunc")
+    with pytest.raises(CorruptFileError, match="x.json"):
+        dataset.finished_entries(tmp_path)
+
+
+def test_missing_or_foreign_manifest_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="01_dataset"):
+        dataset.read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(CorruptFileError, match="hforge-nb-dataset"):
+        dataset.read_manifest(tmp_path)
+
+
+def test_plan_names_are_unique_and_splits_kept_apart():
+    plan = dataset.DatasetPlan(train_sizes=(8, 16), n_train_per_size=3, holdout_sizes=(64,), n_rattled=2)
+    specs = plan.samples()
+    assert len({s.name for s in specs}) == len(specs) == 3 * 2 + 1 + 2 + 4
+    assert {s.split for s in specs if s.kind == "amorphous" and s.schedule.n_atoms == 64} == {"holdout"}
+    assert len({s.seed for s in specs if s.kind == "amorphous"}) == 7
+
+
+def test_unknown_sample_kind_is_refused():
+    with pytest.raises(ValueError, match="unknown sample kind 'wBN'"):
+        dataset.SampleSpec("x", "wBN", "train")
+
+
+# ------------------------------------------------------------ storage
+def test_stored_records_lose_less_than_a_microvolt(bn_record, tmp_path):
+    policy = dataset.StoragePolicy(tolerance=1e-8, precision="float32")
+    error = dataset.store_record(bn_record, tmp_path / "r.npz", policy)
+    stored = read_record(tmp_path / "r.npz")
+    assert error < 1e-5
+    assert stored.hermiticity_error()[0] < 1e-6
+    assert np.allclose(stored.h_values, drop_small_blocks(bn_record, 1e-8).h_values, rtol=1e-6, atol=1e-6)
+
+
+def test_dropping_small_blocks_keeps_on_site_blocks_and_hermiticity(bn_record):
+    dropped = drop_small_blocks(bn_record, tolerance=np.inf)
+    assert dropped.n_blocks == bn_record.n_atoms
+    assert (dropped.pairs[:, 0] == dropped.pairs[:, 1]).all() and not dropped.shifts.any()
+    assert dropped.hermiticity_error() == (0.0, 0.0)
+
+
+def test_unknown_precision_is_refused(bn_record, tmp_path):
+    with pytest.raises(ValueError, match="precision"):
+        write_record(bn_record, tmp_path / "r.npz", precision="float16")

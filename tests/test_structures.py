@@ -1,0 +1,60 @@
+"""Melt-and-quench aBN and structure statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hforge_nb import dataset
+from hforge_nb.melt_quench import MeltQuenchSchedule, crystal_start, cubic_box_length, melt_quench, potential_file
+from hforge_nb.structure_stats import mass_density, structure_stats
+
+
+def test_ideal_crystals_have_textbook_short_range_order():
+    hbn, cbn = structure_stats(dataset.hexagonal_bn()), structure_stats(dataset.cubic_bn())
+    assert (hbn.coordination_B, hbn.coordination_N, hbn.sp2_fraction, hbn.homopolar_fraction) == (3, 3, 1, 0)
+    assert (cbn.coordination_B, cbn.sp3_fraction) == (4, 1)
+    assert hbn.density == pytest.approx(2.28, abs=0.01) and cbn.density == pytest.approx(3.49, abs=0.01)
+
+
+def test_crystal_start_has_the_target_density_and_composition():
+    atoms = crystal_start(64, 2.1, seed=1)
+    assert mass_density(atoms) == pytest.approx(2.1, rel=1e-9)
+    assert atoms.get_chemical_formula() == "B32N32"
+
+
+def test_box_length_gives_the_density():
+    length = cubic_box_length(64, 2.1)
+    mass = 32 * (10.811 + 14.007)  # amu
+    assert mass * 1.66053906660 / length**3 == pytest.approx(2.1, rel=1e-3)
+
+
+def test_ships_the_extep_potential(lammps):
+    assert "Los et al. Phys. Rev. B 96, 184108" in potential_file().read_text()[:300]
+
+
+def test_quench_makes_a_disordered_bonded_network(lammps):
+    schedule = MeltQuenchSchedule(n_atoms=16, melt_time=1.0, anneal_time=0.5, quench_rate=2000.0, seed=4)
+    result = melt_quench(schedule)
+    stats = structure_stats(result.atoms)
+    assert stats.density == pytest.approx(2.1, rel=1e-9)
+    assert stats.min_distance > 1.2  # no overlapping atoms, no N2 molecules (1.11 Å)
+    assert 2.5 < (stats.coordination_B + stats.coordination_N) / 2 < 4.0
+    assert stats.sp2_fraction < 1.0  # no longer the crystal it started from (all sp3)
+    assert result.energy_per_atom < -5.0 and np.isfinite(result.atoms.positions).all()
+
+
+def test_same_seed_same_structure(lammps):
+    schedule = MeltQuenchSchedule(n_atoms=8, melt_time=0.2, anneal_time=0.1, quench_rate=20000.0, seed=9)
+    assert np.allclose(melt_quench(schedule).atoms.positions, melt_quench(schedule).atoms.positions)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_atoms": 7}, "even"),
+    ({"n_atoms": 12}, "multiple of 8"),
+    ({"density": 40.0}, "plausible"),
+    ({"initial": "liquid"}, "initial"),
+])
+def test_bad_schedules_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MeltQuenchSchedule(**kwargs)
