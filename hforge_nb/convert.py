@@ -121,7 +121,7 @@ def record_to_sisl(record: HamiltonianRecord):
 
     geometry = geometry_to_sisl(record)
     n_orb, first = geometry.no, record.orbital_offsets
-    shapes, offsets = record.block_shapes, record.block_offsets
+    shapes = record.block_shapes
     image = geometry.lattice.sc_index(record.shifts)
     rows, cols = [], []
     for b, (i, j) in enumerate(record.pairs):
