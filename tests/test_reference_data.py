@@ -195,3 +195,19 @@ def test_dropping_small_blocks_keeps_on_site_blocks_and_hermiticity(bn_record):
 def test_unknown_precision_is_refused(bn_record, tmp_path):
     with pytest.raises(ValueError, match="precision"):
         write_record(bn_record, tmp_path / "r.npz", precision="float16")
+
+
+def test_committed_data_set_is_complete_checked_and_small():
+    from hforge_nb.paths import project_root
+
+    folder = project_root() / "data" / "aBN-dzp"
+    manifest = dataset.read_manifest(folder)
+    assert {s["split"] for s in manifest["samples"]} == {"train", "holdout", "reference"}
+    assert all(s["status"] == "converged" for s in manifest["samples"])
+    assert manifest["totals"]["max_off_grid_error_eV"] < 1e-5
+    assert manifest["totals"]["max_storage_error_eV"] < 1e-5
+    assert sum(p.stat().st_size for p in folder.rglob("*")) < 50e6
+    holdout = dataset.read_samples(folder, split="holdout")
+    record = next(iter(holdout.values()))
+    assert record.n_atoms == 64 and record.basis["B"].n_orbitals == 13
+    assert record.hermiticity_error()[0] < 1e-5
