@@ -157,7 +157,8 @@ metrics
 #   the same `output_dir` (a shared file system), each task computing every
 #   n-th sample; any task, or a last run with `shard [0, 1]`, gathers the
 #   manifest.  For example, with SLURM:
-#   `papermill 01_dataset.ipynb out_$SLURM_ARRAY_TASK_ID.ipynb -f profiles/full_dataset.yaml -p shard "[$SLURM_ARRAY_TASK_ID, 32]"`.
+#   `papermill 01_dataset.ipynb out_$SLURM_ARRAY_TASK_ID.ipynb -p output_dir /scratch/aBN -p train_sizes "[8, 16, 32]" -p n_train_per_size 20 -p shard "[$SLURM_ARRAY_TASK_ID, 32]"`
+#   with `#SBATCH --array=0-31`.
 # - **Large cells with MPI GPAW:** build GPAW with `mpi = True` in its
 #   siteconfig and run the whole notebook under `mpiexec -n 32 gpaw python`;
 #   then use `workers 1`, since GPAW itself spreads each cell over the ranks.
