@@ -11,6 +11,7 @@ narrative, parameters and calls.  Modules, one concept each:
 - :mod:`hforge_nb.rotations`: Wigner-D of the orbital basis, rotating records
 - :mod:`hforge_nb.structure`: sanity checks of structures
 - :mod:`hforge_nb.graph`: atom pairs within orbital range, coverage checks
+- :mod:`hforge_nb.crystals`: hBN and cBN reference cells
 - :mod:`hforge_nb.melt_quench`: amorphous BN by melt-and-quench (ExTeP, LAMMPS)
 - :mod:`hforge_nb.structure_stats`: density, coordination, homopolar bonds
 - :mod:`hforge_nb.gpaw_reference`: exact H(R), S(R) from GPAW-LCAO ``dzp``

@@ -30,8 +30,9 @@ import ase
 import numpy as np
 
 from ._atomic import write_json
+from .crystals import cubic_bn, hexagonal_bn
 from .errors import CorruptFileError
-from .gpaw_reference import GPAWSettings, SCFNotConvergedError, gpaw_record, off_grid_check
+from .gpaw_reference import GPAWSettings, SCFNotConvergedError, gpaw_record, off_grid_check, off_grid_kpoint
 from .io import read_record, write_record
 from .melt_quench import MeltQuenchSchedule, melt_quench
 from .record import HamiltonianRecord, drop_small_blocks
@@ -148,21 +149,6 @@ class StoragePolicy:
     precision: str = "float64"
 
 
-def hexagonal_bn() -> ase.Atoms:
-    """hBN, AA' stacking (B over N), a = 2.504 Å, c = 6.66 Å: 4 atoms."""
-    a, c = 2.504, 6.66
-    cell = [[a, 0, 0], [-a / 2, a * 3**0.5 / 2, 0], [0, 0, c]]
-    scaled = [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.25], [2 / 3, 1 / 3, 0.75], [1 / 3, 2 / 3, 0.75]]
-    return ase.Atoms("BNBN", scaled_positions=scaled, cell=cell, pbc=True)
-
-
-def cubic_bn() -> ase.Atoms:
-    """cBN (zincblende), a = 3.615 Å: the 2-atom primitive cell."""
-    from ase.build import bulk
-
-    return bulk("BN", "zincblende", a=3.615)
-
-
 def make_structure(spec: SampleSpec) -> tuple[ase.Atoms, dict]:
     """The structure of ``spec`` and how it was made (MD energy and time for amorphous cells)."""
     if spec.kind == "amorphous":
@@ -176,9 +162,8 @@ def make_structure(spec: SampleSpec) -> tuple[ase.Atoms, dict]:
     return crystal, {"rattle_A": spec.rattle}
 
 
-def store_record(record: HamiltonianRecord, path: Path, storage: StoragePolicy,
-                 kpoint=(0.123, 0.271, 0.389), window: float = 10.0) -> dict:
-    """Write ``record`` under ``storage``; return the eigenvalue changes (eV) at ``kpoint`` this caused.
+def store_record(record: HamiltonianRecord, path: Path, storage: StoragePolicy, window: float = 10.0) -> dict:
+    """Write ``record`` under ``storage``; return the eigenvalue changes (eV) this caused off the Fourier grid.
 
     ``storage_error_eV`` covers the bands up to ``window`` eV above E_F;
     ``storage_error_all_bands_eV`` all of them.  The highest bands (100 eV
@@ -187,7 +172,7 @@ def store_record(record: HamiltonianRecord, path: Path, storage: StoragePolicy,
     to 0.1 eV while the bands below E_F + 10 eV move by about 1e-6 eV.
     """
     write_record(drop_small_blocks(record, storage.tolerance), path, storage.precision)
-    k = np.where(record.atoms.pbc, np.asarray(kpoint, float), 0.0)[None, :]
+    k = off_grid_kpoint(record.atoms.pbc)[None, :]
     exact = record.eigenvalues(k)
     change = np.abs(read_record(path).eigenvalues(k) - exact)
     return {"storage_error_eV": float(change[exact <= window].max()),
@@ -351,8 +336,3 @@ def structure_table(manifest: dict) -> list[dict]:
     """One row per sample: name, kind, split and its structure statistics."""
     return [{"name": s["name"], "kind": s["kind"], "split": s["split"], "status": s["status"], **s["structure"]}
             for s in manifest["samples"]]
-
-
-def as_numpy_rows(rows: list[dict], key: str) -> np.ndarray:
-    """``[n_rows]`` the column ``key`` of ``rows``."""
-    return np.array([row[key] for row in rows])

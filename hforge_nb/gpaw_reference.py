@@ -40,11 +40,13 @@ import numpy as np
 
 from .basis import Basis, OrbitalShell, SpeciesBasis
 from .errors import HForgeError, MissingBasisError
-from .graph import PairGraph, build_pair_graph
+from .graph import PairGraph, block_list, build_pair_graph
 from .record import HamiltonianRecord, Provenance
 from .structure import check_structure
 
 BOHR = 0.529177210903  # Å
+#: Reduced k-point, off every Fourier grid used here, at which conversions are checked.
+OFF_GRID_KPOINT = (0.123, 0.271, 0.389)
 
 
 class SCFNotConvergedError(HForgeError):
@@ -361,17 +363,8 @@ def _fourier_transform(calc, settings: GPAWSettings, rows: np.ndarray, cols: np.
     return h_sum / n_k, s_sum / n_k
 
 
-def block_list(graph: PairGraph) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs ``[n_blocks, 2]`` and shifts ``[n_blocks, 3]``: the graph's edges plus the on-site blocks, sorted."""
-    home = np.arange(graph.n_atoms)
-    pairs = np.concatenate([np.stack([home, home], axis=1), graph.pairs])
-    shifts = np.concatenate([np.zeros((graph.n_atoms, 3), np.int64), graph.shifts])
-    order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], pairs[:, 1], pairs[:, 0]))
-    return pairs[order], shifts[order]
-
-
 def _record_from_gpaw(calc, settings: GPAWSettings, atoms: ase.Atoms, basis: Basis, graph: PairGraph,
-                      grid, source: str) -> HamiltonianRecord:
+                      grid, kgrid, source: str) -> HamiltonianRecord:
     """The record of every on-site block and every block of ``graph`` (H in eV relative to E_F)."""
     species = tuple(atoms.get_chemical_symbols())
     counts = basis.orbital_counts(species)
@@ -382,8 +375,7 @@ def _record_from_gpaw(calc, settings: GPAWSettings, atoms: ase.Atoms, basis: Bas
     h, s = _fourier_transform(calc, settings, rows, cols, value_shifts, grid)
     fermi_level = float(calc.get_fermi_level())
     provenance = Provenance(source=source, code=f"GPAW {_gpaw_version()}", settings={
-        **settings.as_dict(), "fourier_kgrid": list(grid),
-        "scf_kgrid": list(scf_kgrid(atoms, settings.kpoint_spacing)),
+        **settings.as_dict(), "fourier_kgrid": list(grid), "scf_kgrid": list(kgrid),
     })
     return HamiltonianRecord(
         atoms=atoms.copy(), basis=basis, species=species, pairs=pairs, shifts=shifts,
@@ -425,19 +417,32 @@ def gpaw_record(atoms: ase.Atoms, settings: GPAWSettings = GPAWSettings(), log: 
     scf_seconds = time.perf_counter() - start
     graph = build_pair_graph(atoms, basis, reach="hamiltonian")
     grid = fourier_grid(graph, atoms.pbc)
-    record = _record_from_gpaw(calc, settings, atoms, basis, graph, grid, source)
+    kgrid = scf_kgrid(atoms, settings.kpoint_spacing)
+    record = _record_from_gpaw(calc, settings, atoms, basis, graph, grid, kgrid, source)
     return GPAWReference(
         record=record,
         calculator=calc,
         energy=float(calc.get_potential_energy()),
-        scf_kgrid=scf_kgrid(atoms, settings.kpoint_spacing),
+        scf_kgrid=kgrid,
         fourier_kgrid=grid,
         scf_iterations=int(calc.dft.scf_loop.niter),
         timings={"scf": scf_seconds, "fourier": time.perf_counter() - start - scf_seconds},
     )
 
 
-def off_grid_check(reference: GPAWReference, settings: GPAWSettings, kpoint=(0.123, 0.271, 0.389)) -> float:
+def off_grid_kpoint(pbc, kpoint=OFF_GRID_KPOINT) -> np.ndarray:
+    """``[3]`` the reduced ``kpoint`` with its non-periodic components set to 0."""
+    return np.where(pbc, np.asarray(kpoint, float), 0.0)
+
+
+def _gpaw_matrices_at(reference: GPAWReference, settings: GPAWSettings, kpoint) -> tuple:
+    """(k ``[3]``, H(k) eV, S(k)) from GPAW at the off-grid ``kpoint``, in GPAW's orbital order."""
+    k = off_grid_kpoint(reference.record.atoms.pbc, kpoint)
+    (_, hk, sk), = gpaw_matrices(reference.calculator, settings, k[None, :])
+    return k, hk, sk
+
+
+def off_grid_check(reference: GPAWReference, settings: GPAWSettings, kpoint=OFF_GRID_KPOINT) -> float:
     """Largest |eigenvalue difference| (eV) at an off-grid ``kpoint`` between H(R), S(R) and GPAW's H(k), S(k).
 
     Non-periodic axes are set to 0.  This checks the whole conversion:
@@ -445,16 +450,14 @@ def off_grid_check(reference: GPAWReference, settings: GPAWSettings, kpoint=(0.1
     """
     import scipy.linalg
 
-    atoms = reference.record.atoms
-    k = np.where(atoms.pbc, np.asarray(kpoint, float), 0.0)
-    (_, hk, sk), = gpaw_matrices(reference.calculator, settings, k[None, :])
+    k, hk, sk = _gpaw_matrices_at(reference, settings, kpoint)
     gpaw_bands = scipy.linalg.eigvalsh(hk, sk) - reference.record.fermi_level
     ours = reference.record.eigenvalues(k[None, :])[0, 0]
     return float(np.abs(gpaw_bands - ours).max())
 
 
 def off_grid_matrix_error(reference: GPAWReference, settings: GPAWSettings,
-                          kpoint=(0.123, 0.271, 0.389)) -> tuple[float, float]:
+                          kpoint=OFF_GRID_KPOINT) -> tuple[float, float]:
     """Largest |H_ours(k) - H_GPAW(k)| (eV) and |S_ours(k) - S_GPAW(k)| at an off-grid ``kpoint``.
 
     Unlike eigenvalues, which are the same at k and -k, the matrices also pin
@@ -462,8 +465,7 @@ def off_grid_matrix_error(reference: GPAWReference, settings: GPAWSettings,
     the orbitals.
     """
     record = reference.record
-    k = np.where(record.atoms.pbc, np.asarray(kpoint, float), 0.0)
-    (_, hk, sk), = gpaw_matrices(reference.calculator, settings, k[None, :])
+    k, hk, sk = _gpaw_matrices_at(reference, settings, kpoint)
     index, sign = _cell_orbital_map(record.species, settings.basis)
     to_ours = lambda m: sign[:, None] * m[np.ix_(index, index)] * sign[None, :]  # noqa: E731
     h_ours, s_ours = record.matrices_at_k(k)

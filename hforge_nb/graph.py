@@ -127,6 +127,19 @@ def build_pair_graph(atoms: ase.Atoms, basis: Basis, species=None, cutoff: float
     )
 
 
+def block_list(graph: PairGraph) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``[n_blocks, 2]`` and shifts ``[n_blocks, 3]``: the graph's edges plus the on-site blocks, sorted.
+
+    These are the blocks of a record built on ``graph``: the edges are the
+    off-site blocks and every atom adds its own (i, i, 0).
+    """
+    home = np.arange(graph.n_atoms)
+    pairs = np.concatenate([np.stack([home, home], axis=1), graph.pairs])
+    shifts = np.concatenate([np.zeros((graph.n_atoms, 3), np.int64), graph.shifts])
+    order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], pairs[:, 1], pairs[:, 0]))
+    return pairs[order], shifts[order]
+
+
 @dataclass(frozen=True)
 class BlockCoverage:
     """How much of a reference record's off-site blocks a graph holds.

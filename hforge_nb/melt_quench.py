@@ -29,10 +29,9 @@ import ase
 import numpy as np
 from ase.data import atomic_masses, atomic_numbers
 
+from .crystals import cubic_bn
 from .structure import check_structure
-
-#: g/cm^3 per (amu / Å^3).
-AMU_PER_A3_IN_G_PER_CM3 = 1.66053906660
+from .structure_stats import AMU_PER_A3_IN_G_PER_CM3
 
 
 @dataclass(frozen=True)
@@ -158,9 +157,7 @@ def _most_cubic_repeat(n_cells: int) -> tuple[int, int, int]:
 
 def crystal_start(n_atoms: int, density: float, seed: int, rattle: float = 0.05) -> ase.Atoms:
     """A cBN supercell of ``n_atoms`` (multiple of 8) scaled to ``density`` g/cm^3, rattled by ``rattle`` Å."""
-    from ase.build import bulk
-
-    atoms = bulk("BN", "zincblende", a=3.615, cubic=True).repeat(_most_cubic_repeat(n_atoms // 8))
+    atoms = cubic_bn(cubic=True).repeat(_most_cubic_repeat(n_atoms // 8))
     volume = cubic_box_length(n_atoms, density) ** 3
     atoms.set_cell(atoms.cell * (volume / atoms.get_volume()) ** (1 / 3), scale_atoms=True)
     atoms.rattle(rattle, seed=seed)

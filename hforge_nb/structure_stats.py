@@ -14,9 +14,9 @@ import ase
 import numpy as np
 from ase.neighborlist import neighbor_list
 
-from .melt_quench import AMU_PER_A3_IN_G_PER_CM3
-
 BOND_CUTOFF = 1.85
+#: g/cm^3 per (amu / Å^3).
+AMU_PER_A3_IN_G_PER_CM3 = 1.66053906660
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,8 @@ def structure_stats(atoms: ase.Atoms, bond_cutoff: float = BOND_CUTOFF) -> Struc
 
     Examples
     --------
-    >>> from ase.build import bulk
-    >>> cbn = structure_stats(bulk("BN", "zincblende", a=3.615))
+    >>> from hforge_nb.crystals import cubic_bn
+    >>> cbn = structure_stats(cubic_bn())
     >>> cbn.coordination_B, cbn.sp3_fraction, cbn.homopolar_fraction, round(cbn.density, 2)
     (4.0, 1.0, 0.0, 3.49)
     """

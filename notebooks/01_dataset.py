@@ -38,6 +38,7 @@ import matplotlib.pyplot as plt
 
 from hforge_nb import dataset
 from hforge_nb._atomic import write_json
+from hforge_nb.crystals import cubic_bn, hexagonal_bn
 from hforge_nb.gpaw_reference import GPAWSettings
 from hforge_nb.melt_quench import MeltQuenchSchedule
 from hforge_nb.paths import output_folder
@@ -102,7 +103,7 @@ manifest["totals"]
 # %%
 rows = dataset.structure_table(manifest)
 crystal_rows = [{"name": f"ideal {name}", **structure_stats(make()).as_dict()}
-                for name, make in (("hBN", dataset.hexagonal_bn), ("cBN", dataset.cubic_bn))]
+                for name, make in (("hBN", hexagonal_bn), ("cBN", cubic_bn))]
 for row in rows + crystal_rows:
     print(f"{row['name']:>26}  {row['density']:5.2f} g/cm3  Z_B {row['coordination_B']:.2f}  "
           f"Z_N {row['coordination_N']:.2f}  homopolar {row['homopolar_fraction']:.2f}  "

@@ -155,9 +155,8 @@ def butterfly_b2n2() -> Atoms:
 @pytest.fixture(scope="session")
 def cbn_reference(gpaw):
     """GPAW-LCAO reference of the 8-atom cubic cBN cell (about 30 s), computed once."""
-    from ase.build import bulk
-
+    from hforge_nb.crystals import cubic_bn
     from hforge_nb.gpaw_reference import GPAWSettings, gpaw_record
 
     settings = GPAWSettings(**FAST_GPAW)
-    return settings, gpaw_record(bulk("BN", "zincblende", a=3.615, cubic=True), settings)
+    return settings, gpaw_record(cubic_bn(cubic=True), settings)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hforge_nb import dataset
+from hforge_nb.crystals import cubic_bn, hexagonal_bn
 from hforge_nb.melt_quench import MeltQuenchSchedule, crystal_start, cubic_box_length, melt_quench, potential_file
 from hforge_nb.structure_stats import mass_density, structure_stats
 
 
 def test_ideal_crystals_have_textbook_short_range_order():
-    hbn, cbn = structure_stats(dataset.hexagonal_bn()), structure_stats(dataset.cubic_bn())
+    hbn, cbn = structure_stats(hexagonal_bn()), structure_stats(cubic_bn())
     assert (hbn.coordination_B, hbn.coordination_N, hbn.sp2_fraction, hbn.homopolar_fraction) == (3, 3, 1, 0)
     assert (cbn.coordination_B, cbn.sp3_fraction) == (4, 1)
     assert hbn.density == pytest.approx(2.28, abs=0.01) and cbn.density == pytest.approx(3.49, abs=0.01)
