@@ -472,3 +472,41 @@ def off_grid_matrix_error(reference: GPAWReference, settings: GPAWSettings,
     s_gpaw = to_ours(sk)
     h_gpaw = to_ours(hk) - record.fermi_level * s_gpaw
     return float(np.abs(h_ours - h_gpaw).max()), float(np.abs(s_ours - s_gpaw).max())
+
+
+def rotation_deviation(settings: GPAWSettings, euler_degrees=(37.0, 71.0, -23.0)) -> dict:
+    """How far GPAW's blocks are from rotating covariantly, on a B2N2 cluster.
+
+    GPAW runs on the cluster and on a copy rotated by ``euler_degrees``
+    (z, y, x); every block of the second should be D_i(Q) M_ij D_j(Q)^T of
+    the first.  S does so to round-off; H carries the error of integrating
+    the potential on the real-space grid (egg-box effect), which grows with
+    ``settings.grid_spacing``.
+
+    Returns
+    -------
+    dict
+        ``s_error``, ``h_error_eV``: largest deviation from the rotated
+        blocks; ``h_change_eV``: largest change of an H block under the
+        rotation (what a wrong convention would leave unexplained).
+    """
+    from scipy.spatial.transform import Rotation
+
+    from .crystals import b2n2_cluster
+    from .rotations import orbital_rotation
+
+    atoms = b2n2_cluster()
+    rotation = Rotation.from_euler("zyx", euler_degrees, degrees=True).as_matrix()
+    rotated = atoms.copy()
+    centre = atoms.get_center_of_mass()
+    rotated.positions = (atoms.positions - centre) @ rotation.T + centre
+    first, second = gpaw_record(atoms, settings).record, gpaw_record(rotated, settings).record
+    s_error = h_error = h_change = 0.0
+    for b, (i, j) in enumerate(first.pairs):
+        h, s = first.block(b)
+        h_rot, s_rot = second.block(second.find_blocks(first.pairs[b], first.shifts[b])[0])
+        d_i, d_j = (orbital_rotation(first.species_basis(a), rotation) for a in (i, j))
+        s_error = max(s_error, np.abs(d_i @ s @ d_j.T - s_rot).max())
+        h_error = max(h_error, np.abs(d_i @ h[:, :, 0] @ d_j.T - h_rot[:, :, 0]).max())
+        h_change = max(h_change, np.abs(h[:, :, 0] - h_rot[:, :, 0]).max())
+    return {"s_error": float(s_error), "h_error_eV": float(h_error), "h_change_eV": float(h_change)}

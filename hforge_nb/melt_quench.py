@@ -13,10 +13,8 @@ liquid at ``melt_temperature``, cooled linearly at ``quench_rate`` to
 nearest energy minimum at fixed cell.
 
 The start is a cBN supercell scaled to the target density (``initial =
-"crystal"``, the default) or atoms at random (``"random"``).  Measured with
-ExTeP (64 atoms, 2.1 g/cm^3, two seeds each): random starts leave N2
-molecules (N-N at 1.11 Å) in the quenched network and end 0.1 eV/atom
-higher; crystal starts do not.
+"crystal"``, the default, which starts from B-N bonds only)
+or atoms at random (``"random"``).
 """
 
 from __future__ import annotations

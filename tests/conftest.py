@@ -144,14 +144,6 @@ def lammps():
 FAST_GPAW = dict(grid_spacing=0.3, kpoint_spacing=1.5, density_tolerance=1e-5)
 
 
-def butterfly_b2n2() -> Atoms:
-    """A non-planar B2N2 cluster (no symmetry left to hide a sign error), in a 9 Å box, not periodic."""
-    positions = [[0.0, 0.0, 0.0], [1.42, 0.15, 0.0], [0.71, 1.25, 0.35], [0.75, -1.2, 0.4]]
-    atoms = Atoms("BNNB", positions=positions, cell=[9.0, 9.0, 9.0], pbc=False)
-    atoms.center()
-    return atoms
-
-
 @pytest.fixture(scope="session")
 def cbn_reference(gpaw):
     """GPAW-LCAO reference of the 8-atom cubic cBN cell (about 30 s), computed once."""
