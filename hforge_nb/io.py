@@ -323,3 +323,77 @@ def write_tshs(record: HamiltonianRecord, path: str | os.PathLike) -> Path:
 def write_netcdf(record: HamiltonianRecord, path: str | os.PathLike) -> Path:
     """Write H and S as a sisl/SIESTA netCDF file (``.nc``)."""
     return _write_with_sisl(record, path, ".nc")
+
+
+# ------------------------------------------------------------------ models
+#: Marker and version of model files written by :func:`write_model`.
+MODEL_FORMAT = "hforge-nb-model"
+MODEL_FORMAT_VERSION = 1
+
+
+def write_model(model, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+    """Save a :class:`.HamiltonianModel` (kind, config, basis, dtype, weights), atomically.
+
+    ``metadata`` (plain data: numbers, strings, lists, dicts) is stored
+    alongside, for example how and on what the model was trained.
+    """
+    import torch
+
+    try:
+        json.dumps(metadata or {}, allow_nan=True)
+    except TypeError as exc:
+        raise TypeError(f"model metadata must be plain data (numbers, strings, lists, dicts): {exc}") from exc
+    content = {
+        "format": MODEL_FORMAT, "version": MODEL_FORMAT_VERSION, "kind": model.kind,
+        "config": dataclasses.asdict(model.config), "basis": model.basis.to_dict(),
+        "dtype": str(model.dtype).removeprefix("torch."), "state_dict": model.state_dict(),
+        "metadata": dict(metadata or {}),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(content, tmp)
+    return Path(path)
+
+
+def _load_model_file(path: Path) -> dict:
+    """The content of a model file, loaded without unpickling code; :class:`CorruptFileError` otherwise."""
+    import torch
+
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load of foreign bytes fails in many ways (pickle, zip, struct, ...)
+        raise CorruptFileError(f"{path.name} is not a readable hforge-nb model file "
+                               f"({type(exc).__name__}: {exc})") from exc
+    if not isinstance(content, dict) or content.get("format") != MODEL_FORMAT:
+        raise CorruptFileError(f"{path.name} is not an hforge-nb model (no {MODEL_FORMAT!r} marker)")
+    if content.get("version", 0) > MODEL_FORMAT_VERSION:
+        raise CorruptFileError(f"{path.name}: model format v{content.get('version')} is newer than this hforge-nb")
+    return content
+
+
+def read_model(path: str | os.PathLike):
+    """Load a model written by :func:`write_model`, in evaluation mode.
+
+    Raises :class:`CorruptFileError` for a file that is not a model, is
+    truncated, or whose weights do not fit its recorded configuration.
+    """
+    import torch
+
+    from .models import MODEL_KINDS
+
+    path = _existing(path, "model file")
+    content = _load_model_file(path)
+    if content["kind"] not in MODEL_KINDS:
+        raise CorruptFileError(f"{path.name}: unknown model kind {content['kind']!r}")
+    model_class, config_class = MODEL_KINDS[content["kind"]]
+    try:
+        config = config_class(**content["config"])
+        model = model_class(config, Basis.from_dict(content["basis"]), dtype=getattr(torch, content["dtype"]))
+        model.load_state_dict(content["state_dict"])
+    except (TypeError, RuntimeError, KeyError) as exc:
+        raise CorruptFileError(f"{path.name}: the stored weights do not fit the stored model: {exc}") from exc
+    return model.eval()
+
+
+def read_model_metadata(path: str | os.PathLike) -> dict:
+    """The ``metadata`` a model file was written with."""
+    return dict(_load_model_file(_existing(path, "model file")).get("metadata", {}))

@@ -182,15 +182,7 @@ class HamiltonianRecord:
 
     def find_blocks(self, pairs: np.ndarray, shifts: np.ndarray) -> np.ndarray:
         """Indices of the blocks (i, j, shift); -1 where the record has none."""
-        pairs, shifts = np.asarray(pairs).reshape(-1, 2), np.asarray(shifts).reshape(-1, 3)
-        if self.n_blocks == 0:
-            return np.full(len(pairs), -1)
-        max_shift = int(max(np.abs(self.shifts).max(), np.abs(shifts).max(initial=0)))
-        keys = _pair_keys(self.pairs, self.shifts, self.n_atoms, max_shift)
-        wanted = _pair_keys(pairs, shifts, self.n_atoms, max_shift)
-        order = np.argsort(keys)
-        pos = np.searchsorted(keys[order], wanted).clip(max=len(keys) - 1)
-        return np.where(keys[order][pos] == wanted, order[pos], -1)
+        return find_blocks(self.pairs, self.shifts, pairs, shifts)
 
     def block_max_abs(self) -> tuple[np.ndarray, np.ndarray]:
         """``[n_blocks]`` largest |H| (eV, over components) and largest |S| of every block."""
@@ -203,14 +195,7 @@ class HamiltonianRecord:
 
     def adjoint_value_index(self) -> np.ndarray:
         """``[n_values]`` position of every value's partner in H_ji(-R)^T; -1 if that block is absent."""
-        partner = self.find_blocks(self.pairs[:, ::-1], -self.shifts)
-        shapes, offsets = self.block_shapes, self.block_offsets
-        sizes = shapes.prod(axis=1)
-        block_of_value = np.repeat(np.arange(self.n_blocks), sizes)
-        within = np.arange(offsets[-1]) - offsets[block_of_value]
-        row, col = np.divmod(within, shapes[block_of_value, 1])
-        index = offsets[partner[block_of_value]] + col * shapes[block_of_value, 0] + row
-        return np.where(partner[block_of_value] >= 0, index, -1)
+        return adjoint_value_index(self.pairs, self.shifts, self.atom_orbital_counts)
 
     def _adjoint_values(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """H and S of the adjoint, aligned with this record's values, and the mask of paired values."""
@@ -309,6 +294,38 @@ def _pair_keys(pairs: np.ndarray, shifts: np.ndarray, n_atoms: int, max_shift: i
     s = shifts + max_shift
     cell = (s[:, 0] * width + s[:, 1]) * width + s[:, 2]
     return (pairs[:, 0].astype(np.int64) * n_atoms + pairs[:, 1]) * width**3 + cell
+
+
+def find_blocks(pairs: np.ndarray, shifts: np.ndarray, wanted_pairs: np.ndarray,
+                wanted_shifts: np.ndarray) -> np.ndarray:
+    """Position of every wanted block (i, j, shift) among ``pairs``/``shifts``; -1 where absent."""
+    wanted_pairs, wanted_shifts = np.asarray(wanted_pairs).reshape(-1, 2), np.asarray(wanted_shifts).reshape(-1, 3)
+    if len(pairs) == 0:
+        return np.full(len(wanted_pairs), -1)
+    n_atoms = int(max(pairs.max(), wanted_pairs.max(initial=0))) + 1
+    max_shift = int(max(np.abs(shifts).max(), np.abs(wanted_shifts).max(initial=0)))
+    keys = _pair_keys(pairs, shifts, n_atoms, max_shift)
+    wanted = _pair_keys(wanted_pairs, wanted_shifts, n_atoms, max_shift)
+    order = np.argsort(keys)
+    pos = np.searchsorted(keys[order], wanted).clip(max=len(keys) - 1)
+    return np.where(keys[order][pos] == wanted, order[pos], -1)
+
+
+def adjoint_value_index(pairs: np.ndarray, shifts: np.ndarray, orbital_counts: np.ndarray) -> np.ndarray:
+    """``[n_values]`` position of every value's partner in the (j, i, -R) block, transposed; -1 if absent.
+
+    Blocks are laid out row-major one after the other, block b being
+    ``[orbital_counts[i], orbital_counts[j]]`` for ``pairs[b] = (i, j)``.
+    """
+    partner = find_blocks(pairs, shifts, pairs[:, ::-1], -shifts)
+    shapes = np.stack([orbital_counts[pairs[:, 0]], orbital_counts[pairs[:, 1]]], axis=1)
+    sizes = shapes.prod(axis=1)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    block_of_value = np.repeat(np.arange(len(pairs)), sizes)
+    within = np.arange(offsets[-1]) - offsets[block_of_value]
+    row, col = np.divmod(within, shapes[block_of_value, 1])
+    index = offsets[partner[block_of_value]] + col * shapes[block_of_value, 0] + row
+    return np.where(partner[block_of_value] >= 0, index, -1)
 
 
 def drop_small_blocks(record: HamiltonianRecord, tolerance: float) -> HamiltonianRecord:

@@ -102,3 +102,21 @@ def rotate_record(record: HamiltonianRecord, rotation: np.ndarray) -> Hamiltonia
     atoms.set_cell(atoms.cell.array @ rotation.T, scale_atoms=False)
     atoms.positions = record.atoms.positions @ rotation.T
     return dataclasses.replace(record, atoms=atoms, h_values=h_values, s_values=s_values)
+
+
+def random_rotation(rng: np.random.Generator, improper: bool = False) -> np.ndarray:
+    """``[3, 3]`` a rotation drawn uniformly (Haar measure); with ``improper``, times inversion.
+
+    Used for data augmentation (rotate a record with :func:`rotate_record`)
+    and for equivariance checks.
+
+    Examples
+    --------
+    >>> q = random_rotation(np.random.default_rng(0), improper=True)
+    >>> bool(np.allclose(q @ q.T, np.eye(3))), round(float(np.linalg.det(q)), 6)
+    (True, -1.0)
+    """
+    from scipy.spatial.transform import Rotation
+
+    proper = Rotation.random(random_state=rng).as_matrix()
+    return -proper if improper else proper

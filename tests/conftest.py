@@ -152,3 +152,33 @@ def cbn_reference(gpaw):
 
     settings = GPAWSettings(**FAST_GPAW)
     return settings, gpaw_record(cubic_bn(cubic=True), settings)
+
+
+# ------------------------------------------------------------------ models
+#: Small model settings for tests: both kinds build in about a second.
+SMALL_MODEL = dict(r_max=3.0, channels=4, num_interactions=2, edge_cutoff=4.5)
+
+
+@functools.cache
+def small_model(kind: str, dtype=None, seed: int = 0):
+    """A small untrained model of ``kind`` on :data:`BN_BASIS` (float64 unless ``dtype``).
+
+    Its normalization is fitted to a synthetic hBN record, so outputs are of
+    order one.  Built once per arguments (a few seconds each): do not train it.
+    """
+    import torch
+
+    from hforge_nb.models import BaselineConfig, EquivariantConfig, build_model
+
+    torch.manual_seed(seed)
+    config = (EquivariantConfig(**SMALL_MODEL, readout_channels=4) if kind == "equivariant"
+              else BaselineConfig(**SMALL_MODEL, hidden=16))
+    model = build_model(kind, config, BN_BASIS, dtype=dtype or torch.float64)
+    model.fit_statistics([random_record(hbn_atoms(rattle=0.05), seed=seed)])
+    return model.eval()
+
+
+def bn_cluster() -> Atoms:
+    """A non-periodic, low-symmetry B3N3 cluster (Å)."""
+    positions = [[0, 0, 0], [1.45, 0.1, 0], [2.1, 1.35, 0.2], [1.3, 2.5, -0.1], [-0.1, 2.4, 0.3], [-0.8, 1.2, 0.1]]
+    return Atoms("BNBNBN", positions=positions, cell=[12, 12, 12], pbc=False)

@@ -1,0 +1,40 @@
+"""Hamiltonian models: an equivariant MACE + e3nn model and a non-equivariant MLP baseline.
+
+Both share one interface (:class:`.HamiltonianModel`): ``model(graph)``
+gives the Hermitian H and S values of a :class:`.ModelGraph`'s blocks,
+``model.predict(structure)`` a :class:`.HamiltonianRecord`.  Save and load
+them with :func:`hforge_nb.io.write_model` and :func:`hforge_nb.io.read_model`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..basis import Basis
+from .base import BlockOutput, BlockValues, HamiltonianModel, block_groups
+from .baseline import BaselineConfig, BaselineModel, baseline_config_for_budget
+from .descriptor import DescriptorConfig, MACEDescriptor
+from .equivariant import EquivariantConfig, EquivariantModel
+
+#: Model kind -> (class, config class).
+MODEL_KINDS = {
+    EquivariantModel.kind: (EquivariantModel, EquivariantConfig),
+    BaselineModel.kind: (BaselineModel, BaselineConfig),
+}
+
+
+def build_model(kind: str, config, basis: Basis, dtype: torch.dtype = torch.float32) -> HamiltonianModel:
+    """A new model of ``kind`` (``"equivariant"`` or ``"baseline"``) with ``config``."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(MODEL_KINDS)}")
+    model_class, config_class = MODEL_KINDS[kind]
+    if not isinstance(config, config_class):
+        raise TypeError(f"a {kind} model needs a {config_class.__name__}, got {type(config).__name__}")
+    return model_class(config, basis, dtype=dtype)
+
+
+__all__ = [
+    "MODEL_KINDS", "BaselineConfig", "BaselineModel", "BlockOutput", "BlockValues", "DescriptorConfig",
+    "EquivariantConfig", "EquivariantModel", "HamiltonianModel", "MACEDescriptor", "baseline_config_for_budget",
+    "block_groups", "build_model",
+]

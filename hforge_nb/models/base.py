@@ -1,0 +1,203 @@
+"""What every Hamiltonian model shares: block outputs, Hermiticity, prediction of records.
+
+A model maps a :class:`.ModelGraph` to the flat values of H (eV) and S of
+its blocks, laid out as in a :class:`.HamiltonianRecord`.  Subclasses give
+the on-site and off-site blocks of each species (pair) as irreps vectors;
+the base class turns those into orbital blocks (:class:`BlockOutput`),
+places them, and makes the result Hermitian, H_ij(R) = H_ji(-R)^T, by
+averaging every value with its partner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, NamedTuple
+
+import ase
+import numpy as np
+import torch
+
+from ..basis import Basis
+from ..block_irreps import block_change_of_basis, block_irreps
+from ..model_graph import ModelGraph, StructureBlocks, build_model_graph, stack_targets
+from ..record import HamiltonianRecord, Provenance
+
+
+class BlockValues(NamedTuple):
+    """Predicted H ``[n_values]`` (eV) and S ``[n_values]``, in the graph's value layout."""
+
+    h: torch.Tensor
+    s: torch.Tensor
+
+
+class BlockOutput(torch.nn.Module):
+    """Irreps vectors ``[n, dim]`` to orbital blocks ``[n, n_row * n_col]`` of one species (pair).
+
+    ``block = (irreps * scale + shift) @ U``, with U of
+    :func:`.block_change_of_basis`.  ``scale`` (one per irrep instance,
+    repeated over its 2L+1 components) and ``shift`` (non-zero on invariant
+    0e components only) are fitted to data by :func:`fit_output_statistics`;
+    both keep the map equivariant.
+    """
+
+    def __init__(self, row, col):
+        super().__init__()
+        self.irreps = block_irreps(row, col)
+        change = torch.as_tensor(block_change_of_basis(row, col), dtype=torch.get_default_dtype())
+        self.register_buffer("change", change)  # [dim, n_row * n_col]
+        self.register_buffer("scale", torch.ones(len(change)))
+        self.register_buffer("shift", torch.zeros(len(change)))
+        self.register_buffer("instance", _irrep_instances(self.irreps))  # [dim] which irrep instance
+        self.register_buffer("invariant", _invariant_mask(self.irreps))  # [dim] bool, 0e components
+
+    @property
+    def dim(self) -> int:
+        return self.change.shape[0]
+
+    def forward(self, irreps: torch.Tensor) -> torch.Tensor:
+        return (irreps * self.scale + self.shift) @ self.change
+
+    @torch.no_grad()
+    def fit(self, blocks: torch.Tensor, on_site: bool) -> None:
+        """Set ``shift`` and ``scale`` from reference blocks ``[n, n_row * n_col]``.
+
+        ``shift`` is the mean of the invariant components of on-site blocks
+        (zero off-site, where the envelope must take blocks to zero);
+        ``scale`` the RMS of every irrep instance around it.
+        """
+        irreps = blocks.to(self.change.dtype) @ self.change.T  # [n, dim]
+        self.shift.copy_(irreps.mean(dim=0) * self.invariant if on_site else torch.zeros_like(self.shift))
+        squares = (irreps - self.shift).square().mean(dim=0)
+        n_instances = int(self.instance.max()) + 1
+        per_instance = torch.zeros(n_instances, dtype=squares.dtype).index_add_(0, self.instance, squares)
+        per_instance /= torch.bincount(self.instance, minlength=n_instances)
+        self.scale.copy_(per_instance.sqrt().clamp(min=1e-8)[self.instance])
+
+
+def _irrep_instances(irreps: str) -> torch.Tensor:
+    """``[dim]`` index of the irrep instance every component belongs to."""
+    from .._compat import import_o3
+
+    labels, instance = [], 0
+    for mul, ir in import_o3().Irreps(irreps):
+        for _ in range(mul):
+            labels += [instance] * ir.dim
+            instance += 1
+    return torch.as_tensor(labels, dtype=torch.long)
+
+
+def _invariant_mask(irreps: str) -> torch.Tensor:
+    """``[dim]`` True on the components of 0e irreps."""
+    from .._compat import import_o3
+
+    return torch.as_tensor([ir.l == 0 and ir.p == 1 for mul, ir in import_o3().Irreps(irreps)
+                            for _ in range(mul * ir.dim)], dtype=torch.bool)
+
+
+class HamiltonianModel(torch.nn.Module):
+    """Base class: predicts H and S blocks of structures.
+
+    Subclasses set :attr:`kind` and implement :meth:`node_irreps` (the
+    descriptor) plus :meth:`on_site` and :meth:`off_site`, which return H
+    and S irreps vectors of one group of blocks.  ``self.outputs`` holds
+    one :class:`BlockOutput` per (matrix, group), keyed ``"h:B"``,
+    ``"s:B-N"``, ...
+    """
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, config, basis: Basis):
+        super().__init__()
+        self.config, self.basis = config, basis
+        self.outputs = torch.nn.ModuleDict({
+            f"{matrix}:{key}": BlockOutput(basis[row], basis[col])
+            for matrix in ("h", "s") for key, (row, col) in block_groups(basis).items()
+        })
+
+    # --------------------------------------------------------------- subclass API
+    def node_features(self, graph: ModelGraph) -> torch.Tensor:
+        """``[n_atoms, n_features]`` per-atom descriptors."""
+        raise NotImplementedError
+
+    def on_site(self, species: str, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """H and S irreps ``[n, dim]`` of the on-site blocks of atoms with ``features`` ``[n, n_features]``."""
+        raise NotImplementedError
+
+    def off_site(self, pair: str, features_i: torch.Tensor, features_j: torch.Tensor,
+                 vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """H and S irreps ``[n, dim]`` of blocks i -> image of j, ``vectors`` ``[n, 3]`` Å."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------- forward
+    def forward(self, graph: ModelGraph) -> BlockValues:
+        """Hermitian H (eV) and S values of every block of ``graph``."""
+        features = self.node_features(graph)
+        vectors = graph.block_vectors().to(features.dtype)
+        h_parts, s_parts = [], []
+        for key, group in graph.groups():
+            i, j = graph.block_pairs[group.blocks, 0], graph.block_pairs[group.blocks, 1]
+            if "-" in key:
+                h, s = self.off_site(key, features[i], features[j], vectors[group.blocks])
+            else:
+                h, s = self.on_site(key, features[i])
+            h_parts.append(self.outputs[f"h:{key}"](h).reshape(-1))
+            s_parts.append(self.outputs[f"s:{key}"](s).reshape(-1))
+        h, s = torch.cat(h_parts)[graph.assembly_index], torch.cat(s_parts)[graph.assembly_index]
+        return BlockValues(0.5 * (h + h[graph.adjoint_index]), 0.5 * (s + s[graph.adjoint_index]))
+
+    # ---------------------------------------------------------------- prediction
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def structure_blocks(self, structure: ase.Atoms | HamiltonianRecord) -> StructureBlocks:
+        """The blocks predicted for a structure: a record's own (within the cutoff) or the model's graph."""
+        if isinstance(structure, HamiltonianRecord):
+            return StructureBlocks.of_record(structure, self.config.edge_cutoff)
+        return StructureBlocks.of_atoms(structure, self.basis, self.config.edge_cutoff)
+
+    def graph(self, structures: list[ase.Atoms | HamiltonianRecord]) -> ModelGraph:
+        """The :class:`.ModelGraph` of one or more structures, in the model's dtype."""
+        items = [self.structure_blocks(s) for s in structures]
+        return build_model_graph(items, self.basis, self.config.r_max).to(self.dtype)
+
+    @torch.no_grad()
+    def predict(self, structure: ase.Atoms | HamiltonianRecord) -> HamiltonianRecord:
+        """The predicted record of a structure (or of a record's structure and blocks).
+
+        Blocks farther apart than ``config.edge_cutoff`` are absent (zero).
+        """
+        item = self.structure_blocks(structure)
+        values = self(build_model_graph([item], self.basis, self.config.r_max).to(self.dtype))
+        return HamiltonianRecord(
+            atoms=item.atoms, basis=self.basis, species=item.species, pairs=item.pairs, shifts=item.shifts,
+            h_values=values.h.double().numpy()[:, None], s_values=values.s.double().numpy(),
+            provenance=Provenance(source=f"{self.kind} model", code="hforge-nb",
+                                  settings={"model": self.kind, **dataclasses.asdict(self.config)}),
+        )
+
+    @torch.no_grad()
+    def fit_statistics(self, records: list[HamiltonianRecord]) -> None:
+        """Data-dependent normalization before training: feature scales, then output shifts and scales.
+
+        Uses the blocks of ``records`` within the cutoff; changes no
+        trainable parameter and keeps the model equivariant.
+        """
+        items = [StructureBlocks.of_record(r, self.config.edge_cutoff) for r in records]
+        graph = build_model_graph(items, self.basis, self.config.r_max).to(self.dtype)
+        self.descriptor.fit_feature_scale(graph)
+        targets = dict(zip("hs", stack_targets(items, self.dtype)))
+        for key, group in graph.groups():
+            for matrix, values in targets.items():
+                self.outputs[f"{matrix}:{key}"].fit(values[group.values], on_site="-" not in key)
+
+    def parameter_count(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def block_groups(basis: Basis) -> dict[str, tuple[str, str]]:
+    """Every block group of a basis, ``"B"`` (on-site) and ``"B-N"`` (off-site), with its (row, column) species."""
+    groups = {a: (a, a) for a in basis.symbols}
+    groups.update({f"{a}-{b}": (a, b) for a in basis.symbols for b in basis.symbols})
+    return groups

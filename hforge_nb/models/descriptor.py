@@ -1,0 +1,147 @@
+"""MACE atomic descriptors, built from scratch and kept equivariant.
+
+A :class:`MACEDescriptor` wraps ``mace.modules.MACE`` with its energy
+readouts removed: it maps a structure to per-atom features, the atom's
+species (one-hot) followed by the node features of every interaction layer
+(``keep_last_layer_irreps`` keeps the last layer's vectors and tensors
+too).  The one-hot part matters for atoms without neighbours within
+``r_max``, whose MACE features are exactly zero.  Both model kinds use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .._compat import import_mace_modules, import_o3
+from ..basis import Basis
+from ..model_graph import ModelGraph
+
+
+@dataclass(frozen=True)
+class DescriptorConfig:
+    """Hyperparameters of the MACE descriptor.
+
+    Attributes
+    ----------
+    r_max : float
+        Message-passing cutoff (Å).
+    channels : int
+        Channels per irrep of the node features.
+    max_l : int
+        Node features carry l = 0..max_l with natural parity (0e, 1o, 2e, ...).
+    sh_lmax : int
+        Largest l of the spherical harmonics of edge directions.
+    num_interactions : int
+        Message-passing layers; the receptive field is num_interactions * r_max.
+    correlation : int
+        Body order of MACE's symmetric products.
+    num_bessel, num_polynomial_cutoff : int
+        Radial Bessel functions and the order of the smooth cutoff envelope.
+    avg_num_neighbors : float
+        Normalization of the message sum (about the neighbours within r_max).
+    """
+
+    r_max: float = 5.0
+    channels: int = 8
+    max_l: int = 2
+    sh_lmax: int = 3
+    num_interactions: int = 2
+    correlation: int = 2
+    num_bessel: int = 8
+    num_polynomial_cutoff: int = 5
+    avg_num_neighbors: float = 50.0
+
+    @property
+    def node_irreps(self) -> str:
+        """Irreps of one layer's node features, for example ``'8x0e+8x1o+8x2e'``."""
+        return "+".join(f"{self.channels}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(self.max_l + 1))
+
+
+@contextlib.contextmanager
+def building_in(dtype: torch.dtype):
+    """Build modules in ``dtype``, so constants computed at construction keep full precision.
+
+    Also silences TorchScript's notices about e3nn's and MACE's annotations,
+    which say nothing about the model.
+    """
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The TorchScript type system")
+            yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+class MACEDescriptor(torch.nn.Module):
+    """Per-atom equivariant features from a MACE built from scratch.
+
+    Parameters
+    ----------
+    config
+        Hyperparameters (any object with :class:`DescriptorConfig`'s fields).
+    basis
+        The species; their order in ``basis.symbols`` is the one-hot order.
+    """
+
+    def __init__(self, config: DescriptorConfig, basis: Basis):
+        super().__init__()
+        modules, o3 = import_mace_modules(), import_o3()
+        self.n_species = len(basis.symbols)
+        self.mace = modules.MACE(
+            r_max=config.r_max, num_bessel=config.num_bessel, num_polynomial_cutoff=config.num_polynomial_cutoff,
+            max_ell=config.sh_lmax, interaction_cls=modules.RealAgnosticResidualInteractionBlock,
+            interaction_cls_first=modules.RealAgnosticInteractionBlock, num_interactions=config.num_interactions,
+            num_elements=self.n_species, hidden_irreps=o3.Irreps(config.node_irreps),
+            MLP_irreps=o3.Irreps("8x0e"), atomic_energies=np.zeros(self.n_species),
+            avg_num_neighbors=config.avg_num_neighbors,
+            atomic_numbers=[s.atomic_number for s in basis.species], correlation=config.correlation,
+            gate=torch.nn.functional.silu, keep_last_layer_irreps=True,
+        )
+        self.mace.readouts = torch.nn.ModuleList()  # energy readouts: unused, not trained
+        self.irreps_out = o3.Irreps("+".join([f"{self.n_species}x0e"] + [config.node_irreps] * config.num_interactions))
+        chunks = [k for k, (mul, ir) in enumerate(self.irreps_out) for _ in range(mul * ir.dim)]
+        self.register_buffer("feature_chunk", torch.as_tensor(chunks, dtype=torch.long))  # [dim]
+        self.register_buffer("feature_scale", torch.ones(self.irreps_out.dim))  # [dim]
+
+    def scalar_index(self) -> torch.Tensor:
+        """Positions of the invariant (0e) features in the output."""
+        slices = [s for s, (_, ir) in zip(self.irreps_out.slices(), self.irreps_out) if ir.l == 0 and ir.p == 1]
+        return torch.cat([torch.arange(s.start, s.stop) for s in slices])
+
+    @torch.no_grad()
+    def fit_feature_scale(self, graph: ModelGraph) -> None:
+        """Scale every (layer, irrep) chunk of the features to unit RMS over ``graph``'s atoms.
+
+        MACE's features start out small (about 1e-3) when built from
+        scratch; a per-chunk scale keeps them equivariant and puts the
+        readouts' inputs at order one.
+        """
+        self.feature_scale.fill_(1.0)
+        squares = self(graph).square().mean(dim=0)  # [dim]
+        n_chunks = int(self.feature_chunk.max()) + 1
+        chunk_mean = torch.zeros(n_chunks, dtype=squares.dtype).index_add_(0, self.feature_chunk, squares)
+        chunk_mean /= torch.bincount(self.feature_chunk, minlength=n_chunks)
+        self.feature_scale.copy_(chunk_mean.sqrt().clamp(min=1e-12).reciprocal()[self.feature_chunk])
+
+    def forward(self, graph: ModelGraph) -> torch.Tensor:
+        """``[n_atoms, irreps_out.dim]`` species one-hot and every layer's node features, scaled."""
+        one_hot = torch.nn.functional.one_hot(graph.species_index, self.n_species).to(graph.positions.dtype)
+        data = {
+            "positions": graph.positions.detach().clone(),  # MACE marks its input for forces
+            "node_attrs": one_hot,
+            "edge_index": graph.mp_edge_index,
+            "shifts": graph.mp_shifts,
+            "unit_shifts": graph.mp_unit_shifts,
+            "cell": graph.cell.reshape(-1, 3),
+            "batch": graph.batch,
+            "ptr": graph.ptr,
+        }
+        features = self.mace(data, training=self.training, compute_force=False)["node_feats"]
+        return torch.cat([one_hot, features], dim=1) * self.feature_scale

@@ -1,0 +1,241 @@
+"""The models: exact equivariance, Hermiticity, sisl round trips, batching, saving and loading."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import BN_BASIS, bn_cluster, hbn_atoms, random_record, small_model
+
+from hforge_nb import io
+from hforge_nb.basis import SpeciesBasis, dzp_shells, OrbitalShell
+from hforge_nb.block_irreps import block_change_of_basis, block_irreps
+from hforge_nb.convert import record_from_sisl, record_to_sisl
+from hforge_nb.errors import CorruptFileError, MissingBasisError
+from hforge_nb.model_graph import StructureBlocks, build_model_graph
+from hforge_nb.models import BaselineConfig, EquivariantConfig, baseline_config_for_budget, build_model
+from hforge_nb.record import records_equal
+from hforge_nb.rotations import orbital_rotation, random_rotation, rotate_record
+
+KINDS = ["equivariant", "baseline"]
+SPECIES = {
+    "B": BN_BASIS["B"],
+    "N": BN_BASIS["N"],
+    "H-like": SpeciesBasis("H", 1, (OrbitalShell(1, 0, 1, False, 2.0), OrbitalShell(2, 1, 1, True, 2.0))),
+}
+
+
+@pytest.fixture(scope="module")
+def periodic_record():
+    return random_record(hbn_atoms(rattle=0.08, seed=3), seed=2)
+
+
+def rotation_error(model, record, rotation) -> tuple[float, float]:
+    """Largest |H| (eV) and |S| difference between predicting the rotated structure and rotating the prediction."""
+    prediction = model.predict(record)
+    rotated = model.predict(rotate_record(record, rotation))
+    expected = rotate_record(prediction, rotation)
+    assert records_equal(rotated, expected, atol=np.inf), "same blocks"
+    match = expected.find_blocks(rotated.pairs, rotated.shifts)
+    order = np.concatenate([np.arange(*expected.block_offsets[b : b + 2]) for b in match])
+    return (float(np.abs(rotated.h_values - expected.h_values[order]).max()),
+            float(np.abs(rotated.s_values - expected.s_values[order]).max()))
+
+
+# ------------------------------------------------------------------ irreps <-> blocks
+@pytest.mark.parametrize("row, col", [("B", "B"), ("B", "N"), ("H-like", "B"), ("N", "H-like")])
+def test_block_change_of_basis_is_orthogonal_and_rotates_blocks(row, col):
+    from hforge_nb._compat import import_o3
+
+    row, col = SPECIES[row], SPECIES[col]
+    change = block_change_of_basis(row, col)
+    np.testing.assert_allclose(change @ change.T, np.eye(len(change)), atol=1e-13)
+    irreps = import_o3().Irreps(block_irreps(row, col))
+    x = np.random.default_rng(1).normal(size=irreps.dim)
+    for improper in (False, True):
+        q = random_rotation(np.random.default_rng(7), improper=improper)
+        rotated_irreps = irreps.D_from_matrix(torch.as_tensor(q)).numpy() @ x
+        block = (x @ change).reshape(row.n_orbitals, col.n_orbitals)
+        expected = orbital_rotation(row, q) @ block @ orbital_rotation(col, q).T
+        np.testing.assert_allclose((rotated_irreps @ change).reshape(block.shape), expected, atol=1e-13)
+
+
+def test_dzp_block_has_the_irreps_of_2s_2p_1d_squared():
+    dzp = SpeciesBasis("B", 5, dzp_shells(2, (4.0,) * 5))
+    assert block_irreps(dzp, dzp) == "9x0e+5x1e+12x1o+9x2e+4x2o+1x3e+4x3o+1x4e"
+
+
+# ------------------------------------------------------------------ equivariance
+@pytest.mark.parametrize("improper", [False, True], ids=["rotation", "rotation+inversion"])
+@pytest.mark.parametrize("structure", ["periodic", "cluster"])
+def test_equivariant_model_rotates_exactly_in_float64(structure, improper, periodic_record):
+    model = small_model("equivariant")
+    record = periodic_record if structure == "periodic" else random_record(bn_cluster(), seed=1)
+    prediction = model.predict(record)
+    assert np.abs(prediction.h_values).max() > 1e-2, "a non-trivial prediction"
+    for seed in range(3):
+        h_error, s_error = rotation_error(model, record, random_rotation(np.random.default_rng(seed), improper))
+        assert h_error < 1e-10 and s_error < 1e-10
+
+
+def test_equivariant_model_rotates_to_1e4_relative_in_float32(periodic_record):
+    model = small_model("equivariant", dtype=torch.float32)
+    scale = np.abs(model.predict(periodic_record).h_values).max()
+    for improper in (False, True):
+        h_error, _ = rotation_error(model, periodic_record, random_rotation(np.random.default_rng(5), improper))
+        assert h_error / scale < 1e-4
+
+
+def test_baseline_is_not_equivariant_and_says_by_how_much(periodic_record, record_property):
+    model = small_model("baseline")
+    scale = np.abs(model.predict(periodic_record).h_values).max()
+    h_error, s_error = rotation_error(model, periodic_record, random_rotation(np.random.default_rng(0)))
+    record_property("baseline_relative_rotation_error_H", h_error / scale)
+    assert h_error / scale > 1e-3, "the MLP heads see Cartesian vectors: rotations change their output"
+
+
+# ------------------------------------------------------------------ symmetry, sisl
+@pytest.mark.parametrize("kind", KINDS)
+def test_predictions_are_hermitian_with_symmetric_on_site_blocks(kind, periodic_record):
+    prediction = small_model(kind).predict(periodic_record)
+    h_error, s_error = prediction.hermiticity_error()
+    assert h_error < 1e-12 and s_error < 1e-12
+    for b in np.flatnonzero((prediction.pairs[:, 0] == prediction.pairs[:, 1]) & ~prediction.shifts.any(axis=1)):
+        h, s = prediction.block(b)
+        np.testing.assert_allclose(h[:, :, 0], h[:, :, 0].T, atol=1e-12)
+        np.testing.assert_allclose(s, s.T, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_prediction_round_trips_through_sisl_with_real_eigenvalues(kind, periodic_record):
+    prediction = small_model(kind).predict(periodic_record)
+    hamiltonian = record_to_sisl(prediction)
+    assert records_equal(record_from_sisl(hamiltonian, basis=BN_BASIS), prediction, atol=1e-12)
+    for k in np.random.default_rng(0).uniform(-0.5, 0.5, size=(3, 3)):
+        hk, sk = hamiltonian.Hk(k=k, format="array"), hamiltonian.Sk(k=k, format="array")
+        np.testing.assert_allclose(hk, hk.conj().T, atol=1e-12)
+        np.testing.assert_allclose(sk, sk.conj().T, atol=1e-12)
+        assert np.abs(np.linalg.eigvals(hk).imag).max() < 1e-8
+        np.testing.assert_allclose(np.sort(np.linalg.eigvalsh(hk)),
+                                   np.sort(np.linalg.eigvalsh(prediction.matrices_at_k(k)[0])), atol=1e-10)
+
+
+# ------------------------------------------------------------------ blocks and batches
+@pytest.mark.parametrize("kind", KINDS)
+def test_batched_structures_give_the_same_blocks_as_one_at_a_time(kind, periodic_record):
+    model = small_model(kind)
+    cluster = random_record(bn_cluster(), seed=1)
+    one = [model(model.graph([r])) for r in (periodic_record, cluster)]
+    both = model(model.graph([periodic_record, cluster]))
+    for matrix in ("h", "s"):
+        separate = torch.cat([getattr(o, matrix) for o in one]).detach().numpy()
+        np.testing.assert_allclose(getattr(both, matrix).detach().numpy(), separate, atol=1e-12)
+
+
+def test_blocks_fade_to_zero_at_the_edge_cutoff():
+    model = small_model("equivariant")
+    cutoff = model.config.edge_cutoff
+    sizes = []
+    for distance in (0.5 * cutoff, 0.99 * cutoff, 0.999 * cutoff):
+        atoms = bn_cluster()[:2]
+        atoms.positions[1] = [distance, 0, 0]
+        prediction = model.predict(atoms)
+        off_site = np.flatnonzero(prediction.pairs[:, 0] != prediction.pairs[:, 1])
+        sizes.append(max(np.abs(prediction.block(b)[0]).max() for b in off_site))
+    assert sizes[2] < sizes[1] < 1e-3 * sizes[0]
+
+
+def test_predict_on_atoms_uses_every_pair_within_the_cutoff(periodic_record):
+    model = small_model("baseline")
+    prediction = model.predict(periodic_record.atoms)
+    distances = np.linalg.norm(prediction.pair_vectors, axis=1)
+    assert distances.max() < model.config.edge_cutoff
+    assert prediction.n_blocks == len(StructureBlocks.of_atoms(periodic_record.atoms, BN_BASIS, 4.5).pairs)
+
+
+def test_blocks_without_their_hermitian_partner_are_refused(periodic_record):
+    item = StructureBlocks.of_record(periodic_record, cutoff=4.5)
+    off_site = np.flatnonzero(item.pairs[:, 0] != item.pairs[:, 1])[0]
+    keep = np.arange(len(item.pairs)) != off_site
+    broken = StructureBlocks(item.atoms, item.species, item.pairs[keep], item.shifts[keep])
+    with pytest.raises(ValueError, match="no \\(j, i, -R\\) partner"):
+        build_model_graph([broken], BN_BASIS, r_max=3.0)
+
+
+def test_an_element_without_a_basis_is_named():
+    atoms = bn_cluster()
+    atoms[0].symbol = "C"
+    with pytest.raises(MissingBasisError, match="'C'"):
+        small_model("baseline").predict(atoms)
+
+
+# ------------------------------------------------------------------ sizes
+def test_baseline_budget_matches_the_equivariant_parameter_count():
+    equivariant = build_model("equivariant", EquivariantConfig(**_tiny()), BN_BASIS)
+    config = baseline_config_for_budget(BaselineConfig(**_tiny()), BN_BASIS, equivariant.parameter_count())
+    baseline = build_model("baseline", config, BN_BASIS)
+    assert abs(baseline.parameter_count() / equivariant.parameter_count() - 1) < 0.02
+
+
+def _tiny() -> dict:
+    return dict(r_max=3.0, channels=4, edge_cutoff=4.5)
+
+
+def test_unknown_model_kind_is_named():
+    with pytest.raises(ValueError, match="unknown model kind 'mlp'"):
+        build_model("mlp", BaselineConfig(), BN_BASIS)
+
+
+# ------------------------------------------------------------------ saving and loading
+@pytest.mark.parametrize("kind", KINDS)
+def test_saved_and_loaded_model_predicts_bit_identically(kind, periodic_record, tmp_path):
+    model = small_model(kind, dtype=torch.float32)
+    path = io.write_model(model, tmp_path / "model.pt", metadata={"epochs": 3})
+    loaded = io.read_model(path)
+    before, after = model.predict(periodic_record), loaded.predict(periodic_record)
+    assert np.array_equal(before.h_values, after.h_values) and np.array_equal(before.s_values, after.s_values)
+    assert loaded.config == model.config and loaded.dtype == torch.float32
+    assert io.read_model_metadata(path) == {"epochs": 3}
+
+
+@pytest.mark.parametrize("content", ["junk", "record", "truncated", "foreign"])
+def test_reading_a_file_that_is_not_a_model_says_so(content, periodic_record, tmp_path):
+    path = tmp_path / "not-a-model.pt"
+    if content == "junk":
+        path.write_bytes(b"\x00 not a model")
+    elif content == "record":
+        io.write_record(periodic_record, tmp_path / "r.npz")
+        path.write_bytes((tmp_path / "r.npz").read_bytes())
+    elif content == "truncated":
+        io.write_model(small_model("baseline"), tmp_path / "m.pt")
+        path.write_bytes((tmp_path / "m.pt").read_bytes()[:5000])
+    else:
+        torch.save({"weights": torch.zeros(3)}, path)
+    with pytest.raises(CorruptFileError, match="not-a-model.pt"):
+        io.read_model(path)
+
+
+def test_a_failed_save_keeps_the_previous_model(tmp_path):
+    model = small_model("baseline")
+    path = io.write_model(model, tmp_path / "model.pt")
+    before = path.read_bytes()
+    with pytest.raises(TypeError, match="plain data"):
+        io.write_model(model, path, metadata={"bad": object()})
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+# ------------------------------------------------------------------ normalization
+def test_fitted_statistics_make_features_and_targets_unit_sized(periodic_record):
+    model = small_model("equivariant")  # fitted on random_record(hbn_atoms(rattle=0.05), seed=0)
+    fitted_on = random_record(hbn_atoms(rattle=0.05), seed=0)
+    features = model.node_features(model.graph([fitted_on])).detach()
+    chunk = model.descriptor.feature_chunk
+    for k in range(int(chunk.max()) + 1):
+        assert features[:, chunk == k].square().mean().sqrt().item() == pytest.approx(1.0, rel=1e-6)
+    output = model.outputs["h:B"]
+    boron_on_site = fitted_on.find_blocks([[0, 0], [2, 2]], np.zeros((2, 3), int))
+    blocks = torch.as_tensor(np.stack([fitted_on.block(b)[0][:, :, 0].ravel() for b in boron_on_site]))
+    normalized = ((blocks @ output.change.T) - output.shift) / output.scale
+    assert output.shift[~output.invariant].abs().max() == 0, "only invariants are shifted"
+    for instance in torch.unique(output.instance[output.scale > 1e-6]):  # others vanish by symmetry (1e of p-p)
+        assert normalized[:, output.instance == instance].square().mean().sqrt().item() == pytest.approx(1.0, rel=1e-6)
