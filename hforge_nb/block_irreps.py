@@ -111,10 +111,9 @@ def block_change_of_basis(row: SpeciesBasis, col: SpeciesBasis) -> np.ndarray:
     e3nn's real harmonics to SIESTA's (:func:`.rotations.siesta_from_e3nn`).
     """
     parts = block_decomposition(row, col)
-    layout = _irreps_layout(parts)
     rows, cols = _shell_slices(row), _shell_slices(col)
     change = np.zeros((sum(2 * p.l + 1 for p in parts), row.n_orbitals, col.n_orbitals))
-    for part, start in zip(parts, layout):
+    for part, start in zip(parts, component_starts(parts)):
         l_p, l_q = row.shells[part.row_shell].l, col.shells[part.col_shell].l
         coupling = np.sqrt(2 * part.l + 1) * _wigner_3j(l_p, l_q, part.l)  # [2lp+1, 2lq+1, 2L+1]
         sub = np.einsum("am,abM,bn->Mmn", siesta_from_e3nn(l_p), coupling, siesta_from_e3nn(l_q))
@@ -122,8 +121,8 @@ def block_change_of_basis(row: SpeciesBasis, col: SpeciesBasis) -> np.ndarray:
     return change.reshape(len(change), -1)
 
 
-def _irreps_layout(parts: list[BlockComponent]) -> list[int]:
-    """Start of every component in the sorted, merged irreps vector of :func:`block_irreps`."""
+def component_starts(parts: list[BlockComponent]) -> list[int]:
+    """Where every component of :func:`block_decomposition` starts in the irreps vector of :func:`block_irreps`."""
     order = sorted(range(len(parts)), key=lambda k: (parts[k].l, -parts[k].parity, k))
     starts, position = [0] * len(parts), 0
     for k in order:

@@ -14,6 +14,18 @@ def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def project_path(path: str | os.PathLike) -> Path:
+    """``path`` as given if absolute, else taken from the project root (notebooks run in ``notebooks/``).
+
+    Examples
+    --------
+    >>> project_path("data/aBN-dzp") == project_root() / "data" / "aBN-dzp"
+    True
+    """
+    path = Path(path)
+    return path if path.is_absolute() else project_root() / path
+
+
 def output_folder(output_dir: str, notebook: str) -> Path:
     """A notebook's output folder, created if needed.
 

@@ -129,3 +129,71 @@ def plot_coordination(rows: list[dict]) -> Figure:
     ax.set(ylabel="fraction", ylim=(0, 1))
     ax.legend(fontsize=7, ncols=4)
     return fig
+
+
+def _shell_edges(species) -> tuple[np.ndarray, list[str]]:
+    """Orbital index where every shell starts (and the end), and shell labels such as ``'2pZ1'``."""
+    edges = np.concatenate([[0], np.cumsum([s.n_orbitals for s in species.shells])])
+    return edges, [s.label for s in species.shells]
+
+
+def _block_heatmap(ax, block: np.ndarray, row, col, limit: float, title: str):
+    """One orbital block (eV) with shell boundaries and labels; returns the image."""
+    image = ax.imshow(block, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    (row_edges, row_labels), (col_edges, col_labels) = _shell_edges(row), _shell_edges(col)
+    for edge in row_edges[1:-1]:
+        ax.axhline(edge - 0.5, color="k", lw=0.5)
+    for edge in col_edges[1:-1]:
+        ax.axvline(edge - 0.5, color="k", lw=0.5)
+    ax.set_yticks((row_edges[:-1] + row_edges[1:] - 1) / 2, row_labels, fontsize=7)
+    ax.set_xticks((col_edges[:-1] + col_edges[1:] - 1) / 2, col_labels, fontsize=7, rotation=90)
+    ax.set_title(title, fontsize=9)
+    return image
+
+
+def plot_block_irreps(block: np.ndarray, irreps: np.ndarray, row, col, title: str = "") -> Figure:
+    """An orbital block (eV) beside the sizes of its irreps, one bar per (shell pair, L).
+
+    Parameters
+    ----------
+    block
+        ``[n_row, n_col]`` eV, SIESTA orbital order.
+    irreps
+        ``[n_row * n_col]`` the same block as irreps (``block.ravel() @ U.T``,
+        :func:`.block_irreps.block_change_of_basis`).
+    row, col
+        The two :class:`.SpeciesBasis`.
+    """
+    from .block_irreps import block_decomposition, component_starts
+
+    parts = block_decomposition(row, col)
+    starts = component_starts(parts)
+    norms = [np.linalg.norm(irreps[s : s + 2 * p.l + 1]) for p, s in zip(parts, starts)]
+    labels = [f"{row.shells[p.row_shell].label}·{col.shells[p.col_shell].label} {p.irrep}" for p in parts]
+    fig, (ax_block, ax_bars) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.6]})
+    limit = np.abs(block).max()
+    fig.colorbar(_block_heatmap(ax_block, block, row, col, limit, title or "block (eV)"), ax=ax_block, label="eV")
+    ax_bars.bar(range(len(parts)), norms, color=[f"C{p.l}" for p in parts])
+    ax_bars.set_xticks(range(len(parts)), labels, rotation=90, fontsize=6)
+    ax_bars.set(ylabel="|irrep| (eV)", title="the same block as irreps; colour = L")
+    fig.tight_layout()
+    return fig
+
+
+def plot_rotation_check(panels: list[tuple[str, np.ndarray, np.ndarray]], row, col) -> Figure:
+    """Per model: the block predicted for a rotated structure H(Q r), the rotated prediction D H D^T, their difference.
+
+    ``panels`` holds (model name, predicted block of the rotated structure,
+    rotated block of the prediction), blocks ``[n_row, n_col]`` in eV.
+    """
+    fig, axes = plt.subplots(len(panels), 3, figsize=(11, 3.6 * len(panels)), squeeze=False)
+    for ax_row, (name, of_rotated, rotated) in zip(axes, panels):
+        limit = max(np.abs(of_rotated).max(), np.abs(rotated).max())
+        _block_heatmap(ax_row[0], of_rotated, row, col, limit, f"{name}: H(Q r)")
+        image = _block_heatmap(ax_row[1], rotated, row, col, limit, f"{name}: D(Q) H(r) D(Q)ᵀ")
+        fig.colorbar(image, ax=ax_row[:2], label="eV", shrink=0.8)
+        difference = of_rotated - rotated
+        scale = max(np.abs(difference).max(), 1e-300)
+        image = _block_heatmap(ax_row[2], difference, row, col, scale, f"difference (max {scale:.1e} eV)")
+        fig.colorbar(image, ax=ax_row[2], label="eV", shrink=0.8)
+    return fig

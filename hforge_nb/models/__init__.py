@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..basis import Basis
-from .base import BlockOutput, BlockValues, HamiltonianModel, block_groups
+from .base import BlockOutput, BlockValues, HamiltonianModel, block_groups, parameter_breakdown, rotated_predictions, rotation_error
 from .baseline import BaselineConfig, BaselineModel, baseline_config_for_budget
 from .descriptor import DescriptorConfig, MACEDescriptor
 from .equivariant import EquivariantConfig, EquivariantModel
@@ -33,8 +33,22 @@ def build_model(kind: str, config, basis: Basis, dtype: torch.dtype = torch.floa
     return model_class(config, basis, dtype=dtype)
 
 
+def build_fitted_model(kind: str, config, records: list, dtype: torch.dtype = torch.float32,
+                       seed: int = 0) -> HamiltonianModel:
+    """A new model whose weights are drawn with ``seed`` and whose normalization is fitted to ``records``.
+
+    The basis is that of the first record.  See :meth:`.HamiltonianModel.fit_statistics`.
+    """
+    if not records:
+        raise ValueError("build_fitted_model needs at least one record to fit the normalization to")
+    torch.manual_seed(seed)
+    model = build_model(kind, config, records[0].basis, dtype=dtype)
+    model.fit_statistics(records)
+    return model
+
+
 __all__ = [
     "MODEL_KINDS", "BaselineConfig", "BaselineModel", "BlockOutput", "BlockValues", "DescriptorConfig",
     "EquivariantConfig", "EquivariantModel", "HamiltonianModel", "MACEDescriptor", "baseline_config_for_budget",
-    "block_groups", "build_model",
+    "block_groups", "build_fitted_model", "build_model", "parameter_breakdown", "rotated_predictions", "rotation_error",
 ]

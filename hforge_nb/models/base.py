@@ -201,3 +201,45 @@ def block_groups(basis: Basis) -> dict[str, tuple[str, str]]:
     groups = {a: (a, a) for a in basis.symbols}
     groups.update({f"{a}-{b}": (a, b) for a in basis.symbols for b in basis.symbols})
     return groups
+
+
+def rotated_predictions(model: HamiltonianModel, record: HamiltonianRecord,
+                        rotation: np.ndarray) -> tuple[HamiltonianRecord, HamiltonianRecord]:
+    """The prediction for the rotated structure, and the rotated prediction D_i H_ij D_j^T, block for block.
+
+    ``rotation`` is 3x3 orthogonal; det -1 adds inversion.  For an exactly
+    equivariant model the two records are equal.
+    """
+    from ..rotations import rotate_record
+
+    of_rotated = model.predict(rotate_record(record, rotation))
+    rotated = rotate_record(model.predict(record), rotation)
+    match = rotated.find_blocks(of_rotated.pairs, of_rotated.shifts)
+    if (match < 0).any():
+        raise RuntimeError("the rotated structure has other blocks than the original (a pair on the cutoff?)")
+    values = np.concatenate([np.arange(*rotated.block_offsets[b : b + 2]) for b in match])
+    return of_rotated, dataclasses.replace(rotated, pairs=rotated.pairs[match], shifts=rotated.shifts[match],
+                                           h_values=rotated.h_values[values], s_values=rotated.s_values[values])
+
+
+def rotation_error(model: HamiltonianModel, record: HamiltonianRecord, rotation: np.ndarray) -> dict[str, float]:
+    """How far a model is from equivariance for one rotation (see :func:`rotated_predictions`).
+
+    Returns
+    -------
+    dict
+        ``h_max_eV`` and ``s_max``: largest absolute differences;
+        ``h_relative`` and ``s_relative``: the same over the largest |H|, |S| predicted.
+    """
+    of_rotated, rotated = rotated_predictions(model, record, rotation)
+    h_max = float(np.abs(of_rotated.h_values - rotated.h_values).max())
+    s_max = float(np.abs(of_rotated.s_values - rotated.s_values).max())
+    return {"h_max_eV": h_max, "s_max": s_max, "h_relative": h_max / float(np.abs(rotated.h_values).max()),
+            "s_relative": s_max / float(np.abs(rotated.s_values).max())}
+
+
+def parameter_breakdown(model: HamiltonianModel) -> dict[str, int]:
+    """Trainable parameters of each top-level part of a model (descriptor, H and S readouts) and in total."""
+    parts = {name: sum(p.numel() for p in child.parameters() if p.requires_grad)
+             for name, child in model.named_children()}
+    return {**{name: count for name, count in parts.items() if count}, "total": model.parameter_count()}
