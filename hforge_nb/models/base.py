@@ -36,7 +36,7 @@ class BlockOutput(torch.nn.Module):
     ``block = (irreps * scale + shift) @ U``, with U of
     :func:`.block_change_of_basis`.  ``scale`` (one per irrep instance,
     repeated over its 2L+1 components) and ``shift`` (non-zero on invariant
-    0e components only) are fitted to data by :func:`fit_output_statistics`;
+    0e components only) are fitted to data by :meth:`HamiltonianModel.fit_statistics`;
     both keep the map equivariant.
     """
 
@@ -97,9 +97,10 @@ def _invariant_mask(irreps: str) -> torch.Tensor:
 class HamiltonianModel(torch.nn.Module):
     """Base class: predicts H and S blocks of structures.
 
-    Subclasses set :attr:`kind` and implement :meth:`node_irreps` (the
-    descriptor) plus :meth:`on_site` and :meth:`off_site`, which return H
-    and S irreps vectors of one group of blocks.  ``self.outputs`` holds
+    Subclasses set :attr:`kind`, hold a :class:`.MACEDescriptor` as
+    ``self.descriptor`` and implement :meth:`node_features`, :meth:`on_site`
+    and :meth:`off_site`; the last two return H and S irreps vectors of one
+    group of blocks.  ``self.outputs`` holds
     one :class:`BlockOutput` per (matrix, group), keyed ``"h:B"``,
     ``"s:B-N"``, ...
     """
