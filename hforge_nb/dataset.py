@@ -336,3 +336,40 @@ def structure_table(manifest: dict) -> list[dict]:
     """One row per sample: name, kind, split and its structure statistics."""
     return [{"name": s["name"], "kind": s["kind"], "split": s["split"], "status": s["status"], **s["structure"]}
             for s in manifest["samples"]]
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    """Names of the samples used for training, validation (early stopping) and testing."""
+
+    train: tuple[str, ...]
+    validation: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"train": list(self.train), "validation": list(self.validation), "test": list(self.test)}
+
+
+def split_by_size(records: dict[str, HamiltonianRecord], n_validation: int = 1, n_test: int = 1) -> DataSplit:
+    """Split records per number of atoms: of each size, the last ``n_test`` names (sorted) test, the ``n_validation``
+    before them validate, the rest train.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as R
+    >>> records = {f"a-{n}-{k}": R(n_atoms=n) for n in (8, 16) for k in range(4)}
+    >>> split_by_size(records).as_dict()["test"]
+    ['a-8-3', 'a-16-3']
+    """
+    train, validation, test = [], [], []
+    sizes = sorted({r.n_atoms for r in records.values()})
+    for size in sizes:
+        names = sorted(name for name, r in records.items() if r.n_atoms == size)
+        if len(names) < n_validation + n_test + 1:
+            raise ValueError(f"{len(names)} samples of {size} atoms cannot give {n_validation} for validation, "
+                             f"{n_test} for testing and at least one for training")
+        cut_test, cut_val = len(names) - n_test, len(names) - n_test - n_validation
+        train += names[:cut_val]
+        validation += names[cut_val:cut_test]
+        test += names[cut_test:]
+    return DataSplit(tuple(train), tuple(validation), tuple(test))

@@ -197,3 +197,42 @@ def plot_rotation_check(panels: list[tuple[str, np.ndarray, np.ndarray]], row, c
         image = _block_heatmap(ax_row[2], difference, row, col, scale, f"difference (max {scale:.1e} eV)")
         fig.colorbar(image, ax=ax_row[2], label="eV", shrink=0.8)
     return fig
+
+
+def plot_learning_curves(logs: dict[str, list[dict]]) -> Figure:
+    """Training and validation loss, and validation MAE of H (meV), per epoch, for each model.
+
+    ``logs`` maps a model name to its training log rows (:mod:`.training`).
+    """
+    fig, (ax_loss, ax_mae) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for k, (name, rows) in enumerate(logs.items()):
+        epochs = [r["epoch"] for r in rows]
+        ax_loss.semilogy(epochs, [r["train_loss"] for r in rows], color=f"C{k}", label=f"{name} train")
+        ax_loss.semilogy(epochs, [r["val_loss"] for r in rows], color=f"C{k}", ls="--", label=f"{name} validation")
+        ax_mae.semilogy(epochs, [r["val_h_mae_meV"] for r in rows], color=f"C{k}", label=name)
+    ax_loss.set(xlabel="epoch", ylabel="normalized loss")
+    ax_mae.set(xlabel="epoch", ylabel="validation MAE of H (meV)")
+    ax_loss.legend(fontsize=8)
+    ax_mae.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_channel_errors(errors: dict[str, dict]) -> Figure:
+    """MAE of H (meV) per orbital channel, on-site and off-site, one bar group per model.
+
+    ``errors`` maps a model name to a :func:`.evaluation.block_errors` result.
+    """
+    names = list(errors)
+    labels = ["on-site", "off-site"] + sorted(next(iter(errors.values()))["H_meV"]["channel"])
+    fig, ax = plt.subplots(figsize=(9, 3.4))
+    width = 0.8 / len(names)
+    for k, name in enumerate(names):
+        h = errors[name]["H_meV"]
+        values = [h["on_site"]["mae"], h["off_site"]["mae"]] + [h["channel"][c]["mae"] for c in labels[2:]]
+        ax.bar(np.arange(len(labels)) + k * width, values, width, label=name)
+    ax.set_xticks(np.arange(len(labels)) + width * (len(names) - 1) / 2, labels)
+    ax.set(ylabel="MAE of H (meV)", yscale="log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -33,12 +33,20 @@ class BlockValues(NamedTuple):
 class BlockOutput(torch.nn.Module):
     """Irreps vectors ``[n, dim]`` to orbital blocks ``[n, n_row * n_col]`` of one species (pair).
 
-    ``block = (irreps * scale + shift) @ U``, with U of
-    :func:`.block_change_of_basis`.  ``scale`` (one per irrep instance,
-    repeated over its 2L+1 components) and ``shift`` (non-zero on invariant
-    0e components only) are fitted to data by :meth:`HamiltonianModel.fit_statistics`;
-    both keep the map equivariant.
+    ``block = (irreps * scale * profile(r) + shift) @ U``, with U of
+    :func:`.block_change_of_basis`.  All three are fitted to data by
+    :meth:`HamiltonianModel.fit_statistics` and keep the map equivariant:
+    ``scale`` has one value per irrep instance (repeated over its 2L+1
+    components); ``shift`` is non-zero on the invariant (0e) components of
+    on-site blocks only; ``profile`` (off-site blocks) is the RMS of the
+    blocks at pair distance r relative to all of them, on a grid of
+    ``PROFILE_STEP`` Å, interpolated in log scale, so that a network of
+    order-one outputs starts with blocks of the right size at every distance
+    (they fall by orders of magnitude from 1.5 to 9 Å).
     """
+
+    PROFILE_STEP = 0.25  # Å
+    PROFILE_BINS = 64  # covers 16 Å
 
     def __init__(self, row, col):
         super().__init__()
@@ -47,6 +55,7 @@ class BlockOutput(torch.nn.Module):
         self.register_buffer("change", change)  # [dim, n_row * n_col]
         self.register_buffer("scale", torch.ones(len(change)))
         self.register_buffer("shift", torch.zeros(len(change)))
+        self.register_buffer("log_profile", torch.zeros(self.PROFILE_BINS))  # [bins] log relative RMS
         self.register_buffer("instance", _irrep_instances(self.irreps))  # [dim] which irrep instance
         self.register_buffer("invariant", _invariant_mask(self.irreps))  # [dim] bool, 0e components
 
@@ -54,24 +63,53 @@ class BlockOutput(torch.nn.Module):
     def dim(self) -> int:
         return self.change.shape[0]
 
-    def forward(self, irreps: torch.Tensor) -> torch.Tensor:
-        return (irreps * self.scale + self.shift) @ self.change
+    def profile(self, distances: torch.Tensor) -> torch.Tensor:
+        """``[n, 1]`` relative block size at ``distances`` ``[n]`` (Å), linear in log between grid points."""
+        position = (distances / self.PROFILE_STEP).clamp(0, self.PROFILE_BINS - 1.001)
+        low = position.floor().long()
+        weight = (position - low).unsqueeze(1)
+        log_value = self.log_profile[low].unsqueeze(1) * (1 - weight) + self.log_profile[low + 1].unsqueeze(1) * weight
+        return log_value.exp()
+
+    def forward(self, irreps: torch.Tensor, distances: torch.Tensor | None = None) -> torch.Tensor:
+        scaled = irreps * self.scale if distances is None else irreps * self.scale * self.profile(distances)
+        return (scaled + self.shift) @ self.change
 
     @torch.no_grad()
-    def fit(self, blocks: torch.Tensor, on_site: bool) -> None:
-        """Set ``shift`` and ``scale`` from reference blocks ``[n, n_row * n_col]``.
+    def fit(self, blocks: torch.Tensor, distances: torch.Tensor | None = None) -> None:
+        """Set ``shift``, ``profile`` and ``scale`` from reference blocks ``[n, n_row * n_col]``.
 
-        ``shift`` is the mean of the invariant components of on-site blocks
-        (zero off-site, where the envelope must take blocks to zero);
-        ``scale`` the RMS of every irrep instance around it.
+        On-site blocks are given without ``distances``: their invariants'
+        mean becomes ``shift``.  Off-site blocks come with their pair
+        distances ``[n]`` (Å): no shift (the envelope must take blocks to
+        zero), a distance profile instead.  ``scale`` is then the RMS of
+        every irrep instance of the shifted, profile-divided blocks.
         """
         irreps = blocks.to(self.change.dtype) @ self.change.T  # [n, dim]
-        self.shift.copy_(irreps.mean(dim=0) * self.invariant if on_site else torch.zeros_like(self.shift))
+        if distances is None:
+            self.shift.copy_(irreps.mean(dim=0) * self.invariant)
+        else:
+            self.shift.zero_()
+            self.log_profile.copy_(_log_profile(irreps, distances, self.PROFILE_STEP, self.PROFILE_BINS))
+            irreps = irreps / self.profile(distances.to(irreps.dtype))
         squares = (irreps - self.shift).square().mean(dim=0)
         n_instances = int(self.instance.max()) + 1
         per_instance = torch.zeros(n_instances, dtype=squares.dtype).index_add_(0, self.instance, squares)
         per_instance /= torch.bincount(self.instance, minlength=n_instances)
         self.scale.copy_(per_instance.sqrt().clamp(min=1e-8)[self.instance])
+
+
+def _log_profile(irreps: torch.Tensor, distances: torch.Tensor, step: float, n_bins: int) -> torch.Tensor:
+    """``[n_bins]`` log of the RMS of blocks per distance bin over the RMS of all; gaps interpolated."""
+    block_ms = irreps.square().mean(dim=1).double().numpy()  # [n] mean square of each block
+    bins = np.clip((distances.double().numpy() / step).round().astype(int), 0, n_bins - 1)
+    sums, counts = np.bincount(bins, block_ms, n_bins), np.bincount(bins, minlength=n_bins)
+    filled = (counts > 0) & (sums > 0)
+    if not filled.any():
+        return torch.zeros(n_bins, dtype=irreps.dtype)
+    relative = np.log(np.sqrt(sums[filled] / counts[filled] / block_ms.mean()))
+    grid = np.arange(n_bins)
+    return torch.as_tensor(np.interp(grid, grid[filled], relative), dtype=irreps.dtype)
 
 
 def _irrep_instances(irreps: str) -> torch.Tensor:
@@ -141,8 +179,9 @@ class HamiltonianModel(torch.nn.Module):
                 h, s = self.off_site(key, features[i], features[j], vectors[group.blocks])
             else:
                 h, s = self.on_site(key, features[i])
-            h_parts.append(self.outputs[f"h:{key}"](h).reshape(-1))
-            s_parts.append(self.outputs[f"s:{key}"](s).reshape(-1))
+            distances = vectors[group.blocks].norm(dim=1) if key in graph.off_site else None
+            h_parts.append(self.outputs[f"h:{key}"](h, distances).reshape(-1))
+            s_parts.append(self.outputs[f"s:{key}"](s, distances).reshape(-1))
         h, s = torch.cat(h_parts)[graph.assembly_index], torch.cat(s_parts)[graph.assembly_index]
         return BlockValues(0.5 * (h + h[graph.adjoint_index]), 0.5 * (s + s[graph.adjoint_index]))
 
@@ -188,9 +227,11 @@ class HamiltonianModel(torch.nn.Module):
         graph = build_model_graph(items, self.basis, self.config.r_max).to(self.dtype)
         self.descriptor.fit_feature_scale(graph)
         targets = dict(zip("hs", stack_targets(items, self.dtype)))
+        distances = graph.block_vectors().norm(dim=1)
         for key, group in graph.groups():
             for matrix, values in targets.items():
-                self.outputs[f"{matrix}:{key}"].fit(values[group.values], on_site="-" not in key)
+                pair_distances = distances[group.blocks] if key in graph.off_site else None
+                self.outputs[f"{matrix}:{key}"].fit(values[group.values], pair_distances)
 
     def parameter_count(self) -> int:
         """Number of trainable parameters."""

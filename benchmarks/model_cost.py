@@ -1,0 +1,111 @@
+"""Model cost: training time per epoch and per sample, inference time per atom and peak memory, ML vs GPAW.
+
+Each (model, measurement) runs in a fresh single-threaded process, so its
+peak memory is its own.  Models are the default configurations of
+notebooks 02 and 03 (the baseline's width matched to the equivariant
+model's parameter count), built from scratch; training time is the mean
+of a few epochs on the committed training cells, inference time is
+``model.predict`` on each committed cell.  The ML/GPAW ratio divides the
+inference time of a cell by the GPAW time (SCF + Fourier step) recorded
+for that same cell in the data set's manifest.  Results go to
+``benchmarks/results/model_cost.json``.
+
+    python benchmarks/model_cost.py --epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results" / "model_cost.json"
+DATA = Path(__file__).parent.parent / "data" / "aBN-dzp"
+
+
+def _models(records):
+    from hforge_nb.models import BaselineConfig, EquivariantConfig, baseline_config_for_budget, build_fitted_model
+
+    equivariant = build_fitted_model("equivariant", EquivariantConfig(), records)
+    baseline_config = baseline_config_for_budget(BaselineConfig(), records[0].basis, equivariant.parameter_count())
+    return {"equivariant": equivariant, "baseline": build_fitted_model("baseline", baseline_config, records)}
+
+
+def measure_training(kind: str, epochs: int) -> dict:
+    """Seconds per epoch and per training structure of ``epochs`` epochs on the committed training cells."""
+    from hforge_nb.dataset import read_samples, split_by_size
+    from hforge_nb.training import TrainingConfig, train
+
+    samples = read_samples(DATA, "train")
+    split = split_by_size(samples)
+    train_set, val_set = [samples[n] for n in split.train], [samples[n] for n in split.validation]
+    model = _models(train_set)[kind]
+    with tempfile.TemporaryDirectory() as folder:
+        result = train(model, train_set, val_set, TrainingConfig(epochs=epochs, early_stopping_patience=epochs + 1),
+                       folder, progress=False)
+    per_epoch = sum(row["seconds"] for row in result.log) / len(result.log)
+    return {"model": kind, "measurement": "training", "epochs": epochs, "n_train": len(train_set),
+            "train_atoms": sum(r.n_atoms for r in train_set), "seconds_per_epoch": per_epoch,
+            "seconds_per_sample": per_epoch / len(train_set), "parameters": model.parameter_count(),
+            "peak_rss_GB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+
+
+def measure_inference(kind: str) -> dict:
+    """``predict`` time of every committed cell, per atom, and the ratio to its GPAW time."""
+    from hforge_nb.dataset import read_manifest, read_samples
+
+    manifest = {s["name"]: s for s in read_manifest(DATA)["samples"]}
+    samples = read_samples(DATA)
+    model = _models([samples[n] for n in sorted(samples) if "train" in n][:2])[kind]
+    rows = []
+    for name, record in sorted(samples.items(), key=lambda item: item[1].n_atoms):
+        model.predict(record)  # warm-up
+        started = time.perf_counter()
+        model.predict(record)
+        seconds = time.perf_counter() - started
+        gpaw = sum(manifest[name]["timings_s"].values())
+        rows.append({"sample": name, "n_atoms": record.n_atoms, "n_blocks": record.n_blocks, "seconds": seconds,
+                     "seconds_per_atom": seconds / record.n_atoms, "gpaw_seconds": gpaw,
+                     "ml_over_gpaw": seconds / gpaw})
+    return {"model": kind, "measurement": "inference", "samples": rows,
+            "peak_rss_GB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # child mode: kind, measurement
+    args = parser.parse_args(argv)
+    if args.child:
+        import torch
+
+        torch.set_num_threads(1)
+        kind, measurement = args.child
+        row = measure_training(kind, args.epochs) if measurement == "training" else measure_inference(kind)
+        print(json.dumps(row))
+        return 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    rows = []
+    for kind in ("equivariant", "baseline"):
+        for measurement in ("training", "inference"):
+            out = subprocess.run([sys.executable, __file__, "--child", kind, measurement, "--epochs", str(args.epochs)],
+                                 capture_output=True, text=True, env=env, check=True).stdout
+            rows.append(json.loads(out.strip().splitlines()[-1]))
+            print(f"{kind} {measurement}: peak {rows[-1]['peak_rss_GB']:.2f} GB", flush=True)
+    from hforge_nb._atomic import write_json
+
+    write_json(RESULTS, {"benchmark": "model_cost", "threads": 1,
+                         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "results": rows})
+    print(f"-> {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

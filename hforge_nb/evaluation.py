@@ -1,0 +1,213 @@
+"""How far a predicted record is from its reference: block errors and spectral errors.
+
+Block errors compare H (meV) and S value by value over the reference's
+blocks; a block the prediction lacks (beyond the model's cutoff) counts as
+zero.  They are split on-site vs off-site, by species pair and by the
+angular momenta of the two orbitals (s-s, s-p, ..., p-d, d-d; s-p holds
+both s-p and p-s elements).  Spectral errors compare eigenvalues within a
+window around the Fermi level (E_F = 0 in records), the band gap and the
+density of states.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+
+from .record import HamiltonianRecord
+
+_L = "spdfgh"
+
+
+def aligned_values(prediction: HamiltonianRecord, reference: HamiltonianRecord) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted H ``[n_values]`` (eV) and S ``[n_values]`` in the reference's value layout (0 where absent)."""
+    match = prediction.find_blocks(reference.pairs, reference.shifts)
+    sizes = np.diff(reference.block_offsets)
+    found = np.repeat(match >= 0, sizes)
+    within = np.arange(reference.block_offsets[-1]) - np.repeat(reference.block_offsets[:-1], sizes)
+    source = np.repeat(prediction.block_offsets[:-1][np.maximum(match, 0)], sizes) + within
+    h = np.where(found, prediction.h_values[np.where(found, source, 0), 0], 0.0)
+    s = np.where(found, prediction.s_values[np.where(found, source, 0)], 0.0)
+    return h, s
+
+
+def value_labels(record: HamiltonianRecord) -> dict[str, np.ndarray]:
+    """Per value of the record: ``on_site`` (bool), ``species`` (``"B-N"``) and ``channel`` (``"s-p"``)."""
+    sizes = np.diff(record.block_offsets)
+    block = np.repeat(np.arange(record.n_blocks), sizes)
+    row, col = np.divmod(np.arange(record.block_offsets[-1]) - record.block_offsets[block],
+                         record.block_shapes[block, 1])
+    symbols = list(record.basis.symbols)
+    species_index = np.array([symbols.index(s) for s in record.species])
+    species_i, species_j = species_index[record.pairs[block, 0]], species_index[record.pairs[block, 1]]
+    l_row, l_col = np.zeros_like(row), np.zeros_like(col)
+    for k, symbol in enumerate(symbols):
+        l_row[species_i == k] = record.basis[symbol].orbital_l[row[species_i == k]]
+        l_col[species_j == k] = record.basis[symbol].orbital_l[col[species_j == k]]
+    n_l = int(max(l_row.max(initial=0), l_col.max(initial=0))) + 1
+    channel_names = np.array([f"{_L[a]}-{_L[b]}" for a in range(n_l) for b in range(n_l)], dtype=object)
+    pair_names = np.array([f"{a}-{b}" for a in symbols for b in symbols], dtype=object)
+    on_site = ((record.pairs[:, 0] == record.pairs[:, 1]) & ~record.shifts.any(axis=1))[block]
+    return {"on_site": on_site, "species": pair_names[species_i * len(symbols) + species_j],
+            "channel": channel_names[np.minimum(l_row, l_col) * n_l + np.maximum(l_row, l_col)]}
+
+
+def _mae_rmse(errors: np.ndarray, scale: float) -> dict[str, float]:
+    return {"mae": float(np.abs(errors).mean() * scale), "rmse": float(np.sqrt(np.square(errors).mean()) * scale),
+            "n_values": int(errors.size)}
+
+
+def block_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord) -> dict:
+    """MAE and RMSE of H (meV) and S (dimensionless), overall and split, over the reference's values.
+
+    Returns
+    -------
+    dict
+        ``{"H_meV": {...}, "S": {...}}``, each with ``overall``, ``on_site``,
+        ``off_site``, ``species`` (by pair) and ``channel`` (by orbital
+        angular momenta), every entry ``{"mae", "rmse", "n_values"}``.
+    """
+    h_pred, s_pred = aligned_values(prediction, reference)
+    labels = value_labels(reference)
+    result = {}
+    for name, errors, scale in (("H_meV", h_pred - reference.h_values[:, 0], 1000.0),
+                                ("S", s_pred - reference.s_values, 1.0)):
+        result[name] = {
+            "overall": _mae_rmse(errors, scale),
+            "on_site": _mae_rmse(errors[labels["on_site"]], scale),
+            "off_site": _mae_rmse(errors[~labels["on_site"]], scale),
+            **{key: {label: _mae_rmse(errors[labels[key] == label], scale) for label in sorted(set(labels[key]))}
+               for key in ("species", "channel")},
+        }
+    return result
+
+
+def monkhorst_pack(record: HamiltonianRecord, n_k: int) -> np.ndarray:
+    """``[n, 3]`` reduced k-points of an n_k-per-direction Gamma-centred grid (1 along non-periodic axes)."""
+    counts = [n_k if periodic else 1 for periodic in record.atoms.pbc]
+    axes = [np.arange(n) / n for n in counts]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+
+
+def _value_positions(record: HamiltonianRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row and column orbital ``[n_values]`` of every value in H(k), and its block ``[n_values]``."""
+    sizes = np.diff(record.block_offsets)
+    block = np.repeat(np.arange(record.n_blocks), sizes)
+    row, col = np.divmod(np.arange(record.block_offsets[-1]) - record.block_offsets[block],
+                         record.block_shapes[block, 1])
+    first = record.orbital_offsets
+    return first[record.pairs[block, 0]] + row, first[record.pairs[block, 1]] + col, block
+
+
+def eigenvalues(record: HamiltonianRecord, kpoints: np.ndarray) -> np.ndarray:
+    """``[n_k, n_bands]`` eigenvalues (eV) of a spin-unpolarized record; NaN rows where S(k) is not positive definite.
+
+    Builds H(k) = sum_R H(R) exp(2 pi i k.R) (and S(k)) with sparse sums,
+    so large records are fast.
+    """
+    import scipy.sparse
+
+    rows, cols, block = _value_positions(record)
+    n = record.n_orbitals
+    result = []
+    for k in np.atleast_2d(kpoints):
+        phase = np.exp(2j * np.pi * (record.shifts @ np.asarray(k, dtype=float)))[block]
+        h = scipy.sparse.coo_matrix((record.h_values[:, 0] * phase, (rows, cols)), shape=(n, n)).toarray()
+        s = scipy.sparse.coo_matrix((record.s_values * phase, (rows, cols)), shape=(n, n)).toarray()
+        try:
+            result.append(scipy.linalg.eigh(h, s, eigvals_only=True))
+        except np.linalg.LinAlgError:
+            result.append(np.full(n, np.nan))
+    return np.array(result)
+
+
+def band_gap(energies: np.ndarray) -> float:
+    """Lowest state above E_F = 0 minus highest below (eV), over all k-points; 0 for a metal."""
+    above, below = energies[energies > 0], energies[energies <= 0]
+    if above.size == 0 or below.size == 0:
+        return float("nan")
+    return float(max(above.min() - below.max(), 0.0))
+
+
+def density_of_states(energies: np.ndarray, grid: np.ndarray, broadening: float) -> np.ndarray:
+    """``[n_grid]`` Gaussian-broadened DOS (states/eV per k-point) of ``energies`` ``[n_k, n_bands]`` (eV)."""
+    finite = energies[np.isfinite(energies)]
+    weights = np.exp(-0.5 * ((grid[:, None] - finite[None, :]) / broadening) ** 2)
+    return weights.sum(axis=1) / (broadening * np.sqrt(2 * np.pi) * len(energies))
+
+
+def spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
+                    window: float = 2.0, broadening: float = 0.1) -> dict:
+    """Eigenvalue, gap and DOS errors of a prediction (eV, E_F = 0).
+
+    Bands are compared by index; a band counts when its reference energy
+    lies within ``window`` (eV) of E_F.  The DOS difference is the
+    integral of |DOS_pred - DOS_ref| over [-window, window] divided by that
+    of DOS_ref (0 is perfect, 2 is disjoint), both DOS over all bands.  ``positive_definite_S`` is
+    False when the predicted S(k) has a non-positive eigenvalue at a k-point
+    (its eigenvalues are then NaN and the errors NaN).
+    """
+    e_ref, e_pred = eigenvalues(reference, kpoints), eigenvalues(prediction, kpoints)
+    inside = np.abs(e_ref) <= window
+    difference = np.abs(e_pred - e_ref)[inside]
+    grid = np.linspace(-window, window, 401)
+    dos_ref, dos_pred = density_of_states(e_ref, grid, broadening), density_of_states(e_pred, grid, broadening)
+    return {
+        "window_eV": window, "n_kpoints": len(kpoints), "n_eigenvalues": int(inside.sum()),
+        "eigenvalue_mae_meV": float(difference.mean() * 1000) if difference.size else float("nan"),
+        "eigenvalue_max_meV": float(difference.max() * 1000) if difference.size else float("nan"),
+        "gap_reference_eV": band_gap(e_ref), "gap_predicted_eV": band_gap(e_pred),
+        "dos_difference": float(np.trapezoid(np.abs(dos_pred - dos_ref), grid) / np.trapezoid(dos_ref, grid)),
+        "positive_definite_S": bool(np.isfinite(e_pred).all()),
+    }
+
+
+def with_reference_overlap(prediction: HamiltonianRecord, reference: HamiltonianRecord) -> HamiltonianRecord:
+    """The prediction with S replaced by the reference's S on the same blocks (to judge H alone)."""
+    import dataclasses
+
+    _, reference_s = aligned_values(reference, prediction)
+    return dataclasses.replace(prediction, s_values=reference_s)
+
+
+#: Numbers averaged over samples in :func:`evaluate`'s summary.
+SUMMARY_KEYS = {
+    "H_mae_meV": ("blocks", "H_meV", "overall", "mae"),
+    "H_on_site_mae_meV": ("blocks", "H_meV", "on_site", "mae"),
+    "H_off_site_mae_meV": ("blocks", "H_meV", "off_site", "mae"),
+    "S_mae": ("blocks", "S", "overall", "mae"),
+    "eigenvalue_mae_meV": ("spectrum", "eigenvalue_mae_meV"),
+    "eigenvalue_max_meV": ("spectrum", "eigenvalue_max_meV"),
+    "eigenvalue_mae_reference_S_meV": ("spectrum_reference_S", "eigenvalue_mae_meV"),
+    "dos_difference": ("spectrum", "dos_difference"),
+}
+
+
+def evaluate(model, records: dict[str, HamiltonianRecord], n_kpoints: int = 2, window: float = 2.0) -> dict:
+    """Block and spectral errors of a model on every record, and their means over records.
+
+    ``spectrum`` uses the predicted H and S; ``spectrum_reference_S`` the
+    predicted H with the reference S (the predicted S can make S(k)
+    indefinite when the basis is nearly linearly dependent).
+    """
+    samples = {}
+    for name, reference in records.items():
+        prediction = model.predict(reference)
+        kpoints = monkhorst_pack(reference, n_kpoints)
+        samples[name] = {
+            "n_atoms": reference.n_atoms,
+            "blocks": block_errors(prediction, reference),
+            "spectrum": spectral_errors(prediction, reference, kpoints, window),
+            "spectrum_reference_S": spectral_errors(with_reference_overlap(prediction, reference), reference,
+                                                    kpoints, window),
+        }
+    summary = {}
+    for key, path in SUMMARY_KEYS.items():
+        values = []
+        for sample in samples.values():
+            value = sample
+            for step in path:
+                value = value[step]
+            values.append(value)
+        summary[key] = float(np.mean(values)) if values else float("nan")
+    return {"summary": summary, "samples": samples}

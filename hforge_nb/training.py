@@ -1,0 +1,424 @@
+"""Training: normalized block losses, optimiser and schedule, EMA, early stopping, resumable checkpoints.
+
+The loss compares H and S value by value.  Each value belongs to a *class*:
+its block group (on-site blocks of a species, or off-site blocks of an
+ordered species pair) and the angular momenta of its two orbitals (s-s,
+s-p, ..., d-d).  Errors are divided by the RMS of the class's training
+targets and averaged per class, and the classes count equally, so that
+neither the large on-site d-d terms nor the many off-site values dominate.
+
+:func:`train` writes into its folder, every write atomic:
+
+- ``checkpoint.pt`` after every epoch (weights, optimiser, schedule, EMA,
+  best weights so far, log); a run started again on the same folder resumes
+  after the last finished epoch, with identical results, because shuffling
+  and augmentation draw from ``seed`` and the epoch number only;
+- ``training_log.csv``, one row per epoch;
+- ``model.pt``, the weights with the best validation loss (:func:`.io.read_model`).
+
+With ``torchrun`` (``WORLD_SIZE`` > 1) training runs as PyTorch distributed
+data parallel (gloo on CPU, NCCL on GPUs): every process takes its share of
+each epoch's structures and only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import io as _io
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._atomic import atomic_path
+from .basis import Basis
+from .errors import CorruptFileError
+from .model_graph import ModelGraph, StructureBlocks, build_model_graph, stack_targets
+from .models.base import HamiltonianModel, block_groups
+from .record import HamiltonianRecord
+from .rotations import random_rotation, rotate_record
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "training_log.csv"
+MODEL = "model.pt"
+LOG_FIELDS = ("epoch", "train_loss", "val_loss", "val_h_mae_meV", "val_s_mae", "learning_rate", "seconds")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How to train.
+
+    Attributes
+    ----------
+    epochs : int
+        Largest number of passes over the training structures.
+    learning_rate : float
+        Initial AdamW learning rate.
+    weight_decay : float
+    batch_size : int
+        Structures per optimiser step.
+    lr_factor, lr_patience : float, int
+        The learning rate is multiplied by ``lr_factor`` after ``lr_patience``
+        epochs without a better validation loss.
+    early_stopping_patience : int
+        Stop after this many epochs without a better validation loss.
+    ema_decay : float
+        Exponential moving average of the weights (0 turns it off); the
+        averaged weights are validated and saved.
+    s_weight : float
+        Weight of the S loss relative to the H loss.
+    augment_rotations : bool
+        Rotate every training structure by a fresh random rotation (with
+        inversion half of the time) every epoch.
+    max_grad_norm : float
+        Gradient clipping.
+    seed : int
+        Seeds the weights' initialization order, shuffling and rotations.
+    threads : int
+        torch threads per process (set explicitly: oversubscription is slow).
+    """
+
+    epochs: int = 100
+    learning_rate: float = 5e-3
+    weight_decay: float = 0.0
+    batch_size: int = 1
+    lr_factor: float = 0.5
+    lr_patience: int = 10
+    early_stopping_patience: int = 30
+    ema_decay: float = 0.0
+    s_weight: float = 1.0
+    augment_rotations: bool = False
+    max_grad_norm: float = 10.0
+    seed: int = 0
+    threads: int = 1
+
+
+# ------------------------------------------------------------------ loss
+def _channel_index(basis: Basis, row: str, col: str, n_l: int) -> torch.Tensor:
+    """``[n_row * n_col]`` channel of every value of a block: l_row * n_l + l_col, symmetric in the pair."""
+    l_row, l_col = basis[row].orbital_l, basis[col].orbital_l
+    low, high = np.minimum.outer(l_row, l_col), np.maximum.outer(l_row, l_col)
+    return torch.as_tensor((low * n_l + high).ravel(), dtype=torch.long)
+
+
+class ValueClasses:
+    """Maps every value of a :class:`.ModelGraph` to its loss class (block group x orbital channel)."""
+
+    def __init__(self, basis: Basis):
+        self.groups = list(block_groups(basis))
+        self.n_l = max(int(basis[s].orbital_l.max()) for s in basis.symbols) + 1
+        self.n_classes = len(self.groups) * self.n_l**2
+        self.channels = {key: _channel_index(basis, row, col, self.n_l) for key, (row, col) in block_groups(basis).items()}
+
+    def of(self, graph: ModelGraph) -> torch.Tensor:
+        """``[n_values]`` class of every value."""
+        classes = torch.empty(graph.n_values, dtype=torch.long)
+        for key, group in graph.groups():
+            classes[group.values] = self.groups.index(key) * self.n_l**2 + self.channels[key]
+        return classes
+
+
+def class_rms(values: torch.Tensor, classes: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """``[n_classes]`` RMS of ``values`` per class (1 for classes without values or with only zeros)."""
+    sums = torch.zeros(n_classes, dtype=values.dtype).index_add_(0, classes, values.square())
+    counts = torch.bincount(classes, minlength=n_classes).to(values.dtype)
+    rms = (sums / counts.clamp(min=1)).sqrt()
+    return torch.where(rms > 0, rms, torch.ones_like(rms))
+
+
+@dataclass
+class Batch:
+    """A model graph with its targets and loss classes."""
+
+    graph: ModelGraph
+    h: torch.Tensor  # [n_values] eV
+    s: torch.Tensor  # [n_values]
+    classes: torch.Tensor  # [n_values]
+
+
+def make_batch(items: list[StructureBlocks], model: HamiltonianModel, classes: ValueClasses) -> Batch:
+    """Graph, targets and classes of some structures, in the model's dtype."""
+    graph = build_model_graph(items, model.basis, model.config.r_max).to(model.dtype)
+    h, s = stack_targets(items, model.dtype)
+    return Batch(graph, h, s, classes.of(graph))
+
+
+class BlockLoss:
+    """Mean over loss classes of the mean of ((prediction - target) / RMS of the class)^2; H plus ``s_weight`` x S.
+
+    Every class (block group x orbital channel) present in a batch counts
+    equally, however many values it holds: the few on-site values weigh as
+    much as the many off-site ones.
+    """
+
+    def __init__(self, h_scale: torch.Tensor, s_scale: torch.Tensor, s_weight: float):
+        self.h_scale, self.s_scale, self.s_weight = h_scale, s_scale, s_weight
+
+    @classmethod
+    def fit(cls, batches: list[Batch], n_classes: int, s_weight: float) -> "BlockLoss":
+        """Class RMS of H and S over training batches."""
+        classes = torch.cat([b.classes for b in batches])
+        h = class_rms(torch.cat([b.h for b in batches]), classes, n_classes)
+        s = class_rms(torch.cat([b.s for b in batches]), classes, n_classes)
+        return cls(h, s, s_weight)
+
+    @staticmethod
+    def _class_mean(errors: torch.Tensor, classes: torch.Tensor, n_classes: int) -> torch.Tensor:
+        sums = torch.zeros(n_classes, dtype=errors.dtype).index_add(0, classes, errors.square())
+        counts = torch.bincount(classes, minlength=n_classes)
+        present = counts > 0
+        return (sums[present] / counts[present]).mean()
+
+    def __call__(self, prediction, batch: Batch) -> torch.Tensor:
+        n_classes = len(self.h_scale)
+        h_error = (prediction.h - batch.h) / self.h_scale.to(batch.h.dtype)[batch.classes]
+        s_error = (prediction.s - batch.s) / self.s_scale.to(batch.s.dtype)[batch.classes]
+        return (self._class_mean(h_error, batch.classes, n_classes)
+                + self.s_weight * self._class_mean(s_error, batch.classes, n_classes))
+
+
+# ------------------------------------------------------------------ state and files
+@dataclass
+class TrainingState:
+    """Everything a resumed run needs besides the model's and optimiser's own state."""
+
+    epoch: int = 0  # finished epochs
+    best_val_loss: float = float("inf")
+    best_epoch: int = 0
+    epochs_without_improvement: int = 0
+    log: list = dataclasses.field(default_factory=list)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); initializes the process group under ``torchrun``."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (torch.distributed.get_rank(), world) if world > 1 else (0, 1)
+
+
+def write_checkpoint(path: Path, content: dict) -> None:
+    """``torch.save`` atomically: an interrupted write leaves the previous checkpoint intact."""
+    with atomic_path(path) as tmp:
+        torch.save(content, tmp)
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint written by :func:`train`; :class:`CorruptFileError` names a damaged file."""
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load of damaged bytes fails in many ways
+        raise CorruptFileError(f"{path} is not a readable training checkpoint ({type(exc).__name__}: {exc}); "
+                               f"delete it to start the training again") from exc
+    if not isinstance(content, dict) or content.get("format") != "hforge-nb-checkpoint":
+        raise CorruptFileError(f"{path} is not an hforge-nb training checkpoint")
+    return content
+
+
+def _write_log(folder: Path, rows: list[dict]) -> None:
+    text = _io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=LOG_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_path(folder / LOG) as tmp:
+        tmp.write_text(text.getvalue())
+
+
+# ------------------------------------------------------------------ the loop
+@dataclass
+class TrainingResult:
+    """What :func:`train` leaves: the model with the best validation weights, and how it got there."""
+
+    model: HamiltonianModel
+    log: list[dict]
+    best_epoch: int
+    best_val_loss: float
+    stopped_early: bool
+    seconds: float
+
+
+def _epoch_items(items: list[StructureBlocks], records: list[HamiltonianRecord], config: TrainingConfig,
+                 epoch: int, cutoff: float) -> list[StructureBlocks]:
+    """This epoch's training structures: shuffled, and rotated when augmenting (seeded by epoch)."""
+    rng = np.random.default_rng([config.seed, epoch])
+    order = rng.permutation(len(items))
+    if not config.augment_rotations:
+        return [items[k] for k in order]
+    return [StructureBlocks.of_record(rotate_record(records[k], random_rotation(rng, improper=rng.random() < 0.5)),
+                                      cutoff) for k in order]
+
+
+def _ema_copy(model: HamiltonianModel, decay: float) -> torch.optim.swa_utils.AveragedModel:
+    """An exponential moving average of ``model``'s weights.
+
+    Copying the model re-serializes MACE's TorchScript parts, which only
+    warns about deprecated TorchScript APIs; those notices are silenced.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit")
+        warnings.filterwarnings("ignore", message="The TorchScript type system")
+        return torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(decay))
+
+
+def _evaluate(model: HamiltonianModel, batches: list[Batch], loss: BlockLoss) -> dict[str, float]:
+    """Validation loss and MAE of H (meV) and S over ``batches``."""
+    model.eval()
+    total, h_error, s_error, n_values = 0.0, 0.0, 0.0, 0
+    with torch.no_grad():
+        for batch in batches:
+            prediction = model(batch.graph)
+            total += float(loss(prediction, batch))
+            h_error += float((prediction.h - batch.h).abs().sum())
+            s_error += float((prediction.s - batch.s).abs().sum())
+            n_values += batch.h.numel()
+    return {"val_loss": total / max(len(batches), 1), "val_h_mae_meV": 1000 * h_error / max(n_values, 1),
+            "val_s_mae": s_error / max(n_values, 1)}
+
+
+class Trainer:
+    """One training run of one model into one folder (see :func:`train`)."""
+
+    def __init__(self, model: HamiltonianModel, train_records, val_records, config: TrainingConfig, folder: Path):
+        self.model, self.config, self.folder = model, config, Path(folder)
+        self.rank, self.world = _distributed()
+        self.cutoff = model.config.edge_cutoff
+        self.train_records = list(train_records)
+        self.train_items = [StructureBlocks.of_record(r, self.cutoff) for r in self.train_records]
+        self.classes = ValueClasses(model.basis)
+        self.val_batches = [make_batch([StructureBlocks.of_record(r, self.cutoff)], model, self.classes)
+                            for r in val_records]
+        train_batches = [make_batch([item], model, self.classes) for item in self.train_items]
+        self.loss = BlockLoss.fit(train_batches, self.classes.n_classes, config.s_weight)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+                                           weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.lr_factor,
+                                                                    patience=config.lr_patience)
+        self.ema = _ema_copy(model, config.ema_decay) if config.ema_decay > 0 else None
+        self.state = TrainingState()
+        self.best_weights = copy.deepcopy(model.state_dict())
+        self.parallel = (torch.nn.parallel.DistributedDataParallel(model) if self.world > 1 else model)
+
+    # -------------------------------------------------------------- checkpoints
+    def checkpoint(self) -> dict:
+        return {"format": "hforge-nb-checkpoint", "version": 1, "kind": self.model.kind,
+                "model_config": dataclasses.asdict(self.model.config), "config": dataclasses.asdict(self.config),
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "ema": self.ema.state_dict() if self.ema else {},
+                "best_weights": self.best_weights, "state": dataclasses.asdict(self.state)}
+
+    def resume(self, path: Path) -> None:
+        """Continue from a checkpoint of the same model and training settings (``epochs`` may grow)."""
+        content = read_checkpoint(path)
+        extendable = ("epochs", "early_stopping_patience")  # a run may be continued for longer
+        settings = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in extendable}
+        same = (content["kind"] == self.model.kind and content["model_config"] == dataclasses.asdict(self.model.config)
+                and {k: v for k, v in content["config"].items() if k not in extendable} == settings)
+        if not same:
+            raise CorruptFileError(f"{path} belongs to another model or other training settings; "
+                                   f"use another output folder or delete it")
+        self.model.load_state_dict(content["model"])
+        self.optimizer.load_state_dict(content["optimizer"])
+        self.scheduler.load_state_dict(content["scheduler"])
+        if self.ema:
+            self.ema.load_state_dict(content["ema"])
+        self.best_weights = content["best_weights"]
+        self.state = TrainingState(**content["state"])
+
+    # -------------------------------------------------------------- epochs
+    def train_epoch(self, epoch: int) -> float:
+        """One pass over this process's share of the training structures; returns the mean loss."""
+        self.model.train()
+        items = _epoch_items(self.train_items, self.train_records, self.config, epoch, self.cutoff)
+        items = items[self.rank :: self.world]
+        losses = []
+        for start in range(0, len(items), self.config.batch_size):
+            batch = make_batch(items[start : start + self.config.batch_size], self.model, self.classes)
+            self.optimizer.zero_grad()
+            loss = self.loss(self.parallel(batch.graph), batch)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+            self.optimizer.step()
+            if self.ema:
+                self.ema.update_parameters(self.model)
+            losses.append(loss.item())
+        return float(np.mean(losses)) if losses else float("nan")
+
+    def evaluated_model(self) -> HamiltonianModel:
+        """The weights that are validated and saved: the EMA's when on."""
+        return self.ema.module if self.ema else self.model
+
+    def end_epoch(self, epoch: int, train_loss: float, seconds: float) -> dict:
+        """Validate, step the schedule, track the best weights; returns the log row."""
+        metrics = _evaluate(self.evaluated_model(), self.val_batches, self.loss)
+        self.scheduler.step(metrics["val_loss"])
+        if metrics["val_loss"] < self.state.best_val_loss:
+            self.state.best_val_loss, self.state.best_epoch = metrics["val_loss"], epoch
+            self.state.epochs_without_improvement = 0
+            self.best_weights = copy.deepcopy(self.evaluated_model().state_dict())
+        else:
+            self.state.epochs_without_improvement += 1
+        row = {"epoch": epoch, "train_loss": train_loss, **metrics,
+               "learning_rate": self.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3)}
+        self.state.log.append(row)
+        self.state.epoch = epoch
+        return row
+
+    def save(self) -> None:
+        if self.rank == 0:
+            write_checkpoint(self.folder / CHECKPOINT, self.checkpoint())
+            _write_log(self.folder, self.state.log)
+
+
+def train(model: HamiltonianModel, train_records: list[HamiltonianRecord], val_records: list[HamiltonianRecord],
+          config: TrainingConfig, folder: str | os.PathLike, progress: bool = True) -> TrainingResult:
+    """Train ``model`` in place, resuming from ``folder/checkpoint.pt`` if there is one.
+
+    The model's normalization should already be fitted to the training
+    records (:meth:`.HamiltonianModel.fit_statistics`).  Validation on
+    ``val_records`` after every epoch drives the learning-rate schedule,
+    early stopping and the choice of the saved weights.
+
+    Returns
+    -------
+    TrainingResult
+        ``model`` holds the best validation weights on return; they are
+        also in ``folder/model.pt``.
+    """
+    from tqdm.auto import tqdm
+
+    from .io import write_model
+
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(model, train_records, val_records, config, folder)
+    if (folder / CHECKPOINT).exists():
+        trainer.resume(folder / CHECKPOINT)
+    started = time.perf_counter()
+    bar = tqdm(range(trainer.state.epoch + 1, config.epochs + 1), desc=f"{model.kind}", disable=not progress)
+    stopped_early = False
+    for epoch in bar:
+        if trainer.state.epochs_without_improvement >= config.early_stopping_patience:
+            stopped_early = True
+            break
+        epoch_start = time.perf_counter()
+        train_loss = trainer.train_epoch(epoch)
+        row = trainer.end_epoch(epoch, train_loss, time.perf_counter() - epoch_start)
+        trainer.save()
+        bar.set_postfix(loss=f"{train_loss:.3g}", val_H_meV=f"{row['val_h_mae_meV']:.1f}")
+    model.load_state_dict(trainer.best_weights)
+    if trainer.rank == 0:
+        write_model(model, folder / MODEL, metadata={"training": dataclasses.asdict(config),
+                                                     "best_epoch": trainer.state.best_epoch,
+                                                     "best_val_loss": trainer.state.best_val_loss,
+                                                     "epochs_run": trainer.state.epoch})
+    return TrainingResult(model, trainer.state.log, trainer.state.best_epoch, trainer.state.best_val_loss,
+                          stopped_early, time.perf_counter() - started)

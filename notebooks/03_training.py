@@ -1,0 +1,145 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Training and evaluation: the equivariant model against the baseline
+#
+# **Question.** Trained on the same small aBN cells with the same parameter
+# budget, how accurately do the equivariant model and the non-equivariant
+# baseline predict H and S of held-out cells of the same size, block by
+# block and in their eigenvalues?
+#
+# The training cells of the committed data set are split per size: the last
+# of each size (by name) is the test set, the one before it validates (the
+# learning-rate schedule, early stopping and the choice of the saved weights
+# use it), the rest train.  The baseline sees every training structure in a
+# new random orientation each epoch (it cannot know rotations otherwise).
+# H errors are in meV over every value of the reference blocks (a block
+# beyond the model's cutoff counts as zero); eigenvalues are compared within
+# `energy_window` of the Fermi level on a Monkhorst-Pack grid, with the
+# predicted S and, to judge H alone, with the reference S.
+#
+# Interrupted? Run the notebook again with the same `output_dir`: training
+# resumes from each model's last checkpoint.  Several processes or GPUs:
+# call `hforge_nb.training.train` from a script under `torchrun`.
+
+# %%
+import matplotlib.pyplot as plt
+
+from hforge_nb import dataset, io
+from hforge_nb._atomic import write_json
+from hforge_nb.evaluation import evaluate
+from hforge_nb.models import BaselineConfig, EquivariantConfig, baseline_config_for_budget, build_fitted_model
+from hforge_nb.paths import output_folder, project_path
+from hforge_nb.plotting import plot_channel_errors, plot_learning_curves
+from hforge_nb.training import TrainingConfig, train
+
+# %% tags=["parameters"]
+data_dir = "data/aBN-dzp"  # reference data set (notebook 01); relative to the project root
+model_kinds = ["equivariant", "baseline"]
+r_max = 5.0  # Å, MACE cutoff
+channels = 8  # MACE channels per irrep
+num_interactions = 2
+edge_cutoff = 9.0  # Å
+readout_channels = 8  # equivariant readout channels
+n_validation = 1  # cells of each size for validation
+n_test = 1  # cells of each size held out for testing
+epochs = 40
+learning_rate = 1e-2
+lr_patience = 5  # epochs without improvement before the learning rate halves
+early_stopping_patience = 15
+ema_decay = 0.0  # 0 turns the weight average off
+augment_baseline = True  # random rotations of the baseline's training structures
+s_weight = 1.0  # weight of the S loss
+seed = 0
+threads = 1  # torch threads
+n_kpoints = 2  # k-points per periodic direction for eigenvalue errors
+energy_window = 2.0  # eV around E_F
+output_dir = ""  # empty: runs/interactive/03_training
+
+# %%
+out = output_folder(output_dir, "03_training")
+samples = dataset.read_samples(project_path(data_dir), "train")
+split = dataset.split_by_size(samples, n_validation, n_test)
+pick = lambda names: [samples[name] for name in names]  # noqa: E731
+split.as_dict()
+
+# %% [markdown]
+# ## Models
+# The same settings as notebook 02; the baseline's width matches the
+# equivariant model's parameter count.  Normalization is fitted to the
+# training cells.
+
+# %%
+shared = dict(r_max=r_max, channels=channels, num_interactions=num_interactions, edge_cutoff=edge_cutoff)
+equivariant_config = EquivariantConfig(**shared, readout_channels=readout_channels)
+budget = build_fitted_model("equivariant", equivariant_config, pick(split.train), seed=seed).parameter_count()
+configs = {"equivariant": equivariant_config,
+           "baseline": baseline_config_for_budget(BaselineConfig(**shared), samples[split.train[0]].basis, budget)}
+models = {kind: build_fitted_model(kind, configs[kind], pick(split.train), seed=seed) for kind in model_kinds}
+{kind: model.parameter_count() for kind, model in models.items()}
+
+# %% [markdown]
+# ## Training
+
+# %%
+results = {}
+for kind, model in models.items():
+    config = TrainingConfig(epochs=epochs, learning_rate=learning_rate, lr_patience=lr_patience,
+                            early_stopping_patience=early_stopping_patience, ema_decay=ema_decay, s_weight=s_weight,
+                            augment_rotations=augment_baseline and kind == "baseline", seed=seed, threads=threads)
+    results[kind] = train(model, pick(split.train), pick(split.validation), config, out / kind)
+fig = plot_learning_curves({kind: result.log for kind, result in results.items()})
+fig.savefig(out / "learning_curves.png", dpi=150)
+plt.show()
+
+# %% [markdown]
+# ## Evaluation on the held-out cells
+
+# %%
+test = {name: samples[name] for name in split.test}
+evaluation = {kind: evaluate(io.read_model(out / kind / "model.pt"), test, n_kpoints, energy_window)
+              for kind in models}
+for kind, result in evaluation.items():
+    print(f"{kind:>12}: " + ", ".join(f"{key} {value:.4g}" for key, value in result["summary"].items()))
+first_test = split.test[0]
+fig = plot_channel_errors({kind: result["samples"][first_test]["blocks"] for kind, result in evaluation.items()})
+fig.savefig(out / "channel_errors.png", dpi=150)
+plt.show()
+
+# %% [markdown]
+# ## Results
+# `metrics.json`: the split, parameter counts, how each training went and
+# every test metric (per sample and averaged); each model's folder holds
+# `model.pt` (best validation weights), `checkpoint.pt` and
+# `training_log.csv`.
+
+# %%
+training = {kind: {"best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss, "epochs_run": len(r.log),
+                   "stopped_early": r.stopped_early, "seconds": r.seconds,
+                   "seconds_per_epoch": sum(row["seconds"] for row in r.log) / max(len(r.log), 1)}
+            for kind, r in results.items()}
+metrics = {"split": split.as_dict(), "parameters": {k: m.parameter_count() for k, m in models.items()},
+           "training": training, "test": evaluation}
+write_json(out / "metrics.json", metrics)
+{kind: result["summary"] for kind, result in evaluation.items()}
+
+# %% [markdown]
+# ## References
+# - H. Li et al., *Deep-learning density functional theory Hamiltonian for
+#   efficient ab initio electronic-structure calculation* (DeepH), Nat.
+#   Comput. Sci. 2, 367 (2022).
+# - X. Gong et al., Nat. Commun. 14, 2848 (2023) (DeepH-E3).
+# - I. Batatia et al., NeurIPS 2022 (MACE).

@@ -1,0 +1,69 @@
+"""Metrics against hand-computed cases."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import hbn_atoms, random_record
+
+from hforge_nb.evaluation import band_gap, block_errors, monkhorst_pack, spectral_errors, value_labels
+from hforge_nb.record import drop_small_blocks
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return random_record(hbn_atoms(rattle=0.05), seed=3)
+
+
+def _on_site(record):
+    return (record.pairs[:, 0] == record.pairs[:, 1]) & ~record.shifts.any(axis=1)
+
+
+def test_a_constant_on_site_shift_shows_up_only_on_site(reference):
+    on_site_values = np.repeat(_on_site(reference), np.diff(reference.block_offsets))
+    shifted = reference.h_values + 0.004 * on_site_values[:, None]  # 4 meV on every on-site value
+    errors = block_errors(dataclasses.replace(reference, h_values=shifted), reference)["H_meV"]
+    assert errors["on_site"]["mae"] == pytest.approx(4.0) and errors["on_site"]["rmse"] == pytest.approx(4.0)
+    assert errors["off_site"]["mae"] == 0.0
+    assert errors["overall"]["mae"] == pytest.approx(4.0 * on_site_values.mean())
+    assert errors["overall"]["n_values"] == reference.h_values.shape[0]
+
+
+def test_missing_blocks_count_as_zero(reference):
+    pruned = drop_small_blocks(reference, tolerance=0.05)  # drops the far, small blocks
+    errors = block_errors(pruned, reference)
+    kept = pruned.n_blocks < reference.n_blocks
+    missing = reference.find_blocks(pruned.pairs, pruned.shifts)
+    lost = np.ones(reference.n_blocks, bool)
+    lost[missing] = False
+    lost_values = np.repeat(lost, np.diff(reference.block_offsets))
+    assert kept and errors["H_meV"]["overall"]["mae"] == pytest.approx(
+        1000 * np.abs(reference.h_values[lost_values]).sum() / reference.h_values.size)
+
+
+def test_orbital_channels_of_a_dzp_block_are_counted_by_hand(reference):
+    labels = value_labels(reference)
+    first = slice(0, 13 * 13)  # block 0: B-B on-site, shells s s p p d
+    channels, counts = np.unique(labels["channel"][first], return_counts=True)
+    # s: 2 orbitals, p: 6, d: 5 -> s-s 4, s-p 2*2*6, s-d 2*2*5, p-p 36, p-d 2*6*5, d-d 25
+    assert dict(zip(channels, counts)) == {"s-s": 4, "s-p": 24, "s-d": 20, "p-p": 36, "p-d": 60, "d-d": 25}
+    assert set(labels["species"]) == {"B-B", "B-N", "N-B", "N-N"} and labels["on_site"][first].all()
+
+
+def test_h_plus_c_times_s_shifts_every_eigenvalue_by_c(reference):
+    shifted = dataclasses.replace(reference, h_values=reference.h_values + 0.025 * reference.s_values[:, None])
+    errors = spectral_errors(shifted, reference, monkhorst_pack(reference, 2), window=5.0)
+    assert errors["n_eigenvalues"] > 0 and errors["positive_definite_S"]
+    assert errors["eigenvalue_mae_meV"] == pytest.approx(25.0, abs=1e-6)
+    assert errors["eigenvalue_max_meV"] == pytest.approx(25.0, abs=1e-6)
+    same = spectral_errors(reference, reference, monkhorst_pack(reference, 2))
+    assert same["eigenvalue_max_meV"] == 0.0 and same["dos_difference"] == 0.0
+
+
+def test_band_gap_and_an_indefinite_overlap():
+    assert band_gap(np.array([[-1.0, -0.2, 0.5, 2.0], [-0.9, -0.3, 0.4, 1.0]])) == pytest.approx(0.6)
+    record = random_record(hbn_atoms(), seed=1)
+    broken = dataclasses.replace(record, s_values=-record.s_values)
+    assert spectral_errors(broken, record, monkhorst_pack(record, 1))["positive_definite_S"] is False

@@ -1,0 +1,103 @@
+"""Training: the loss falls, runs resume exactly, damaged checkpoints are named and nothing is lost."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import BN_BASIS, SMALL_MODEL, bn_cluster, hbn_atoms, random_record
+
+from hforge_nb.errors import CorruptFileError
+from hforge_nb.models import BaselineConfig, EquivariantConfig, build_fitted_model
+from hforge_nb.training import (BlockLoss, TrainingConfig, ValueClasses, make_batch, read_checkpoint, train)
+from hforge_nb.model_graph import StructureBlocks
+
+
+@pytest.fixture(scope="module")
+def records():
+    train_set = [random_record(hbn_atoms(rattle=0.05, seed=k), seed=k) for k in range(2)]
+    return train_set, [random_record(hbn_atoms(rattle=0.05, seed=9), seed=9)]
+
+
+def fresh_model(kind: str, records, seed: int = 0):
+    config = (EquivariantConfig(**SMALL_MODEL, readout_channels=4) if kind == "equivariant"
+              else BaselineConfig(**SMALL_MODEL, hidden=16))
+    return build_fitted_model(kind, config, records, dtype=torch.float64, seed=seed)
+
+
+def _loss(model, records, loss=None):
+    classes = ValueClasses(BN_BASIS)
+    batches = [make_batch([StructureBlocks.of_record(r, model.config.edge_cutoff)], model, classes) for r in records]
+    loss = loss or BlockLoss.fit(batches, classes.n_classes, s_weight=1.0)
+    with torch.no_grad():
+        return loss, float(np.mean([float(loss(model(b.graph), b)) for b in batches]))
+
+
+def test_the_normalized_loss_of_predicting_zero_is_one_per_matrix(records):
+    model = fresh_model("baseline", records[0])
+    loss, _ = _loss(model, records[0])
+    classes = ValueClasses(BN_BASIS)
+    batch = make_batch([StructureBlocks.of_record(r, model.config.edge_cutoff) for r in records[0]], model, classes)
+    zero = type("Zero", (), {"h": torch.zeros_like(batch.h), "s": torch.zeros_like(batch.s)})
+    # every class is divided by its own RMS over these values: mean square 1 for H and 1 for S
+    assert float(loss(zero, batch)) == pytest.approx(2.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["equivariant", "baseline"])
+def test_a_few_steps_lower_the_loss(kind, records, tmp_path):
+    train_set, _ = records
+    model = fresh_model(kind, train_set)
+    loss, before = _loss(model, train_set)
+    train(model, train_set, train_set, TrainingConfig(epochs=4, learning_rate=1e-2), tmp_path, progress=False)
+    _, after = _loss(model, train_set, loss)
+    assert after < 0.95 * before, (before, after)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_with_identical_state(records, tmp_path, monkeypatch):
+    train_set, val_set = records
+    config = TrainingConfig(epochs=4, learning_rate=5e-3, augment_rotations=True, ema_decay=0.9)
+    straight = train(fresh_model("baseline", train_set), train_set, val_set, config, tmp_path / "a", progress=False)
+
+    from hforge_nb import training
+
+    original = training.Trainer.save
+
+    def save_then_stop(self):
+        original(self)
+        if self.state.epoch == 2:
+            raise Interrupt
+
+    monkeypatch.setattr(training.Trainer, "save", save_then_stop)
+    with pytest.raises(Interrupt):
+        train(fresh_model("baseline", train_set), train_set, val_set, config, tmp_path / "b", progress=False)
+    monkeypatch.setattr(training.Trainer, "save", original)
+    assert read_checkpoint(tmp_path / "b" / "checkpoint.pt")["state"]["epoch"] == 2
+    resumed = train(fresh_model("baseline", train_set, seed=1), train_set, val_set, config, tmp_path / "b",
+                    progress=False)
+    assert [row["train_loss"] for row in resumed.log] == [row["train_loss"] for row in straight.log]
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_a_corrupt_checkpoint_is_named_and_other_files_stay(records, tmp_path):
+    train_set, val_set = records
+    train(fresh_model("baseline", train_set), train_set, val_set, TrainingConfig(epochs=1), tmp_path, progress=False)
+    checkpoint = tmp_path / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:3000])
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(CorruptFileError, match="checkpoint.pt"):
+        train(fresh_model("baseline", train_set), train_set, val_set, TrainingConfig(epochs=2), tmp_path,
+              progress=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_checkpoint_of_other_settings_is_refused(records, tmp_path):
+    train_set, val_set = records
+    train(fresh_model("baseline", train_set), train_set, val_set, TrainingConfig(epochs=1), tmp_path, progress=False)
+    with pytest.raises(CorruptFileError, match="other training settings"):
+        train(fresh_model("baseline", train_set), train_set, val_set, TrainingConfig(epochs=2, learning_rate=1e-2),
+              tmp_path, progress=False)
