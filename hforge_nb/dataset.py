@@ -256,7 +256,7 @@ def build_dataset(plan: DatasetPlan, settings: GPAWSettings, folder: Path, worke
     that raise keep no entry, are listed under ``"failed"`` in the returned
     manifest and are tried again on the next run.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars: notebooks run without ipywidgets
 
     folder = Path(folder)
     done = finished_entries(folder)

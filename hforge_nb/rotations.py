@@ -92,12 +92,19 @@ def rotate_record(record: HamiltonianRecord, rotation: np.ndarray) -> Hamiltonia
     rotation = np.asarray(rotation, dtype=float)
     d_of = {sb.symbol: orbital_rotation(sb, rotation) for sb in record.basis.species}
     h_values, s_values = np.empty_like(record.h_values), np.empty_like(record.s_values)
-    offsets = record.block_offsets
-    for b, (i, j) in enumerate(record.pairs):
-        h, s = record.block(b)
-        d_i, d_j = d_of[record.species[i]], d_of[record.species[j]]
-        h_values[offsets[b] : offsets[b + 1]] = np.einsum("ab,bcs,dc->ads", d_i, h, d_j).reshape(-1, h.shape[2])
-        s_values[offsets[b] : offsets[b + 1]] = (d_i @ s @ d_j.T).ravel()
+    species = np.array(record.species, dtype=object)
+    row_species, col_species = species[record.pairs[:, 0]], species[record.pairs[:, 1]]
+    for row in record.basis.symbols:
+        for col in record.basis.symbols:
+            blocks = np.flatnonzero((row_species == row) & (col_species == col))
+            if len(blocks) == 0:
+                continue
+            d_i, d_j = d_of[row], d_of[col]
+            index = record.block_offsets[blocks, None] + np.arange(len(d_i) * len(d_j))  # [n, n_i * n_j]
+            h = record.h_values[index].reshape(len(blocks), len(d_i), len(d_j), -1)
+            s_block = record.s_values[index].reshape(len(blocks), len(d_i), len(d_j))
+            h_values[index] = np.einsum("ab,nbcs,dc->nads", d_i, h, d_j).reshape(len(blocks), -1, h.shape[3])
+            s_values[index] = np.einsum("ab,nbc,dc->nad", d_i, s_block, d_j).reshape(len(blocks), -1)
     atoms = record.atoms.copy()
     atoms.set_cell(atoms.cell.array @ rotation.T, scale_atoms=False)
     atoms.positions = record.atoms.positions @ rotation.T

@@ -336,7 +336,8 @@ class Trainer:
         """One pass over this process's share of the training structures; returns the mean loss."""
         self.model.train()
         items = _epoch_items(self.train_items, self.train_records, self.config, epoch, self.cutoff)
-        items = items[self.rank :: self.world]
+        padding = -len(items) % (self.world * self.config.batch_size)  # equal steps on every process,
+        items = (items + items[:padding])[self.rank :: self.world]  # as torch's DistributedSampler pads
         losses = []
         for start in range(0, len(items), self.config.batch_size):
             batch = make_batch(items[start : start + self.config.batch_size], self.model, self.classes)
@@ -348,7 +349,11 @@ class Trainer:
             if self.ema:
                 self.ema.update_parameters(self.model)
             losses.append(loss.item())
-        return float(np.mean(losses)) if losses else float("nan")
+        mean = torch.tensor(float(np.mean(losses)) if losses else float("nan"), dtype=torch.float64)
+        if self.world > 1:  # the log shows the loss over all processes
+            torch.distributed.all_reduce(mean)
+            mean /= self.world
+        return float(mean)
 
     def evaluated_model(self) -> HamiltonianModel:
         """The weights that are validated and saved: the EMA's when on."""
@@ -391,7 +396,7 @@ def train(model: HamiltonianModel, train_records: list[HamiltonianRecord], val_r
         ``model`` holds the best validation weights on return; they are
         also in ``folder/model.pt``.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars: notebooks run without ipywidgets
 
     from .io import write_model
 
@@ -403,7 +408,8 @@ def train(model: HamiltonianModel, train_records: list[HamiltonianRecord], val_r
     if (folder / CHECKPOINT).exists():
         trainer.resume(folder / CHECKPOINT)
     started = time.perf_counter()
-    bar = tqdm(range(trainer.state.epoch + 1, config.epochs + 1), desc=f"{model.kind}", disable=not progress)
+    bar = tqdm(range(trainer.state.epoch + 1, config.epochs + 1), desc=f"{model.kind}", disable=not progress,
+               mininterval=10)
     stopped_early = False
     for epoch in bar:
         if trainer.state.epochs_without_improvement >= config.early_stopping_patience:

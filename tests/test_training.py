@@ -101,3 +101,31 @@ def test_a_checkpoint_of_other_settings_is_refused(records, tmp_path):
     with pytest.raises(CorruptFileError, match="other training settings"):
         train(fresh_model("baseline", train_set), train_set, val_set, TrainingConfig(epochs=2, learning_rate=1e-2),
               tmp_path, progress=False)
+
+
+DISTRIBUTED_SCRIPT = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+from conftest import SMALL_MODEL, hbn_atoms, random_record
+from hforge_nb.models import BaselineConfig, build_fitted_model
+from hforge_nb.training import TrainingConfig, train
+records = [random_record(hbn_atoms(rattle=0.05, seed=k), seed=k) for k in range(4)]
+model = build_fitted_model("baseline", BaselineConfig(**SMALL_MODEL, hidden=16), records, seed=0)
+result = train(model, records[:3], records[3:], TrainingConfig(epochs=2), {folder!r}, progress=False)
+print("losses", torch.distributed.get_rank(), [row["train_loss"] for row in result.log], flush=True)
+"""
+
+
+def test_training_runs_under_torchrun_on_two_processes(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "run.py"
+    script.write_text(DISTRIBUTED_SCRIPT.format(tests=str(Path(__file__).parent), folder=str(tmp_path / "run")))
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script)]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert output.returncode == 0, output.stderr[-2000:]
+    losses = sorted(line.split(" ", 2) for line in output.stdout.splitlines() if line.startswith("losses"))
+    assert [rank for _, rank, _ in losses] == ["0", "1"] and losses[0][2] == losses[1][2], "one mean loss"
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt", "model.pt", "training_log.csv"]
