@@ -162,6 +162,35 @@ def spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord,
     }
 
 
+def smallest_overlap_eigenvalue(record: HamiltonianRecord, kpoints: np.ndarray) -> float:
+    """Smallest eigenvalue of S(k) over ``kpoints``: how nearly linearly dependent the basis is."""
+    import scipy.sparse
+
+    rows, cols, block = _value_positions(record)
+    n, smallest = record.n_orbitals, np.inf
+    for k in np.atleast_2d(kpoints):
+        phase = np.exp(2j * np.pi * (record.shifts @ np.asarray(k, dtype=float)))[block]
+        s = scipy.sparse.coo_matrix((record.s_values * phase, (rows, cols)), shape=(n, n)).toarray()
+        smallest = min(smallest, float(np.linalg.eigvalsh(s)[0]))
+    return smallest
+
+
+def random_noise_errors(reference: HamiltonianRecord, h_mae: float, kpoints: np.ndarray, window: float = 2.0,
+                        seed: int = 0) -> dict:
+    """Spectral errors of the reference with Hermitian Gaussian noise of mean absolute size ``h_mae`` (eV) on H.
+
+    A yardstick for a model's eigenvalue errors: with a nearly singular S,
+    even uncorrelated noise of a fraction of a meV moves eigenvalues near
+    E_F by far more (the reference S is kept).
+    """
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(size=reference.h_values.shape) * h_mae * np.sqrt(np.pi / 2)  # E|x| = sigma sqrt(2/pi)
+    noisy = dataclasses.replace(reference, h_values=reference.h_values + noise).symmetrized()
+    return spectral_errors(noisy, reference, kpoints, window)
+
+
 def with_reference_overlap(prediction: HamiltonianRecord, reference: HamiltonianRecord) -> HamiltonianRecord:
     """The prediction with S replaced by the reference's S on the same blocks (to judge H alone)."""
     import dataclasses
@@ -180,6 +209,8 @@ SUMMARY_KEYS = {
     "eigenvalue_max_meV": ("spectrum", "eigenvalue_max_meV"),
     "eigenvalue_mae_reference_S_meV": ("spectrum_reference_S", "eigenvalue_mae_meV"),
     "dos_difference": ("spectrum", "dos_difference"),
+    "eigenvalue_mae_random_noise_meV": ("random_noise_same_mae", "eigenvalue_mae_meV"),
+    "smallest_S_eigenvalue": ("smallest_S_eigenvalue",),
 }
 
 
@@ -189,14 +220,20 @@ def evaluate(model, records: dict[str, HamiltonianRecord], n_kpoints: int = 2, w
     ``spectrum`` uses the predicted H and S; ``spectrum_reference_S`` the
     predicted H with the reference S (the predicted S can make S(k)
     indefinite when the basis is nearly linearly dependent).
+    ``random_noise_same_mae`` is the yardstick of :func:`random_noise_errors`
+    at the prediction's H MAE, ``smallest_S_eigenvalue`` the reference's.
     """
     samples = {}
     for name, reference in records.items():
         prediction = model.predict(reference)
         kpoints = monkhorst_pack(reference, n_kpoints)
+        blocks = block_errors(prediction, reference)
         samples[name] = {
             "n_atoms": reference.n_atoms,
-            "blocks": block_errors(prediction, reference),
+            "blocks": blocks,
+            "smallest_S_eigenvalue": smallest_overlap_eigenvalue(reference, kpoints),
+            "random_noise_same_mae": random_noise_errors(reference, blocks["H_meV"]["overall"]["mae"] / 1000,
+                                                         kpoints, window),
             "spectrum": spectral_errors(prediction, reference, kpoints, window),
             "spectrum_reference_S": spectral_errors(with_reference_overlap(prediction, reference), reference,
                                                     kpoints, window),

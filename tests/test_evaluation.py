@@ -67,3 +67,13 @@ def test_band_gap_and_an_indefinite_overlap():
     record = random_record(hbn_atoms(), seed=1)
     broken = dataclasses.replace(record, s_values=-record.s_values)
     assert spectral_errors(broken, record, monkhorst_pack(record, 1))["positive_definite_S"] is False
+
+
+def test_random_noise_yardstick_grows_with_the_noise(reference):
+    kpoints = monkhorst_pack(reference, 1)
+    from hforge_nb.evaluation import random_noise_errors, smallest_overlap_eigenvalue
+
+    small, large = (random_noise_errors(reference, mae, kpoints, window=5.0)["eigenvalue_mae_meV"]
+                    for mae in (1e-5, 1e-3))
+    assert 0 < small < large
+    assert 0 < smallest_overlap_eigenvalue(reference, kpoints) <= 1.0
