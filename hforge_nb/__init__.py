@@ -16,6 +16,11 @@ narrative, parameters and calls.  Modules, one concept each:
 - :mod:`hforge_nb.structure_stats`: density, coordination, homopolar bonds
 - :mod:`hforge_nb.gpaw_reference`: exact H(R), S(R) from GPAW-LCAO ``dzp``
 - :mod:`hforge_nb.dataset`: reference data sets, their manifest, resuming
+- :mod:`hforge_nb.block_irreps`: an orbital block as irreps (Clebsch-Gordan), and back
+- :mod:`hforge_nb.model_graph`: the tensors a model reads (batched structures, blocks)
+- :mod:`hforge_nb.models`: MACE descriptors, the equivariant model and the MLP baseline
+- :mod:`hforge_nb.training`: losses, optimisation, resumable checkpoints, torchrun
+- :mod:`hforge_nb.evaluation`: block errors (meV) and eigenvalue, gap and DOS errors
 - :mod:`hforge_nb.bands`, :mod:`hforge_nb.plotting`: band structures, figures
 - :mod:`hforge_nb.pipeline`: the main job (notebooks in order with papermill)
 """

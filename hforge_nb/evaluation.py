@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
 
 from .record import HamiltonianRecord
 
@@ -105,8 +106,6 @@ def eigenvalues(record: HamiltonianRecord, kpoints: np.ndarray) -> np.ndarray:
     Builds H(k) = sum_R H(R) exp(2 pi i k.R) (and S(k)) with sparse sums,
     so large records are fast.
     """
-    import scipy.sparse
-
     rows, cols, block = _value_positions(record)
     n = record.n_orbitals
     result = []
@@ -164,8 +163,6 @@ def spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord,
 
 def smallest_overlap_eigenvalue(record: HamiltonianRecord, kpoints: np.ndarray) -> float:
     """Smallest eigenvalue of S(k) over ``kpoints``: how nearly linearly dependent the basis is."""
-    import scipy.sparse
-
     rows, cols, block = _value_positions(record)
     n, smallest = record.n_orbitals, np.inf
     for k in np.atleast_2d(kpoints):

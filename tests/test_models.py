@@ -16,7 +16,7 @@ from hforge_nb.model_graph import StructureBlocks, build_model_graph
 from hforge_nb.models import BaselineConfig, EquivariantConfig, baseline_config_for_budget, build_model
 from hforge_nb.models.base import parameter_breakdown, rotation_error
 from hforge_nb.record import records_equal
-from hforge_nb.rotations import orbital_rotation, random_rotation, rotate_record
+from hforge_nb.rotations import orbital_rotation, random_rotation
 
 KINDS = ["equivariant", "baseline"]
 SPECIES = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import BN_BASIS, SMALL_MODEL, bn_cluster, hbn_atoms, random_record
+from conftest import BN_BASIS, SMALL_MODEL, hbn_atoms, random_record
 
 from hforge_nb.errors import CorruptFileError
 from hforge_nb.models import BaselineConfig, EquivariantConfig, build_fitted_model
