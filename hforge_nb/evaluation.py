@@ -11,11 +11,13 @@ density of states.
 
 from __future__ import annotations
 
+import functools
+import operator
+
 import numpy as np
 import scipy.linalg
-import scipy.sparse
 
-from .record import HamiltonianRecord
+from .record import HamiltonianRecord, value_positions
 
 _L = "spdfgh"
 
@@ -34,10 +36,7 @@ def aligned_values(prediction: HamiltonianRecord, reference: HamiltonianRecord) 
 
 def value_labels(record: HamiltonianRecord) -> dict[str, np.ndarray]:
     """Per value of the record: ``on_site`` (bool), ``species`` (``"B-N"``) and ``channel`` (``"s-p"``)."""
-    sizes = np.diff(record.block_offsets)
-    block = np.repeat(np.arange(record.n_blocks), sizes)
-    row, col = np.divmod(np.arange(record.block_offsets[-1]) - record.block_offsets[block],
-                         record.block_shapes[block, 1])
+    block, row, col = value_positions(record.block_shapes)
     symbols = list(record.basis.symbols)
     species_index = np.array([symbols.index(s) for s in record.species])
     species_i, species_j = species_index[record.pairs[block, 0]], species_index[record.pairs[block, 1]]
@@ -48,8 +47,7 @@ def value_labels(record: HamiltonianRecord) -> dict[str, np.ndarray]:
     n_l = int(max(l_row.max(initial=0), l_col.max(initial=0))) + 1
     channel_names = np.array([f"{_L[a]}-{_L[b]}" for a in range(n_l) for b in range(n_l)], dtype=object)
     pair_names = np.array([f"{a}-{b}" for a in symbols for b in symbols], dtype=object)
-    on_site = ((record.pairs[:, 0] == record.pairs[:, 1]) & ~record.shifts.any(axis=1))[block]
-    return {"on_site": on_site, "species": pair_names[species_i * len(symbols) + species_j],
+    return {"on_site": record.on_site[block], "species": pair_names[species_i * len(symbols) + species_j],
             "channel": channel_names[np.minimum(l_row, l_col) * n_l + np.maximum(l_row, l_col)]}
 
 
@@ -90,33 +88,15 @@ def monkhorst_pack(record: HamiltonianRecord, n_k: int) -> np.ndarray:
     return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
 
 
-def _value_positions(record: HamiltonianRecord) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row and column orbital ``[n_values]`` of every value in H(k), and its block ``[n_values]``."""
-    sizes = np.diff(record.block_offsets)
-    block = np.repeat(np.arange(record.n_blocks), sizes)
-    row, col = np.divmod(np.arange(record.block_offsets[-1]) - record.block_offsets[block],
-                         record.block_shapes[block, 1])
-    first = record.orbital_offsets
-    return first[record.pairs[block, 0]] + row, first[record.pairs[block, 1]] + col, block
-
-
 def eigenvalues(record: HamiltonianRecord, kpoints: np.ndarray) -> np.ndarray:
-    """``[n_k, n_bands]`` eigenvalues (eV) of a spin-unpolarized record; NaN rows where S(k) is not positive definite.
-
-    Builds H(k) = sum_R H(R) exp(2 pi i k.R) (and S(k)) with sparse sums,
-    so large records are fast.
-    """
-    rows, cols, block = _value_positions(record)
-    n = record.n_orbitals
+    """``[n_k, n_bands]`` eigenvalues (eV) of a spin-unpolarized record; NaN rows where S(k) is not positive definite."""
     result = []
     for k in np.atleast_2d(kpoints):
-        phase = np.exp(2j * np.pi * (record.shifts @ np.asarray(k, dtype=float)))[block]
-        h = scipy.sparse.coo_matrix((record.h_values[:, 0] * phase, (rows, cols)), shape=(n, n)).toarray()
-        s = scipy.sparse.coo_matrix((record.s_values * phase, (rows, cols)), shape=(n, n)).toarray()
+        h, s = record.matrices_at_k(k)
         try:
             result.append(scipy.linalg.eigh(h, s, eigvals_only=True))
         except np.linalg.LinAlgError:
-            result.append(np.full(n, np.nan))
+            result.append(np.full(len(h), np.nan))
     return np.array(result)
 
 
@@ -136,7 +116,7 @@ def density_of_states(energies: np.ndarray, grid: np.ndarray, broadening: float)
 
 
 def spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
-                    window: float = 2.0, broadening: float = 0.1) -> dict:
+                    window: float = 2.0, broadening: float = 0.1, reference_energies: np.ndarray | None = None) -> dict:
     """Eigenvalue, gap and DOS errors of a prediction (eV, E_F = 0).
 
     Bands are compared by index; a band counts when its reference energy
@@ -144,9 +124,12 @@ def spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord,
     integral of |DOS_pred - DOS_ref| over [-window, window] divided by that
     of DOS_ref (0 is perfect, 2 is disjoint), both DOS over all bands.  ``positive_definite_S`` is
     False when the predicted S(k) has a non-positive eigenvalue at a k-point
-    (its eigenvalues are then NaN and the errors NaN).
+    (its eigenvalues are then NaN and the errors NaN).  ``reference_energies``
+    ``[n_k, n_bands]``, the reference's :func:`eigenvalues` at ``kpoints``,
+    saves computing them again when several predictions meet one reference.
     """
-    e_ref, e_pred = eigenvalues(reference, kpoints), eigenvalues(prediction, kpoints)
+    e_ref = eigenvalues(reference, kpoints) if reference_energies is None else reference_energies
+    e_pred = eigenvalues(prediction, kpoints)
     inside = np.abs(e_ref) <= window
     difference = np.abs(e_pred - e_ref)[inside]
     grid = np.linspace(-window, window, 401)
@@ -163,17 +146,11 @@ def spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord,
 
 def smallest_overlap_eigenvalue(record: HamiltonianRecord, kpoints: np.ndarray) -> float:
     """Smallest eigenvalue of S(k) over ``kpoints``: how nearly linearly dependent the basis is."""
-    rows, cols, block = _value_positions(record)
-    n, smallest = record.n_orbitals, np.inf
-    for k in np.atleast_2d(kpoints):
-        phase = np.exp(2j * np.pi * (record.shifts @ np.asarray(k, dtype=float)))[block]
-        s = scipy.sparse.coo_matrix((record.s_values * phase, (rows, cols)), shape=(n, n)).toarray()
-        smallest = min(smallest, float(np.linalg.eigvalsh(s)[0]))
-    return smallest
+    return min(float(np.linalg.eigvalsh(record.matrices_at_k(k)[1])[0]) for k in np.atleast_2d(kpoints))
 
 
 def random_noise_errors(reference: HamiltonianRecord, h_mae: float, kpoints: np.ndarray, window: float = 2.0,
-                        seed: int = 0) -> dict:
+                        seed: int = 0, reference_energies: np.ndarray | None = None) -> dict:
     """Spectral errors of the reference with Hermitian Gaussian noise of mean absolute size ``h_mae`` (eV) on H.
 
     A yardstick for a model's eigenvalue errors: with a nearly singular S,
@@ -185,7 +162,7 @@ def random_noise_errors(reference: HamiltonianRecord, h_mae: float, kpoints: np.
     rng = np.random.default_rng(seed)
     noise = rng.normal(size=reference.h_values.shape) * h_mae * np.sqrt(np.pi / 2)  # E|x| = sigma sqrt(2/pi)
     noisy = dataclasses.replace(reference, h_values=reference.h_values + noise).symmetrized()
-    return spectral_errors(noisy, reference, kpoints, window)
+    return spectral_errors(noisy, reference, kpoints, window, reference_energies=reference_energies)
 
 
 def with_reference_overlap(prediction: HamiltonianRecord, reference: HamiltonianRecord) -> HamiltonianRecord:
@@ -225,23 +202,17 @@ def evaluate(model, records: dict[str, HamiltonianRecord], n_kpoints: int = 2, w
         prediction = model.predict(reference)
         kpoints = monkhorst_pack(reference, n_kpoints)
         blocks = block_errors(prediction, reference)
+        energies = eigenvalues(reference, kpoints)  # [n_k, n_bands], shared by the three spectra
         samples[name] = {
             "n_atoms": reference.n_atoms,
             "blocks": blocks,
             "smallest_S_eigenvalue": smallest_overlap_eigenvalue(reference, kpoints),
             "random_noise_same_mae": random_noise_errors(reference, blocks["H_meV"]["overall"]["mae"] / 1000,
-                                                         kpoints, window),
-            "spectrum": spectral_errors(prediction, reference, kpoints, window),
+                                                         kpoints, window, reference_energies=energies),
+            "spectrum": spectral_errors(prediction, reference, kpoints, window, reference_energies=energies),
             "spectrum_reference_S": spectral_errors(with_reference_overlap(prediction, reference), reference,
-                                                    kpoints, window),
+                                                    kpoints, window, reference_energies=energies),
         }
-    summary = {}
-    for key, path in SUMMARY_KEYS.items():
-        values = []
-        for sample in samples.values():
-            value = sample
-            for step in path:
-                value = value[step]
-            values.append(value)
-        summary[key] = float(np.mean(values)) if values else float("nan")
+    summary = {key: float(np.mean([functools.reduce(operator.getitem, path, sample) for sample in samples.values()]))
+               if samples else float("nan") for key, path in SUMMARY_KEYS.items()}
     return {"summary": summary, "samples": samples}

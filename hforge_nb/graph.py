@@ -162,7 +162,7 @@ class BlockCoverage:
 
 def block_coverage(record: HamiltonianRecord, graph: PairGraph, tolerance: float = 0.0) -> BlockCoverage:
     """Compare a record's non-zero off-site blocks with a graph's edges."""
-    off_site = (record.pairs[:, 0] != record.pairs[:, 1]) | (record.shifts != 0).any(axis=1)
+    off_site = ~record.on_site
     graph_record_index = record.find_blocks(graph.pairs, graph.shifts)
     in_graph = np.zeros(record.n_blocks, bool)
     in_graph[graph_record_index[graph_record_index >= 0]] = True

@@ -25,7 +25,7 @@ from ase.neighborlist import neighbor_list
 
 from .basis import Basis
 from .graph import block_list, build_pair_graph
-from .record import HamiltonianRecord, adjoint_value_index
+from .record import HamiltonianRecord, adjoint_value_index, on_site_mask
 from .structure import check_structure
 
 
@@ -140,9 +140,7 @@ class StructureBlocks:
         """The record's on-site blocks and its other blocks closer than ``cutoff`` (Å), with their values."""
         if record.spin.n_components != 1:
             raise ValueError(f"models predict spin-unpolarized H; this record is {record.spin.value}")
-        distances = np.linalg.norm(record.pair_vectors, axis=1)
-        on_site = (record.pairs[:, 0] == record.pairs[:, 1]) & ~record.shifts.any(axis=1)
-        keep = on_site | (distances < cutoff)
+        keep = record.on_site | (np.linalg.norm(record.pair_vectors, axis=1) < cutoff)
         values = np.repeat(keep, np.diff(record.block_offsets))
         return cls(record.atoms, record.species, record.pairs[keep], record.shifts[keep],
                    record.h_values[values, 0], record.s_values[values])
@@ -230,11 +228,11 @@ def _block_groups(pairs: np.ndarray, unit_shifts: np.ndarray, species: list[str]
     """Blocks grouped by species (on-site) and ordered species pair (off-site), and the assembly index."""
     sizes = counts[pairs[:, 0]] * counts[pairs[:, 1]]
     offsets = np.concatenate([[0], np.cumsum(sizes)])[:-1]
-    on_site_mask = (pairs[:, 0] == pairs[:, 1]) & ~unit_shifts.any(axis=1)
+    on_site = on_site_mask(pairs, unit_shifts)
     labels = np.array([f"{species[i]}-{species[j]}" for i, j in pairs], dtype=object)
     groups: dict[str, dict] = {"on_site": {}, "off_site": {}}
     for label in sorted(set(labels)):
-        for kind, mask in (("on_site", on_site_mask), ("off_site", ~on_site_mask)):
+        for kind, mask in (("on_site", on_site), ("off_site", ~on_site)):
             blocks = np.flatnonzero((labels == label) & mask)
             if len(blocks) == 0:
                 continue

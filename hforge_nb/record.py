@@ -169,6 +169,11 @@ class HamiltonianRecord:
         pos = self.atoms.positions
         return pos[self.pairs[:, 1]] + self.shifts @ self.atoms.cell.array - pos[self.pairs[:, 0]]
 
+    @property
+    def on_site(self) -> np.ndarray:
+        """``[n_blocks]`` bool, True for the (i, i, 0) blocks."""
+        return on_site_mask(self.pairs, self.shifts)
+
     def species_basis(self, atom: int) -> SpeciesBasis:
         return self.basis[self.species[atom]]
 
@@ -237,20 +242,27 @@ class HamiltonianRecord:
         ``[2 n_orb, 2 n_orb]`` with S expanded over spin.
         """
         phases = np.exp(2j * np.pi * (self.shifts @ np.asarray(k, dtype=float)))
+        if not self.spin.is_spin_box:
+            return self._collinear_matrices_at_k(phases, spin_index)
         n, first = self.n_orbitals, self.orbital_offsets
-        size = 2 * n if self.spin.is_spin_box else n
-        hk, sk = np.zeros((size, size), complex), np.zeros((n, n), complex)
+        hk, sk = np.zeros((2 * n, 2 * n), complex), np.zeros((n, n), complex)
         for b, (i, j) in enumerate(self.pairs):
             h, s = self.block(b)
-            rows, cols = slice(first[i], first[i + 1]), slice(first[j], first[j + 1])
-            sk[rows, cols] += phases[b] * s
-            if self.spin.is_spin_box:
-                hk[2 * first[i] : 2 * first[i + 1], 2 * first[j] : 2 * first[j + 1]] += phases[b] * spin_box(h, self.spin)
-            else:
-                hk[rows, cols] += phases[b] * h[:, :, spin_index]
-        if self.spin.is_spin_box:
-            sk = np.kron(sk, np.eye(2))
-        return hk, sk
+            sk[first[i] : first[i + 1], first[j] : first[j + 1]] += phases[b] * s
+            hk[2 * first[i] : 2 * first[i + 1], 2 * first[j] : 2 * first[j + 1]] += phases[b] * spin_box(h, self.spin)
+        return hk, np.kron(sk, np.eye(2))
+
+    def _collinear_matrices_at_k(self, phases: np.ndarray, spin_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """H(k), S(k) ``[n_orb, n_orb]`` from the per-block ``phases`` ``[n_blocks]``, summed as sparse matrices."""
+        import scipy.sparse
+
+        block, row, col = value_positions(self.block_shapes)
+        first = self.orbital_offsets
+        rows, cols = first[self.pairs[block, 0]] + row, first[self.pairs[block, 1]] + col
+        shape = (self.n_orbitals, self.n_orbitals)
+        hk = scipy.sparse.coo_matrix((self.h_values[:, spin_index] * phases[block], (rows, cols)), shape=shape)
+        sk = scipy.sparse.coo_matrix((self.s_values * phases[block], (rows, cols)), shape=shape)
+        return hk.toarray(), sk.toarray()
 
     def eigenvalues(self, kpoints: np.ndarray) -> np.ndarray:
         """Eigenvalues (eV, relative to E_F) at reduced k-points.
@@ -311,6 +323,20 @@ def find_blocks(pairs: np.ndarray, shifts: np.ndarray, wanted_pairs: np.ndarray,
     return np.where(keys[order][pos] == wanted, order[pos], -1)
 
 
+def on_site_mask(pairs: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """``[n_blocks]`` bool, True for on-site blocks (i, i, R = 0)."""
+    return (pairs[:, 0] == pairs[:, 1]) & ~np.asarray(shifts).any(axis=1)
+
+
+def value_positions(shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Block, row and column ``[n_values]`` of every value of blocks of ``shapes`` ``[n_blocks, 2]``, laid out row-major."""
+    sizes = shapes.prod(axis=1) if len(shapes) else np.zeros(0, int)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    block = np.repeat(np.arange(len(shapes)), sizes)
+    row, col = np.divmod(np.arange(offsets[-1]) - offsets[block], shapes[block, 1])
+    return block, row, col
+
+
 def adjoint_value_index(pairs: np.ndarray, shifts: np.ndarray, orbital_counts: np.ndarray) -> np.ndarray:
     """``[n_values]`` position of every value's partner in the (j, i, -R) block, transposed; -1 if absent.
 
@@ -319,13 +345,10 @@ def adjoint_value_index(pairs: np.ndarray, shifts: np.ndarray, orbital_counts: n
     """
     partner = find_blocks(pairs, shifts, pairs[:, ::-1], -shifts)
     shapes = np.stack([orbital_counts[pairs[:, 0]], orbital_counts[pairs[:, 1]]], axis=1)
-    sizes = shapes.prod(axis=1)
-    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    block_of_value = np.repeat(np.arange(len(pairs)), sizes)
-    within = np.arange(offsets[-1]) - offsets[block_of_value]
-    row, col = np.divmod(within, shapes[block_of_value, 1])
-    index = offsets[partner[block_of_value]] + col * shapes[block_of_value, 0] + row
-    return np.where(partner[block_of_value] >= 0, index, -1)
+    offsets = np.concatenate([[0], np.cumsum(shapes.prod(axis=1))]).astype(np.int64)
+    block, row, col = value_positions(shapes)
+    index = offsets[partner[block]] + col * shapes[block, 0] + row
+    return np.where(partner[block] >= 0, index, -1)
 
 
 def drop_small_blocks(record: HamiltonianRecord, tolerance: float) -> HamiltonianRecord:
@@ -337,8 +360,7 @@ def drop_small_blocks(record: HamiltonianRecord, tolerance: float) -> Hamiltonia
     be ill-conditioned, so never drop single elements.
     """
     h_max, s_max = record.block_max_abs()
-    on_site = (record.pairs[:, 0] == record.pairs[:, 1]) & ~record.shifts.any(axis=1)
-    keep = on_site | (h_max >= tolerance) | (s_max >= tolerance)
+    keep = record.on_site | (h_max >= tolerance) | (s_max >= tolerance)
     values = np.repeat(keep, np.diff(record.block_offsets))
     return dataclasses.replace(record, pairs=record.pairs[keep], shifts=record.shifts[keep],
                                h_values=record.h_values[values], s_values=record.s_values[values])

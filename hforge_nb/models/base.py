@@ -252,16 +252,15 @@ def rotated_predictions(model: HamiltonianModel, record: HamiltonianRecord,
     ``rotation`` is 3x3 orthogonal; det -1 adds inversion.  For an exactly
     equivariant model the two records are equal.
     """
+    from ..evaluation import aligned_values
     from ..rotations import rotate_record
 
     of_rotated = model.predict(rotate_record(record, rotation))
     rotated = rotate_record(model.predict(record), rotation)
-    match = rotated.find_blocks(of_rotated.pairs, of_rotated.shifts)
-    if (match < 0).any():
+    if (rotated.find_blocks(of_rotated.pairs, of_rotated.shifts) < 0).any():
         raise RuntimeError("the rotated structure has other blocks than the original (a pair on the cutoff?)")
-    values = np.concatenate([np.arange(*rotated.block_offsets[b : b + 2]) for b in match])
-    return of_rotated, dataclasses.replace(rotated, pairs=rotated.pairs[match], shifts=rotated.shifts[match],
-                                           h_values=rotated.h_values[values], s_values=rotated.s_values[values])
+    h, s = aligned_values(rotated, of_rotated)  # in of_rotated's block order
+    return of_rotated, dataclasses.replace(of_rotated, h_values=h[:, None], s_values=s)
 
 
 def rotation_error(model: HamiltonianModel, record: HamiltonianRecord, rotation: np.ndarray) -> dict[str, float]:
