@@ -35,7 +35,10 @@ def aligned_values(prediction: HamiltonianRecord, reference: HamiltonianRecord) 
 
 
 def value_labels(record: HamiltonianRecord) -> dict[str, np.ndarray]:
-    """Per value of the record: ``on_site`` (bool), ``species`` (``"B-N"``) and ``channel`` (``"s-p"``)."""
+    """Per value of the record: ``on_site`` and ``diagonal`` (bool), ``species`` (``"B-N"``), ``channel`` (``"s-p"``).
+
+    ``diagonal`` marks the orbital energies: the diagonal of on-site blocks.
+    """
     block, row, col = value_positions(record.block_shapes)
     symbols = list(record.basis.symbols)
     species_index = np.array([symbols.index(s) for s in record.species])
@@ -47,7 +50,7 @@ def value_labels(record: HamiltonianRecord) -> dict[str, np.ndarray]:
     n_l = int(max(l_row.max(initial=0), l_col.max(initial=0))) + 1
     channel_names = np.array([f"{_L[a]}-{_L[b]}" for a in range(n_l) for b in range(n_l)], dtype=object)
     pair_names = np.array([f"{a}-{b}" for a in symbols for b in symbols], dtype=object)
-    return {"on_site": record.on_site[block], "species": pair_names[species_i * len(symbols) + species_j],
+    return {"on_site": record.on_site[block], "diagonal": record.on_site[block] & (row == col), "species": pair_names[species_i * len(symbols) + species_j],
             "channel": channel_names[np.minimum(l_row, l_col) * n_l + np.maximum(l_row, l_col)]}
 
 
@@ -63,7 +66,7 @@ def block_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord) ->
     -------
     dict
         ``{"H_meV": {...}, "S": {...}}``, each with ``overall``, ``on_site``,
-        ``off_site``, ``species`` (by pair) and ``channel`` (by orbital
+        ``off_site``, ``diagonal`` (orbital energies), ``species`` (by pair) and ``channel`` (by orbital
         angular momenta), every entry ``{"mae", "rmse", "n_values"}``.
     """
     h_pred, s_pred = aligned_values(prediction, reference)
@@ -75,6 +78,7 @@ def block_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord) ->
             "overall": _mae_rmse(errors, scale),
             "on_site": _mae_rmse(errors[labels["on_site"]], scale),
             "off_site": _mae_rmse(errors[~labels["on_site"]], scale),
+            "diagonal": _mae_rmse(errors[labels["diagonal"]], scale),
             **{key: {label: _mae_rmse(errors[labels[key] == label], scale) for label in sorted(set(labels[key]))}
                for key in ("species", "channel")},
         }
@@ -178,6 +182,7 @@ SUMMARY_KEYS = {
     "H_mae_meV": ("blocks", "H_meV", "overall", "mae"),
     "H_on_site_mae_meV": ("blocks", "H_meV", "on_site", "mae"),
     "H_off_site_mae_meV": ("blocks", "H_meV", "off_site", "mae"),
+    "H_diagonal_mae_meV": ("blocks", "H_meV", "diagonal", "mae"),
     "S_mae": ("blocks", "S", "overall", "mae"),
     "eigenvalue_mae_meV": ("spectrum", "eigenvalue_mae_meV"),
     "eigenvalue_max_meV": ("spectrum", "eigenvalue_max_meV"),

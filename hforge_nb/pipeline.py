@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ._atomic import write_json
 from .paths import project_root
+from .sweep import run_notebook
 
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
 
@@ -59,8 +60,6 @@ def _git_commit(root: Path) -> str:
 
 def run_pipeline(profile: Profile, run_dir: Path, only: list[str] | None = None) -> dict:
     """Execute the notebooks; returns (and writes) the run summary."""
-    import papermill
-
     root = project_root()
     run_dir = run_dir if run_dir.is_absolute() else root / run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -71,8 +70,7 @@ def run_pipeline(profile: Profile, run_dir: Path, only: list[str] | None = None)
         parameters = {"output_dir": str(run_dir / notebook.stem), **profile.for_notebook(notebook.stem)}
         started = time.perf_counter()
         print(f"[hforge-nb] {notebook.name} with {parameters}", flush=True)
-        papermill.execute_notebook(str(notebook), str(run_dir / notebook.name), parameters=parameters,
-                                   cwd=str(notebook.parent), kernel_name="python3", progress_bar=False)
+        run_notebook(notebook, run_dir / notebook.name, parameters)
         summary["notebooks"].append({"notebook": notebook.name, "parameters": parameters,
                                      "seconds": round(time.perf_counter() - started, 1)})
         write_json(run_dir / "run.json", summary)

@@ -115,6 +115,7 @@ class ValueClasses:
         self.n_l = max(int(basis[s].orbital_l.max()) for s in basis.symbols) + 1
         self.n_classes = len(self.groups) * self.n_l**2
         self.channels = {key: _channel_index(basis, row, col, self.n_l) for key, (row, col) in block_groups(basis).items()}
+        self.block_size = max(basis[s].n_orbitals for s in basis.symbols) ** 2
 
     def of(self, graph: ModelGraph) -> torch.Tensor:
         """``[n_values]`` class of every value."""
@@ -122,6 +123,13 @@ class ValueClasses:
         for key, group in graph.groups():
             classes[group.values] = self.groups.index(key) * self.n_l**2 + self.channels[key]
         return classes
+
+    def elements(self, graph: ModelGraph) -> torch.Tensor:
+        """``[n_values]`` which element of which block group every value is (the same for every block of a group)."""
+        elements = torch.empty(graph.n_values, dtype=torch.long)
+        for key, group in graph.groups():
+            elements[group.values] = self.groups.index(key) * self.block_size + torch.arange(group.values.shape[1])
+        return elements
 
 
 def class_rms(values: torch.Tensor, classes: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -132,6 +140,19 @@ def class_rms(values: torch.Tensor, classes: torch.Tensor, n_classes: int) -> to
     return torch.where(rms > 0, rms, torch.ones_like(rms))
 
 
+def class_spread(values: torch.Tensor, classes: torch.Tensor, elements: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """``[n_classes]`` RMS per class of ``values`` minus the mean of their block element (see :meth:`ValueClasses.elements`).
+
+    On-site blocks have large means (orbital energies of -17 to +35 eV
+    here) that the models' output shifts already carry; what is left to
+    learn, and what the loss must weigh, is how values vary around them.
+    """
+    n_elements = int(elements.max()) + 1 if len(elements) else 0
+    sums = torch.zeros(n_elements, dtype=values.dtype).index_add_(0, elements, values)
+    means = sums / torch.bincount(elements, minlength=n_elements).clamp(min=1).to(values.dtype)
+    return class_rms(values - means[elements], classes, n_classes)
+
+
 @dataclass
 class Batch:
     """A model graph with its targets and loss classes."""
@@ -140,21 +161,24 @@ class Batch:
     h: torch.Tensor  # [n_values] eV
     s: torch.Tensor  # [n_values]
     classes: torch.Tensor  # [n_values]
+    elements: torch.Tensor  # [n_values]
 
 
 def make_batch(items: list[StructureBlocks], model: HamiltonianModel, classes: ValueClasses) -> Batch:
     """Graph, targets and classes of some structures, in the model's dtype."""
     graph = build_model_graph(items, model.basis, model.config.r_max).to(model.dtype)
     h, s = stack_targets(items, model.dtype)
-    return Batch(graph, h, s, classes.of(graph))
+    return Batch(graph, h, s, classes.of(graph), classes.elements(graph))
 
 
 class BlockLoss:
-    """Mean over loss classes of the mean of ((prediction - target) / RMS of the class)^2; H plus ``s_weight`` x S.
+    """Mean over loss classes of the mean of ((prediction - target) / spread of the class)^2; H plus ``s_weight`` x S.
 
     Every class (block group x orbital channel) present in a batch counts
     equally, however many values it holds: the few on-site values weigh as
-    much as the many off-site ones.
+    much as the many off-site ones.  A class's spread (:func:`class_spread`)
+    is the RMS of its training values around their block element's mean,
+    so predicting those means scores 1 per matrix.
     """
 
     def __init__(self, h_scale: torch.Tensor, s_scale: torch.Tensor, s_weight: float):
@@ -162,10 +186,11 @@ class BlockLoss:
 
     @classmethod
     def fit(cls, batches: list[Batch], n_classes: int, s_weight: float) -> "BlockLoss":
-        """Class RMS of H and S over training batches."""
+        """Class spreads of H and S over training batches."""
         classes = torch.cat([b.classes for b in batches])
-        h = class_rms(torch.cat([b.h for b in batches]), classes, n_classes)
-        s = class_rms(torch.cat([b.s for b in batches]), classes, n_classes)
+        elements = torch.cat([b.elements for b in batches])
+        h = class_spread(torch.cat([b.h for b in batches]), classes, elements, n_classes)
+        s = class_spread(torch.cat([b.s for b in batches]), classes, elements, n_classes)
         return cls(h, s, s_weight)
 
     @staticmethod
@@ -323,11 +348,15 @@ class Trainer:
         if not same:
             raise CorruptFileError(f"{path} belongs to another model or other training settings; "
                                    f"use another output folder or delete it")
-        self.model.load_state_dict(content["model"])
-        self.optimizer.load_state_dict(content["optimizer"])
-        self.scheduler.load_state_dict(content["scheduler"])
-        if self.ema:
-            self.ema.load_state_dict(content["ema"])
+        try:
+            self.model.load_state_dict(content["model"])
+            self.optimizer.load_state_dict(content["optimizer"])
+            self.scheduler.load_state_dict(content["scheduler"])
+            if self.ema:
+                self.ema.load_state_dict(content["ema"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CorruptFileError(f"{path} holds weights of another version of this model ({exc.__class__.__name__}); "
+                                   f"use another output folder or delete it") from exc
         self.best_weights = content["best_weights"]
         self.state = TrainingState(**content["state"])
 

@@ -30,9 +30,12 @@
 #   l1 x l2 = |l1 - l2| + ... + (l1 + l2); the model outputs those irreps and
 #   assembles the block with Clebsch-Gordan coefficients, so rotating the
 #   structure rotates the block as D_i H_ij D_j^T, by construction.
+#   An atom's on-site block adds up contributions from all its neighbours
+#   (crystal-field terms, up to L = 4 as a d-d block needs).
 # - The **baseline** feeds the same descriptors, the Cartesian pair vector and
 #   a radial basis to MLP heads that emit the 169 numbers of a block directly,
-#   as published MLP-head models do.  It has the same parameter budget; it
+#   as published MLP-head models do (its pair trunk also feeds the on-site
+#   neighbour sum).  It has the same parameter budget; it
 #   can learn rotations only from data (random-rotation augmentation).
 #
 # Both make H Hermitian, H_ij(R) = H_ji(-R)^T, and the on-site blocks

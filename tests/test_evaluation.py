@@ -31,6 +31,17 @@ def test_a_constant_on_site_shift_shows_up_only_on_site(reference):
     assert errors["overall"]["n_values"] == reference.h_values.shape[0]
 
 
+def test_orbital_energy_errors_are_the_on_site_diagonal(reference):
+    shifted = reference.h_values.copy()
+    for b in np.flatnonzero(_on_site(reference)):  # 3 meV on every orbital energy, nothing else
+        n = reference.block_shapes[b, 0]
+        shifted[reference.block_offsets[b]:reference.block_offsets[b + 1], 0] += 0.003 * np.eye(n).ravel()
+    errors = block_errors(dataclasses.replace(reference, h_values=shifted), reference)["H_meV"]
+    assert errors["diagonal"]["mae"] == pytest.approx(3.0)
+    assert errors["diagonal"]["n_values"] == reference.n_orbitals
+    assert errors["on_site"]["mae"] == pytest.approx(3.0 * reference.n_orbitals / errors["on_site"]["n_values"])
+
+
 def test_missing_blocks_count_as_zero(reference):
     pruned = drop_small_blocks(reference, tolerance=0.05)  # drops the far, small blocks
     errors = block_errors(pruned, reference)

@@ -33,14 +33,34 @@ def _loss(model, records, loss=None):
         return loss, float(np.mean([float(loss(model(b.graph), b)) for b in batches]))
 
 
-def test_the_normalized_loss_of_predicting_zero_is_one_per_matrix(records):
+def _element_means(values, elements):
+    """Each value replaced by the mean of its block element, by hand."""
+    result = torch.empty_like(values)
+    for element in torch.unique(elements):
+        result[elements == element] = values[elements == element].mean()
+    return result
+
+
+def test_the_normalized_loss_of_predicting_each_elements_mean_is_one_per_matrix(records):
     model = fresh_model("baseline", records[0])
-    loss, _ = _loss(model, records[0])
     classes = ValueClasses(BN_BASIS)
     batch = make_batch([StructureBlocks.of_record(r, model.config.edge_cutoff) for r in records[0]], model, classes)
+    loss = BlockLoss.fit([batch], classes.n_classes, s_weight=1.0)
+    means = type("Means", (), {"h": _element_means(batch.h, batch.elements), "s": _element_means(batch.s, batch.elements)})
+    # every class is divided by its own spread around the element means: mean square 1 for H and 1 for S
+    assert float(loss(means, batch)) == pytest.approx(2.0, rel=1e-10)
     zero = type("Zero", (), {"h": torch.zeros_like(batch.h), "s": torch.zeros_like(batch.s)})
-    # every class is divided by its own RMS over these values: mean square 1 for H and 1 for S
-    assert float(loss(zero, batch)) == pytest.approx(2.0, rel=1e-12)
+    assert float(loss(zero, batch)) > 2.0  # on-site orbital energies are far from zero
+
+
+def test_block_elements_are_the_same_position_in_blocks_of_one_group(records):
+    model = fresh_model("baseline", records[0])
+    classes = ValueClasses(BN_BASIS)
+    graph = make_batch([StructureBlocks.of_record(records[0][0], model.config.edge_cutoff)], model, classes).graph
+    elements = classes.elements(graph)
+    for _, group in graph.groups():
+        assert (elements[group.values] == elements[group.values[0]]).all()  # [n_blocks, dim]: rows repeat
+        assert len(torch.unique(elements[group.values[0]])) == group.values.shape[1]
 
 
 @pytest.mark.parametrize("kind", ["equivariant", "baseline"])
@@ -101,6 +121,16 @@ def test_a_checkpoint_of_other_settings_is_refused(records, tmp_path):
     with pytest.raises(CorruptFileError, match="other training settings"):
         train(fresh_model("baseline", train_set), train_set, val_set, TrainingConfig(epochs=2, learning_rate=1e-2),
               tmp_path, progress=False)
+
+
+def test_a_checkpoint_of_another_version_of_the_model_is_refused(records, tmp_path):
+    train_set, val_set = records
+    train(fresh_model("baseline", train_set), train_set, val_set, TrainingConfig(epochs=1), tmp_path, progress=False)
+    content = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    content["model"].pop(next(iter(content["model"])))  # as if the architecture had changed since
+    torch.save(content, tmp_path / "checkpoint.pt")
+    with pytest.raises(CorruptFileError, match="another version of this model"):
+        train(fresh_model("baseline", train_set), train_set, val_set, TrainingConfig(epochs=2), tmp_path, progress=False)
 
 
 DISTRIBUTED_SCRIPT = """

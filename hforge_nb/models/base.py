@@ -23,6 +23,25 @@ from ..model_graph import ModelGraph, StructureBlocks, build_model_graph, stack_
 from ..record import HamiltonianRecord, Provenance
 
 
+class PairIrreps(NamedTuple):
+    """What a model gives for a group of pairs i -> j(R), as irreps ``[n, dim]``.
+
+    ``h`` and ``s`` are the blocks' own; ``h_on_site`` and ``s_on_site`` are
+    j's contributions to atom i's on-site blocks (in the irreps of i's
+    species), summed over neighbours by :meth:`HamiltonianModel.forward`.
+    The crystal field of the neighbours' potentials (and, in PAW, their
+    projectors' overlap corrections) is such a sum over neighbours, with
+    the angular dependence Y_L(r_ij) up to L = 4 that a d-d block needs;
+    node features of degree l <= 2 alone cannot give it at a tetrahedral
+    site, where every l = 1, 2 feature vanishes by symmetry.
+    """
+
+    h: torch.Tensor
+    s: torch.Tensor
+    h_on_site: torch.Tensor
+    s_on_site: torch.Tensor
+
+
 class BlockValues(NamedTuple):
     """Predicted H ``[n_values]`` (eV) and S ``[n_values]``, in the graph's value layout."""
 
@@ -148,6 +167,7 @@ class HamiltonianModel(torch.nn.Module):
     def __init__(self, config, basis: Basis):
         super().__init__()
         self.config, self.basis = config, basis
+        self.group_species = block_groups(basis)  # group key -> (row, column) species
         self.outputs = torch.nn.ModuleDict({
             f"{matrix}:{key}": BlockOutput(basis[row], basis[col])
             for matrix in ("h", "s") for key, (row, col) in block_groups(basis).items()
@@ -163,8 +183,8 @@ class HamiltonianModel(torch.nn.Module):
         raise NotImplementedError
 
     def off_site(self, pair: str, features_i: torch.Tensor, features_j: torch.Tensor,
-                 vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """H and S irreps ``[n, dim]`` of blocks i -> image of j, ``vectors`` ``[n, 3]`` Å."""
+                 vectors: torch.Tensor) -> PairIrreps:
+        """H and S irreps of blocks i -> image of j and of j's on-site contributions, ``vectors`` ``[n, 3]`` Å."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------- forward
@@ -172,18 +192,38 @@ class HamiltonianModel(torch.nn.Module):
         """Hermitian H (eV) and S values of every block of ``graph``."""
         features = self.node_features(graph)
         vectors = graph.block_vectors().to(features.dtype)
+        irreps = self._off_site_irreps(graph, features, vectors)
+        irreps.update(self._on_site_irreps(graph, features, irreps))
         h_parts, s_parts = [], []
         for key, group in graph.groups():
-            i, j = graph.block_pairs[group.blocks, 0], graph.block_pairs[group.blocks, 1]
-            if "-" in key:
-                h, s = self.off_site(key, features[i], features[j], vectors[group.blocks])
-            else:
-                h, s = self.on_site(key, features[i])
             distances = vectors[group.blocks].norm(dim=1) if key in graph.off_site else None
-            h_parts.append(self.outputs[f"h:{key}"](h, distances).reshape(-1))
-            s_parts.append(self.outputs[f"s:{key}"](s, distances).reshape(-1))
+            h_parts.append(self.outputs[f"h:{key}"](irreps[key][0], distances).reshape(-1))
+            s_parts.append(self.outputs[f"s:{key}"](irreps[key][1], distances).reshape(-1))
         h, s = torch.cat(h_parts)[graph.assembly_index], torch.cat(s_parts)[graph.assembly_index]
         return BlockValues(0.5 * (h + h[graph.adjoint_index]), 0.5 * (s + s[graph.adjoint_index]))
+
+    def _off_site_irreps(self, graph: ModelGraph, features, vectors) -> dict[str, PairIrreps]:
+        """:class:`PairIrreps` of every off-site group."""
+        irreps = {}
+        for key, group in graph.off_site.items():
+            i, j = graph.block_pairs[group.blocks, 0], graph.block_pairs[group.blocks, 1]
+            irreps[key] = self.off_site(key, features[i], features[j], vectors[group.blocks])
+        return irreps
+
+    def _on_site_irreps(self, graph: ModelGraph, features, pair_irreps: dict[str, PairIrreps]) -> dict:
+        """H and S irreps of every on-site group: the atom's own plus its neighbours' contributions."""
+        row_of_atom = torch.zeros(graph.n_atoms, dtype=torch.long)
+        irreps = {}
+        for species, group in graph.on_site.items():
+            atoms = graph.block_pairs[group.blocks, 0]
+            row_of_atom[atoms] = torch.arange(len(atoms))
+            h, s = self.on_site(species, features[atoms])
+            for key, pair in pair_irreps.items():
+                if self.group_species[key][0] == species:
+                    rows = row_of_atom[graph.block_pairs[graph.off_site[key].blocks, 0]]
+                    h, s = h.index_add(0, rows, pair.h_on_site), s.index_add(0, rows, pair.s_on_site)
+            irreps[species] = (h, s)
+        return irreps
 
     # ---------------------------------------------------------------- prediction
     @property

@@ -19,7 +19,7 @@ import torch
 from .._compat import import_mace_modules
 from ..basis import Basis
 from ..model_graph import ModelGraph
-from .base import HamiltonianModel, block_groups
+from .base import HamiltonianModel, PairIrreps, block_groups
 from .descriptor import DescriptorConfig, MACEDescriptor, building_in
 
 
@@ -56,7 +56,11 @@ def mlp(n_in: int, hidden: int, depth: int, n_out: int) -> torch.nn.Sequential:
 
 
 class BaselineHeads(torch.nn.Module):
-    """MLP heads of one matrix (H or S): on-site per species, a shared pair trunk, a linear per species pair."""
+    """MLP heads of one matrix (H or S): on-site per species, a shared pair trunk, linears per species pair.
+
+    The pair trunk feeds the block i -> j(R) and j's contribution to i's
+    on-site block (summed over neighbours), as in the equivariant model.
+    """
 
     def __init__(self, config: BaselineConfig, basis: Basis, n_features: int):
         super().__init__()
@@ -67,6 +71,9 @@ class BaselineHeads(torch.nn.Module):
         self.trunk = torch.nn.Sequential(mlp(n_pair, config.hidden, config.depth, config.hidden), torch.nn.SiLU())
         self.off_site = torch.nn.ModuleDict({
             key: torch.nn.Linear(config.hidden, dim) for key, dim in dims.items() if "-" in key})
+        groups = block_groups(basis)
+        self.neighbour = torch.nn.ModuleDict({
+            key: torch.nn.Linear(config.hidden, dims[groups[key][0]]) for key in dims if "-" in key})
 
 
 def _dim(basis: Basis, row: str, col: str) -> int:
@@ -105,8 +112,11 @@ class BaselineModel(HamiltonianModel):
         lengths = torch.linalg.norm(vectors, dim=1, keepdim=True)  # [n, 1] Å
         inputs = torch.cat([features_i, features_j, vectors / self.config.edge_cutoff, self.radial(lengths)], dim=1)
         envelope = self.envelope(lengths)
-        return (self.h_heads.off_site[pair](self.h_heads.trunk(inputs)) * envelope,
-                self.s_heads.off_site[pair](self.s_heads.trunk(inputs)) * envelope)
+        neighbour_envelope = envelope / self.config.avg_num_neighbors
+        h_trunk, s_trunk = self.h_heads.trunk(inputs), self.s_heads.trunk(inputs)
+        return PairIrreps(self.h_heads.off_site[pair](h_trunk) * envelope, self.s_heads.off_site[pair](s_trunk) * envelope,
+                          self.h_heads.neighbour[pair](h_trunk) * neighbour_envelope,
+                          self.s_heads.neighbour[pair](s_trunk) * neighbour_envelope)
 
 
 def baseline_config_for_budget(config: BaselineConfig, basis: Basis, n_parameters: int) -> BaselineConfig:

@@ -1,7 +1,9 @@
 """The equivariant model: MACE descriptors and e3nn block readouts (the HForge approach).
 
-On-site blocks of atom i come from its node features x_i: a linear map
-plus the tensor product x_i (x) x_i, projected onto the block's irreps.
+On-site blocks of atom i come from its node features x_i (a linear map
+plus the tensor product x_i (x) x_i, projected onto the block's irreps) plus
+a sum over its neighbours j of a linear map of the pair message below: the
+crystal-field-like terms, with Y_L(r_ij) up to L = 4.
 Off-site blocks i -> j(R) come from an edge message: the sum of the two atoms'
 reduced features tensored (channel-wise, "uvu") with the spherical harmonics Y(r_ij),
 the path weights given by an MLP of a Bessel radial basis of |r_ij| and the
@@ -22,7 +24,7 @@ from .._compat import import_mace_modules, import_o3
 from ..basis import Basis
 from ..block_irreps import block_irreps
 from ..model_graph import ModelGraph
-from .base import HamiltonianModel, block_groups
+from .base import HamiltonianModel, PairIrreps, block_groups
 from .descriptor import DescriptorConfig, MACEDescriptor, building_in
 
 
@@ -119,10 +121,17 @@ class EquivariantReadout(torch.nn.Module):
             key: OnSiteHead(node_irreps, config.readout_irreps, targets[key]) for key in targets if "-" not in key})
         self.off_site = torch.nn.ModuleDict({
             key: o3.Linear(self.message.irreps_out, targets[key]) for key in off_site})
+        groups = block_groups(basis)
+        self.neighbour = torch.nn.ModuleDict({
+            key: o3.Linear(self.message.irreps_out, targets[groups[key][0]]) for key in off_site})
+        self.neighbour_norm = 1.0 / config.avg_num_neighbors
+        for linear in self.neighbour.values():  # start from the node-only on-site blocks
+            torch.nn.init.zeros_(linear.weight)
 
-    def pair(self, key: str, features_i, features_j, vectors) -> torch.Tensor:
+    def pair(self, key: str, features_i, features_j, vectors) -> tuple[torch.Tensor, torch.Tensor]:
+        """Irreps of the blocks i -> j(R) and of j's contribution to i's on-site block."""
         message, envelope = self.message(features_i, features_j, vectors)
-        return self.off_site[key](message) * envelope
+        return self.off_site[key](message) * envelope, self.neighbour[key](message) * (envelope * self.neighbour_norm)
 
 
 class EquivariantModel(HamiltonianModel):
@@ -155,5 +164,6 @@ class EquivariantModel(HamiltonianModel):
         return self.h_readout.on_site[species](features), self.s_readout.on_site[species](features)
 
     def off_site(self, pair, features_i, features_j, vectors):
-        return (self.h_readout.pair(pair, features_i, features_j, vectors),
-                self.s_readout.pair(pair, features_i, features_j, vectors))
+        h, h_on_site = self.h_readout.pair(pair, features_i, features_j, vectors)
+        s, s_on_site = self.s_readout.pair(pair, features_i, features_j, vectors)
+        return PairIrreps(h, s, h_on_site, s_on_site)

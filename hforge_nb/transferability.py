@@ -1,0 +1,112 @@
+"""Transferability: train on cells of one size, test on larger cells and on crystals.
+
+:func:`transfer_split` picks the training, validation and test samples from
+a data set; :func:`error_table` turns :func:`.evaluation.evaluate` results
+into one row per (model, test sample) with the sample's size relative to the
+training cells, the rows that notebook 04, the sweeps and the paper figures
+read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .record import HamiltonianRecord
+
+#: Columns of :func:`error_table` taken from each sample's evaluation: (name, path in the sample's result).
+ERROR_COLUMNS = {
+    "H_mae_meV": ("blocks", "H_meV", "overall", "mae"),
+    "H_on_site_mae_meV": ("blocks", "H_meV", "on_site", "mae"),
+    "H_off_site_mae_meV": ("blocks", "H_meV", "off_site", "mae"),
+    "H_diagonal_mae_meV": ("blocks", "H_meV", "diagonal", "mae"),
+    "S_mae": ("blocks", "S", "overall", "mae"),
+    "eigenvalue_mae_meV": ("spectrum", "eigenvalue_mae_meV"),
+    "eigenvalue_mae_reference_S_meV": ("spectrum_reference_S", "eigenvalue_mae_meV"),
+}
+
+
+@dataclass(frozen=True)
+class TransferSplit:
+    """Sample names: training and validation cells of one size, and the test samples.
+
+    ``test`` holds every amorphous cell larger than the training cells and,
+    if asked, the crystals (``reference`` samples), which no model saw.
+    """
+
+    train_size: int
+    train: tuple[str, ...]
+    validation: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def as_dict(self) -> dict:
+        return {"train_size": self.train_size, "train": list(self.train), "validation": list(self.validation),
+                "test": list(self.test)}
+
+
+def transfer_split(records: dict[str, HamiltonianRecord], splits: dict[str, str], train_size: int, n_train: int,
+                   n_validation: int = 1, crystals: bool = True) -> TransferSplit:
+    """Training cells of ``train_size`` atoms, and every larger amorphous cell and the crystals to test on.
+
+    Parameters
+    ----------
+    records
+        Samples by name.
+    splits
+        Name -> ``"train"``, ``"holdout"`` or ``"reference"`` (the data set's manifest).
+    train_size
+        Atoms per training cell.
+    n_train, n_validation
+        Cells of that size used (sorted by name: the first ``n_train`` train,
+        the last ``n_validation`` validate).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as R
+    >>> records = {"a8-0": R(n_atoms=8), "a8-1": R(n_atoms=8), "a8-2": R(n_atoms=8), "a64": R(n_atoms=64),
+    ...            "hBN": R(n_atoms=4)}
+    >>> splits = {"a8-0": "train", "a8-1": "train", "a8-2": "train", "a64": "holdout", "hBN": "reference"}
+    >>> transfer_split(records, splits, 8, n_train=2).as_dict()
+    {'train_size': 8, 'train': ['a8-0', 'a8-1'], 'validation': ['a8-2'], 'test': ['a64', 'hBN']}
+    """
+    amorphous = {name for name, split in splits.items() if split in ("train", "holdout")}
+    same_size = sorted(name for name in amorphous if records[name].n_atoms == train_size)
+    if n_train < 1 or len(same_size) < n_train + n_validation:
+        raise ValueError(f"{len(same_size)} amorphous cells of {train_size} atoms cannot give {n_train} for "
+                         f"training and {n_validation} for validation")
+    larger = sorted((name for name in amorphous if records[name].n_atoms > train_size),
+                    key=lambda name: (records[name].n_atoms, name))
+    crystal_names = sorted(name for name, split in splits.items() if split == "reference") if crystals else []
+    return TransferSplit(train_size, tuple(same_size[:n_train]), tuple(same_size[len(same_size) - n_validation:]),
+                         tuple(larger + crystal_names))
+
+
+def _lookup(result: dict, path: tuple[str, ...]) -> float:
+    for key in path:
+        result = result[key]
+    return float(result)
+
+
+def error_table(evaluations: dict[str, dict], records: dict[str, HamiltonianRecord], train_size: int) -> list[dict]:
+    """One row per (model, test sample): its size, size ratio to the training cells, and errors.
+
+    ``evaluations`` maps a model name to an :func:`.evaluation.evaluate` result.
+    """
+    rows = []
+    for model, evaluation in evaluations.items():
+        for name, sample in evaluation["samples"].items():
+            rows.append({"model": model, "sample": name, "n_atoms": records[name].n_atoms,
+                         "size_ratio": records[name].n_atoms / train_size,
+                         **{column: _lookup(sample, path) for column, path in ERROR_COLUMNS.items()}})
+    return rows
+
+
+def advantage(rows: list[dict], column: str = "H_mae_meV", better: str = "equivariant",
+              other: str = "baseline") -> dict[str, float]:
+    """Per test sample, ``other``'s error over ``better``'s (above 1: ``better`` wins)."""
+    by_key = {(row["model"], row["sample"]): row[column] for row in rows}
+    samples = sorted({row["sample"] for row in rows})
+    return {name: by_key[(other, name)] / by_key[(better, name)] for name in samples
+            if (other, name) in by_key and (better, name) in by_key and by_key[(better, name)] > 0
+            and np.isfinite(by_key[(other, name)] / by_key[(better, name)])}

@@ -1,0 +1,61 @@
+"""Parameter sweeps: the grid, skipping finished points, collecting metrics, and a real papermill run."""
+
+import json
+
+import nbformat
+import pytest
+
+from hforge_nb.sweep import collect, grid, main, parse_axis, run_sweep
+
+
+def _fake_runner(calls):
+    def run(notebook, executed, parameters):
+        calls.append(parameters)
+        out = parameters["output_dir"]
+        (executed.parent / "metrics.json").write_text(json.dumps({"error": parameters["seed"] * 10 + 1}))
+        assert str(executed.parent) == out
+    return run
+
+
+def test_axes_parse_numbers_lists_and_strings():
+    assert parse_axis("seed=0,1,2") == ("seed", [0, 1, 2])
+    assert parse_axis("model_kind=equivariant,baseline") == ("model_kind", ["equivariant", "baseline"])
+    assert parse_axis("train_sizes=[8];[16]") == ("train_sizes", [[8], [16]])
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        parse_axis("seed")
+
+
+def test_a_sweep_runs_every_point_once_and_resumes(tmp_path):
+    points = grid({"kind": ["a", "b"], "seed": [0, 1]})
+    calls = []
+    ran = run_sweep(tmp_path / "nb.ipynb", points, tmp_path / "sweep", {"epochs": 3}, runner=_fake_runner(calls))
+    assert len(ran) == 4 and [c["kind"] for c in calls] == ["a", "a", "b", "b"]
+    assert all(c["epochs"] == 3 for c in calls)
+    again = run_sweep(tmp_path / "nb.ipynb", points, tmp_path / "sweep", {"epochs": 3}, runner=_fake_runner(calls))
+    assert again == [] and len(calls) == 4  # finished points are skipped
+    rows = collect(tmp_path / "sweep", points)
+    assert [row["metrics"]["error"] for row in rows] == [1, 11, 1, 11]
+    stored = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert stored["rows"][3]["parameters"] == {"kind": "b", "seed": 1}
+
+
+def test_a_point_that_writes_no_metrics_stops_the_sweep(tmp_path):
+    with pytest.raises(RuntimeError, match="without writing metrics.json"):
+        run_sweep(tmp_path / "nb.ipynb", grid({"seed": [0]}), tmp_path / "sweep",
+                  runner=lambda notebook, executed, parameters: None)
+
+
+def test_the_command_runs_a_parameterised_notebook_with_papermill(tmp_path):
+    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                 "display_name": "Python 3"}})
+    parameters = nbformat.v4.new_code_cell("seed = 0\nscale = 1.0\noutput_dir = ''")
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [parameters, nbformat.v4.new_code_cell(
+        "import json, pathlib\n"
+        "pathlib.Path(output_dir, 'metrics.json').write_text(json.dumps({'value': seed * scale}))")]
+    path = tmp_path / "toy.ipynb"
+    nbformat.write(notebook, path)
+    main([str(path), "--out", str(tmp_path / "runs"), "--grid", "seed=1,2", "--set", "scale=0.5"])
+    table = json.loads((tmp_path / "runs" / "sweep.json").read_text())
+    assert [row["metrics"]["value"] for row in table["rows"]] == [0.5, 1.0]
+    assert (tmp_path / "runs" / "seed=2" / "toy.ipynb").exists()  # the executed notebook stays with its metrics
