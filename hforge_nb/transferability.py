@@ -13,18 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .evaluation import SUMMARY_KEYS
 from .record import HamiltonianRecord
 
-#: Columns of :func:`error_table` taken from each sample's evaluation: (name, path in the sample's result).
-ERROR_COLUMNS = {
-    "H_mae_meV": ("blocks", "H_meV", "overall", "mae"),
-    "H_on_site_mae_meV": ("blocks", "H_meV", "on_site", "mae"),
-    "H_off_site_mae_meV": ("blocks", "H_meV", "off_site", "mae"),
-    "H_diagonal_mae_meV": ("blocks", "H_meV", "diagonal", "mae"),
-    "S_mae": ("blocks", "S", "overall", "mae"),
-    "eigenvalue_mae_meV": ("spectrum", "eigenvalue_mae_meV"),
-    "eigenvalue_mae_reference_S_meV": ("spectrum_reference_S", "eigenvalue_mae_meV"),
-}
+#: Columns of :func:`error_table`: the per-sample entries of :data:`.evaluation.SUMMARY_KEYS` it keeps.
+ERROR_COLUMNS = {key: SUMMARY_KEYS[key] for key in (
+    "H_mae_meV", "H_on_site_mae_meV", "H_off_site_mae_meV", "H_diagonal_mae_meV", "S_mae", "eigenvalue_mae_meV",
+    "eigenvalue_mae_reference_S_meV")}
 
 
 @dataclass(frozen=True)

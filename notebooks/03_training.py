@@ -41,7 +41,7 @@ import matplotlib.pyplot as plt
 from hforge_nb import dataset, io
 from hforge_nb._atomic import write_json
 from hforge_nb.evaluation import evaluate
-from hforge_nb.models import BaselineConfig, EquivariantConfig, baseline_config_for_budget, build_fitted_model
+from hforge_nb.models import build_matched_models
 from hforge_nb.paths import output_folder, project_path
 from hforge_nb.plotting import plot_channel_errors, plot_learning_curves
 from hforge_nb.training import TrainingConfig, train
@@ -83,12 +83,8 @@ split.as_dict()
 # training cells.
 
 # %%
-shared = dict(r_max=r_max, channels=channels, num_interactions=num_interactions, edge_cutoff=edge_cutoff)
-equivariant_config = EquivariantConfig(**shared, readout_channels=readout_channels)
-budget = build_fitted_model("equivariant", equivariant_config, pick(split.train), seed=seed).parameter_count()
-configs = {"equivariant": equivariant_config,
-           "baseline": baseline_config_for_budget(BaselineConfig(**shared), samples[split.train[0]].basis, budget)}
-models = {kind: build_fitted_model(kind, configs[kind], pick(split.train), seed=seed) for kind in model_kinds}
+models = build_matched_models(model_kinds, pick(split.train), readout_channels, seed, r_max=r_max, channels=channels,
+                              num_interactions=num_interactions, edge_cutoff=edge_cutoff)
 {kind: model.parameter_count() for kind, model in models.items()}
 
 # %% [markdown]

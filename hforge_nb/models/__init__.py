@@ -47,8 +47,24 @@ def build_fitted_model(kind: str, config, records: list, dtype: torch.dtype = to
     return model
 
 
+def build_matched_models(kinds: list[str], records: list, readout_channels: int = 8, seed: int = 0,
+                         **descriptor) -> dict[str, HamiltonianModel]:
+    """Fitted models of ``kinds`` on the same budget: the baseline's width matches the equivariant model's parameters.
+
+    ``descriptor`` holds the :class:`.DescriptorConfig` fields both share
+    (and ``edge_cutoff``); ``readout_channels`` sizes the equivariant readouts.
+    """
+    equivariant = build_fitted_model("equivariant", EquivariantConfig(**descriptor, readout_channels=readout_channels),
+                                      records, seed=seed)
+    configs = {"equivariant": equivariant.config,
+               "baseline": baseline_config_for_budget(BaselineConfig(**descriptor), records[0].basis,
+                                                      equivariant.parameter_count())}
+    return {kind: equivariant if kind == "equivariant" else build_fitted_model(kind, configs[kind], records, seed=seed)
+            for kind in kinds}
+
+
 __all__ = [
     "MODEL_KINDS", "BaselineConfig", "BaselineModel", "BlockOutput", "BlockValues", "DescriptorConfig",
     "EquivariantConfig", "EquivariantModel", "HamiltonianModel", "MACEDescriptor", "baseline_config_for_budget",
-    "block_groups", "build_fitted_model", "build_model", "parameter_breakdown", "rotated_predictions", "rotation_error",
+    "block_groups", "build_fitted_model", "build_matched_models", "build_model", "parameter_breakdown", "rotated_predictions", "rotation_error",
 ]
