@@ -50,7 +50,9 @@ def value_labels(record: HamiltonianRecord) -> dict[str, np.ndarray]:
     n_l = int(max(l_row.max(initial=0), l_col.max(initial=0))) + 1
     channel_names = np.array([f"{_L[a]}-{_L[b]}" for a in range(n_l) for b in range(n_l)], dtype=object)
     pair_names = np.array([f"{a}-{b}" for a in symbols for b in symbols], dtype=object)
-    return {"on_site": record.on_site[block], "diagonal": record.on_site[block] & (row == col), "species": pair_names[species_i * len(symbols) + species_j],
+    on_site = record.on_site[block]
+    return {"on_site": on_site, "diagonal": on_site & (row == col),
+            "species": pair_names[species_i * len(symbols) + species_j],
             "channel": channel_names[np.minimum(l_row, l_col) * n_l + np.maximum(l_row, l_col)]}
 
 
@@ -66,8 +68,8 @@ def block_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord) ->
     -------
     dict
         ``{"H_meV": {...}, "S": {...}}``, each with ``overall``, ``on_site``,
-        ``off_site``, ``diagonal`` (orbital energies), ``species`` (by pair) and ``channel`` (by orbital
-        angular momenta), every entry ``{"mae", "rmse", "n_values"}``.
+        ``off_site``, ``diagonal`` (orbital energies), ``species`` (by pair)
+        and ``channel`` (by orbital angular momenta), every entry ``{"mae", "rmse", "n_values"}``.
     """
     h_pred, s_pred = aligned_values(prediction, reference)
     labels = value_labels(reference)
@@ -193,6 +195,11 @@ SUMMARY_KEYS = {
 }
 
 
+def summary_value(sample: dict, key: str) -> float:
+    """The number ``key`` of :data:`SUMMARY_KEYS` in one sample's :func:`evaluate` result."""
+    return float(functools.reduce(operator.getitem, SUMMARY_KEYS[key], sample))
+
+
 def evaluate(model, records: dict[str, HamiltonianRecord], n_kpoints: int = 2, window: float = 2.0) -> dict:
     """Block and spectral errors of a model on every record, and their means over records.
 
@@ -218,6 +225,6 @@ def evaluate(model, records: dict[str, HamiltonianRecord], n_kpoints: int = 2, w
             "spectrum_reference_S": spectral_errors(with_reference_overlap(prediction, reference), reference,
                                                     kpoints, window, reference_energies=energies),
         }
-    summary = {key: float(np.mean([functools.reduce(operator.getitem, path, sample) for sample in samples.values()]))
-               if samples else float("nan") for key, path in SUMMARY_KEYS.items()}
+    summary = {key: float(np.mean([summary_value(sample, key) for sample in samples.values()]))
+               if samples else float("nan") for key in SUMMARY_KEYS}
     return {"summary": summary, "samples": samples}

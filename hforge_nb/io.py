@@ -390,7 +390,8 @@ def read_model(path: str | os.PathLike):
         model = model_class(config, Basis.from_dict(content["basis"]), dtype=getattr(torch, content["dtype"]))
         model.load_state_dict(content["state_dict"])
     except (TypeError, RuntimeError, KeyError) as exc:
-        raise CorruptFileError(f"{path.name}: the stored weights do not fit the stored model (written by another version of hforge-nb? retrain it): {exc}") from exc
+        raise CorruptFileError(f"{path.name}: the stored weights do not fit the stored model "
+                               f"(written by another version of hforge-nb? retrain it): {exc}") from exc
     return model.eval()
 
 

@@ -1,7 +1,7 @@
 """Parameter sweeps: run one notebook over a grid of parameters with papermill.
 
 ``python -m hforge_nb.sweep notebooks/04_transferability.ipynb --out runs/sweep04 \\
-    --grid model_kind=equivariant,baseline --grid seed=0,1,2 --set epochs=20``
+    --grid 'model_kinds=["equivariant"];["baseline"]' --grid seed=0,1,2 --set epochs=20``
 
 runs the notebook once per point of the grid (the product of every
 ``--grid`` axis), each in its own folder ``<out>/<point name>/`` with the

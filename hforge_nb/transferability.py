@@ -13,13 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .evaluation import SUMMARY_KEYS
+from .evaluation import summary_value
 from .record import HamiltonianRecord
 
-#: Columns of :func:`error_table`: the per-sample entries of :data:`.evaluation.SUMMARY_KEYS` it keeps.
-ERROR_COLUMNS = {key: SUMMARY_KEYS[key] for key in (
-    "H_mae_meV", "H_on_site_mae_meV", "H_off_site_mae_meV", "H_diagonal_mae_meV", "S_mae", "eigenvalue_mae_meV",
-    "eigenvalue_mae_reference_S_meV")}
+#: Columns of :func:`error_table`: the keys of :data:`.evaluation.SUMMARY_KEYS` it keeps per sample.
+ERROR_COLUMNS = ("H_mae_meV", "H_on_site_mae_meV", "H_off_site_mae_meV", "H_diagonal_mae_meV", "S_mae",
+                 "eigenvalue_mae_meV", "eigenvalue_mae_reference_S_meV")
 
 
 @dataclass(frozen=True)
@@ -77,12 +76,6 @@ def transfer_split(records: dict[str, HamiltonianRecord], splits: dict[str, str]
                          tuple(larger + crystal_names))
 
 
-def _lookup(result: dict, path: tuple[str, ...]) -> float:
-    for key in path:
-        result = result[key]
-    return float(result)
-
-
 def error_table(evaluations: dict[str, dict], records: dict[str, HamiltonianRecord], train_size: int) -> list[dict]:
     """One row per (model, test sample): its size, size ratio to the training cells, and errors.
 
@@ -93,15 +86,14 @@ def error_table(evaluations: dict[str, dict], records: dict[str, HamiltonianReco
         for name, sample in evaluation["samples"].items():
             rows.append({"model": model, "sample": name, "n_atoms": records[name].n_atoms,
                          "size_ratio": records[name].n_atoms / train_size,
-                         **{column: _lookup(sample, path) for column, path in ERROR_COLUMNS.items()}})
+                         **{column: summary_value(sample, column) for column in ERROR_COLUMNS}})
     return rows
 
 
 def advantage(rows: list[dict], column: str = "H_mae_meV", better: str = "equivariant",
               other: str = "baseline") -> dict[str, float]:
     """Per test sample, ``other``'s error over ``better``'s (above 1: ``better`` wins)."""
-    by_key = {(row["model"], row["sample"]): row[column] for row in rows}
-    samples = sorted({row["sample"] for row in rows})
-    return {name: by_key[(other, name)] / by_key[(better, name)] for name in samples
-            if (other, name) in by_key and (better, name) in by_key and by_key[(better, name)] > 0
-            and np.isfinite(by_key[(other, name)] / by_key[(better, name)])}
+    errors = {model: {row["sample"]: row[column] for row in rows if row["model"] == model} for model in (better, other)}
+    ratios = {name: errors[other][name] / error for name, error in sorted(errors[better].items())
+              if name in errors[other] and error > 0}
+    return {name: ratio for name, ratio in ratios.items() if np.isfinite(ratio)}

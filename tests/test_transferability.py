@@ -4,13 +4,15 @@ from types import SimpleNamespace
 
 import pytest
 
+from hforge_nb.evaluation import SUMMARY_KEYS
 from hforge_nb.transferability import ERROR_COLUMNS, advantage, error_table, transfer_split
 
 
 def _sample(h_mae):
     """An evaluation entry with every column of the table; H MAE ``h_mae`` meV, the rest 1."""
     entry = {}
-    for column, path in ERROR_COLUMNS.items():
+    for column in ERROR_COLUMNS:
+        path = SUMMARY_KEYS[column]
         node = entry
         for key in path[:-1]:
             node = node.setdefault(key, {})

@@ -66,5 +66,6 @@ def build_matched_models(kinds: list[str], records: list, readout_channels: int 
 __all__ = [
     "MODEL_KINDS", "BaselineConfig", "BaselineModel", "BlockOutput", "BlockValues", "DescriptorConfig",
     "EquivariantConfig", "EquivariantModel", "HamiltonianModel", "MACEDescriptor", "baseline_config_for_budget",
-    "block_groups", "build_fitted_model", "build_matched_models", "build_model", "parameter_breakdown", "rotated_predictions", "rotation_error",
+    "block_groups", "build_fitted_model", "build_matched_models", "build_model", "parameter_breakdown",
+    "rotated_predictions", "rotation_error",
 ]

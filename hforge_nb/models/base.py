@@ -170,7 +170,7 @@ class HamiltonianModel(torch.nn.Module):
         self.group_species = block_groups(basis)  # group key -> (row, column) species
         self.outputs = torch.nn.ModuleDict({
             f"{matrix}:{key}": BlockOutput(basis[row], basis[col])
-            for matrix in ("h", "s") for key, (row, col) in block_groups(basis).items()
+            for matrix in ("h", "s") for key, (row, col) in self.group_species.items()
         })
 
     # --------------------------------------------------------------- subclass API

@@ -64,14 +64,14 @@ class BaselineHeads(torch.nn.Module):
 
     def __init__(self, config: BaselineConfig, basis: Basis, n_features: int):
         super().__init__()
-        dims = {key: _dim(basis, row, col) for key, (row, col) in block_groups(basis).items()}
+        groups = block_groups(basis)
+        dims = {key: _dim(basis, row, col) for key, (row, col) in groups.items()}
         self.on_site = torch.nn.ModuleDict({
             key: mlp(n_features, config.hidden, config.depth, dim) for key, dim in dims.items() if "-" not in key})
         n_pair = 2 * n_features + 3 + config.num_radial
         self.trunk = torch.nn.Sequential(mlp(n_pair, config.hidden, config.depth, config.hidden), torch.nn.SiLU())
         self.off_site = torch.nn.ModuleDict({
             key: torch.nn.Linear(config.hidden, dim) for key, dim in dims.items() if "-" in key})
-        groups = block_groups(basis)
         self.neighbour = torch.nn.ModuleDict({
             key: torch.nn.Linear(config.hidden, dims[groups[key][0]]) for key in dims if "-" in key})
 

@@ -22,6 +22,15 @@ from ..basis import Basis
 from ..model_graph import ModelGraph
 
 
+def irreps_up_to(multiplicity: int, max_l: int) -> str:
+    """``multiplicity`` copies of every l <= ``max_l`` with the parity of Y_l.
+
+    >>> irreps_up_to(8, 2)
+    '8x0e+8x1o+8x2e'
+    """
+    return "+".join(f"{multiplicity}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(max_l + 1))
+
+
 @dataclass(frozen=True)
 class DescriptorConfig:
     """Hyperparameters of the MACE descriptor.
@@ -59,7 +68,7 @@ class DescriptorConfig:
     @property
     def node_irreps(self) -> str:
         """Irreps of one layer's node features, for example ``'8x0e+8x1o+8x2e'``."""
-        return "+".join(f"{self.channels}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(self.max_l + 1))
+        return irreps_up_to(self.channels, self.max_l)
 
 
 @contextlib.contextmanager

@@ -25,7 +25,7 @@ from ..basis import Basis
 from ..block_irreps import block_irreps
 from ..model_graph import ModelGraph
 from .base import HamiltonianModel, PairIrreps, block_groups
-from .descriptor import DescriptorConfig, MACEDescriptor, building_in
+from .descriptor import DescriptorConfig, MACEDescriptor, building_in, irreps_up_to
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,7 @@ class EquivariantConfig(DescriptorConfig):
 
     @property
     def readout_irreps(self) -> str:
-        c = self.readout_channels
-        return "+".join(f"{c}x{l}{'e' if l % 2 == 0 else 'o'}" for l in range(self.max_l + 1))
+        return irreps_up_to(self.readout_channels, self.max_l)
 
 
 class OnSiteHead(torch.nn.Module):
@@ -113,7 +112,8 @@ class EquivariantReadout(torch.nn.Module):
     def __init__(self, config: EquivariantConfig, basis: Basis, node_irreps, scalar_index):
         super().__init__()
         o3 = import_o3()
-        targets = {key: block_irreps(basis[row], basis[col]) for key, (row, col) in block_groups(basis).items()}
+        groups = block_groups(basis)
+        targets = {key: block_irreps(basis[row], basis[col]) for key, (row, col) in groups.items()}
         off_site = [key for key in targets if "-" in key]
         union = o3.Irreps("+".join(targets[k] for k in off_site)).sort().irreps.simplify()
         self.message = EdgeMessage(config, node_irreps, scalar_index, union)
@@ -121,7 +121,6 @@ class EquivariantReadout(torch.nn.Module):
             key: OnSiteHead(node_irreps, config.readout_irreps, targets[key]) for key in targets if "-" not in key})
         self.off_site = torch.nn.ModuleDict({
             key: o3.Linear(self.message.irreps_out, targets[key]) for key in off_site})
-        groups = block_groups(basis)
         self.neighbour = torch.nn.ModuleDict({
             key: o3.Linear(self.message.irreps_out, targets[groups[key][0]]) for key in off_site})
         self.neighbour_norm = 1.0 / config.avg_num_neighbors
