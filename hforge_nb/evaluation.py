@@ -4,9 +4,13 @@ Block errors compare H (meV) and S value by value over the reference's
 blocks; a block the prediction lacks (beyond the model's cutoff) counts as
 zero.  They are split on-site vs off-site, by species pair and by the
 angular momenta of the two orbitals (s-s, s-p, ..., p-d, d-d; s-p holds
-both s-p and p-s elements).  Spectral errors compare eigenvalues within a
-window around the Fermi level (E_F = 0 in records), the band gap and the
-density of states.
+both s-p and p-s elements), and by the distance of the atom pair
+(:data:`DISTANCE_SHELLS`, each with the reference's mean |value| beside
+it: the MAE over all values is dominated by the hundreds of distant pairs
+per atom whose values are tiny).  Spectral errors compare eigenvalues
+within a window around the Fermi level (E_F = 0 in records), the band gap
+and the density of states; :func:`projected_eigenvalues` does so in the
+part of the basis that is not nearly linearly dependent.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import scipy.linalg
 from .record import HamiltonianRecord, value_positions
 
 _L = "spdfgh"
+
+#: Å, upper edges of the distance shells of off-site block errors (the last shell is open).
+DISTANCE_SHELLS = (2.0, 3.0, 4.0, 5.0, 6.0)
 
 
 def aligned_values(prediction: HamiltonianRecord, reference: HamiltonianRecord) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +42,8 @@ def aligned_values(prediction: HamiltonianRecord, reference: HamiltonianRecord) 
 
 
 def value_labels(record: HamiltonianRecord) -> dict[str, np.ndarray]:
-    """Per value of the record: ``on_site`` and ``diagonal`` (bool), ``species`` (``"B-N"``), ``channel`` (``"s-p"``).
+    """Per value of the record: ``on_site`` and ``diagonal`` (bool), ``species`` (``"B-N"``), ``channel`` (``"s-p"``),
+    ``distance`` (``"on-site"``, ``"0-2 Å"``, ..., ``"6+ Å"``).
 
     ``diagonal`` marks the orbital energies: the diagonal of on-site blocks.
     """
@@ -53,7 +61,17 @@ def value_labels(record: HamiltonianRecord) -> dict[str, np.ndarray]:
     on_site = record.on_site[block]
     return {"on_site": on_site, "diagonal": on_site & (row == col),
             "species": pair_names[species_i * len(symbols) + species_j],
-            "channel": channel_names[np.minimum(l_row, l_col) * n_l + np.maximum(l_row, l_col)]}
+            "channel": channel_names[np.minimum(l_row, l_col) * n_l + np.maximum(l_row, l_col)],
+            "distance": distance_shells(record)[block]}
+
+
+def distance_shells(record: HamiltonianRecord) -> np.ndarray:
+    """``[n_blocks]`` label of every block's distance shell (:data:`DISTANCE_SHELLS`)."""
+    edges = (0.0, *DISTANCE_SHELLS)
+    names = np.array(["on-site"] + [f"{a:g}-{b:g} Å" for a, b in zip(edges[:-1], edges[1:])]
+                     + [f"{edges[-1]:g}+ Å"], dtype=object)
+    distances = np.linalg.norm(record.pair_vectors, axis=1)  # [n_blocks] Å
+    return np.where(record.on_site, names[0], names[1 + np.searchsorted(DISTANCE_SHELLS, distances, side="right")])
 
 
 def _mae_rmse(errors: np.ndarray, scale: float) -> dict[str, float]:
@@ -68,14 +86,18 @@ def block_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord) ->
     -------
     dict
         ``{"H_meV": {...}, "S": {...}}``, each with ``overall``, ``on_site``,
-        ``off_site``, ``diagonal`` (orbital energies), ``species`` (by pair)
-        and ``channel`` (by orbital angular momenta), every entry ``{"mae", "rmse", "n_values"}``.
+        ``off_site``, ``diagonal`` (orbital energies), ``species`` (by pair),
+        ``channel`` (by orbital angular momenta) and ``distance`` (by
+        shell), every entry ``{"mae", "rmse", "n_values"}``; ``distance``
+        entries also hold ``reference_mean_abs``, the mean |reference value|
+        of the shell in the same unit.
     """
     h_pred, s_pred = aligned_values(prediction, reference)
     labels = value_labels(reference)
     result = {}
-    for name, errors, scale in (("H_meV", h_pred - reference.h_values[:, 0], 1000.0),
-                                ("S", s_pred - reference.s_values, 1.0)):
+    for name, target, prediction_values, scale in (("H_meV", reference.h_values[:, 0], h_pred, 1000.0),
+                                                   ("S", reference.s_values, s_pred, 1.0)):
+        errors = prediction_values - target
         result[name] = {
             "overall": _mae_rmse(errors, scale),
             "on_site": _mae_rmse(errors[labels["on_site"]], scale),
@@ -83,8 +105,16 @@ def block_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord) ->
             "diagonal": _mae_rmse(errors[labels["diagonal"]], scale),
             **{key: {label: _mae_rmse(errors[labels[key] == label], scale) for label in sorted(set(labels[key]))}
                for key in ("species", "channel")},
+            "distance": {label: {**_mae_rmse(errors[labels["distance"] == label], scale),
+                                 "reference_mean_abs": float(np.abs(target[labels["distance"] == label]).mean() * scale)}
+                         for label in _in_order(labels["distance"])},
         }
     return result
+
+
+def _in_order(labels: np.ndarray) -> list[str]:
+    """The distinct shell labels, nearest first (on-site first)."""
+    return sorted(set(labels), key=lambda label: -1.0 if label == "on-site" else float(label.split("-")[0].rstrip("+ Å")))
 
 
 def monkhorst_pack(record: HamiltonianRecord, n_k: int) -> np.ndarray:
@@ -155,9 +185,8 @@ def smallest_overlap_eigenvalue(record: HamiltonianRecord, kpoints: np.ndarray) 
     return min(float(np.linalg.eigvalsh(record.matrices_at_k(k)[1])[0]) for k in np.atleast_2d(kpoints))
 
 
-def random_noise_errors(reference: HamiltonianRecord, h_mae: float, kpoints: np.ndarray, window: float = 2.0,
-                        seed: int = 0, reference_energies: np.ndarray | None = None) -> dict:
-    """Spectral errors of the reference with Hermitian Gaussian noise of mean absolute size ``h_mae`` (eV) on H.
+def noisy_reference(reference: HamiltonianRecord, h_mae: float, seed: int = 0) -> HamiltonianRecord:
+    """The reference with Hermitian Gaussian noise of mean absolute size ``h_mae`` (eV) on every H value.
 
     A yardstick for a model's eigenvalue errors: with a nearly singular S,
     even uncorrelated noise of a fraction of a meV moves eigenvalues near
@@ -167,8 +196,61 @@ def random_noise_errors(reference: HamiltonianRecord, h_mae: float, kpoints: np.
 
     rng = np.random.default_rng(seed)
     noise = rng.normal(size=reference.h_values.shape) * h_mae * np.sqrt(np.pi / 2)  # E|x| = sigma sqrt(2/pi)
-    noisy = dataclasses.replace(reference, h_values=reference.h_values + noise).symmetrized()
-    return spectral_errors(noisy, reference, kpoints, window, reference_energies=reference_energies)
+    return dataclasses.replace(reference, h_values=reference.h_values + noise).symmetrized()
+
+
+def projected_hamiltonian(h: np.ndarray, s_reference: np.ndarray, threshold: float) -> np.ndarray:
+    """H ``[n, n]`` in the orthonormal basis of the reference S's eigenvectors with eigenvalue >= ``threshold``.
+
+    Canonical orthogonalization (Löwdin): X = U_kept s_kept^(-1/2), and
+    X^H H X ``[n_kept, n_kept]`` has the eigenvalues of H c = E S c with
+    the nearly linearly dependent combinations of orbitals removed.
+    """
+    overlap_eigenvalues, vectors = np.linalg.eigh(s_reference)
+    keep = overlap_eigenvalues >= threshold
+    x = vectors[:, keep] / np.sqrt(overlap_eigenvalues[keep])
+    return x.conj().T @ h @ x
+
+
+def projected_eigenvalues(record: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
+                          threshold: float) -> list[np.ndarray]:
+    """Per k-point, eigenvalues (eV) of ``record``'s H projected with :func:`projected_hamiltonian` on the reference's S."""
+    result = []
+    for k in np.atleast_2d(kpoints):
+        h, _ = record.matrices_at_k(k)
+        _, s_reference = reference.matrices_at_k(k)
+        result.append(np.linalg.eigvalsh(projected_hamiltonian(h, s_reference, threshold)))
+    return result
+
+
+def projected_spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
+                              window: float = 2.0, threshold: float = 1e-3) -> dict:
+    """Eigenvalue errors (meV) of the predicted H in the well-conditioned part of the reference basis.
+
+    Both the prediction's and the reference's H are projected on the
+    reference S's eigenvectors with eigenvalue >= ``threshold``
+    (:func:`projected_hamiltonian`), and their eigenvalues compared by index
+    where the projected reference lies within ``window`` of E_F.
+    ``projection_shift_meV`` is what the projection itself costs: the
+    largest distance from a projected reference eigenvalue in the window to
+    the nearest unprojected one.
+    """
+    full = eigenvalues(reference, kpoints)
+    projected_reference = projected_eigenvalues(reference, reference, kpoints, threshold)
+    predicted = projected_eigenvalues(prediction, reference, kpoints, threshold)
+    differences, shifts = [], []
+    for e_full, e_ref, e_pred in zip(full, projected_reference, predicted):
+        inside = np.abs(e_ref) <= window
+        differences.append(np.abs(e_pred - e_ref)[inside])
+        shifts.append(np.abs(e_ref[inside][:, None] - e_full[None, :]).min(axis=1))
+    difference, shift = np.concatenate(differences), np.concatenate(shifts)
+    return {
+        "threshold": threshold, "window_eV": window, "n_eigenvalues": int(difference.size),
+        "n_dropped_per_k": float(np.mean([len(e) - len(p) for e, p in zip(full, projected_reference)])),
+        "eigenvalue_mae_meV": float(difference.mean() * 1000) if difference.size else float("nan"),
+        "eigenvalue_max_meV": float(difference.max() * 1000) if difference.size else float("nan"),
+        "projection_shift_meV": float(shift.max() * 1000) if shift.size else float("nan"),
+    }
 
 
 def with_reference_overlap(prediction: HamiltonianRecord, reference: HamiltonianRecord) -> HamiltonianRecord:
@@ -185,12 +267,17 @@ SUMMARY_KEYS = {
     "H_on_site_mae_meV": ("blocks", "H_meV", "on_site", "mae"),
     "H_off_site_mae_meV": ("blocks", "H_meV", "off_site", "mae"),
     "H_diagonal_mae_meV": ("blocks", "H_meV", "diagonal", "mae"),
+    "H_bonded_mae_meV": ("blocks", "H_meV", "distance", "0-2 Å", "mae"),
+    "H_bonded_reference_meV": ("blocks", "H_meV", "distance", "0-2 Å", "reference_mean_abs"),
     "S_mae": ("blocks", "S", "overall", "mae"),
     "eigenvalue_mae_meV": ("spectrum", "eigenvalue_mae_meV"),
     "eigenvalue_max_meV": ("spectrum", "eigenvalue_max_meV"),
     "eigenvalue_mae_reference_S_meV": ("spectrum_reference_S", "eigenvalue_mae_meV"),
     "dos_difference": ("spectrum", "dos_difference"),
     "eigenvalue_mae_random_noise_meV": ("random_noise_same_mae", "eigenvalue_mae_meV"),
+    "eigenvalue_mae_projected_meV": ("spectrum_projected", "eigenvalue_mae_meV"),
+    "eigenvalue_max_projected_meV": ("spectrum_projected", "eigenvalue_max_meV"),
+    "eigenvalue_mae_projected_random_noise_meV": ("random_noise_same_mae_projected", "eigenvalue_mae_meV"),
     "smallest_S_eigenvalue": ("smallest_S_eigenvalue",),
 }
 
@@ -200,14 +287,19 @@ def summary_value(sample: dict, key: str) -> float:
     return float(functools.reduce(operator.getitem, SUMMARY_KEYS[key], sample))
 
 
-def evaluate(model, records: dict[str, HamiltonianRecord], n_kpoints: int = 2, window: float = 2.0) -> dict:
+def evaluate(model, records: dict[str, HamiltonianRecord], n_kpoints: int = 2, window: float = 2.0,
+             overlap_threshold: float = 1e-3) -> dict:
     """Block and spectral errors of a model on every record, and their means over records.
 
     ``spectrum`` uses the predicted H and S; ``spectrum_reference_S`` the
     predicted H with the reference S (the predicted S can make S(k)
-    indefinite when the basis is nearly linearly dependent).
-    ``random_noise_same_mae`` is the yardstick of :func:`random_noise_errors`
-    at the prediction's H MAE, ``smallest_S_eigenvalue`` the reference's.
+    indefinite when the basis is nearly linearly dependent);
+    ``spectrum_projected`` the predicted H in the part of the basis where
+    the reference S's eigenvalues are at least ``overlap_threshold``
+    (:func:`projected_spectral_errors`).  ``random_noise_same_mae`` and
+    ``random_noise_same_mae_projected`` are the yardstick of
+    :func:`noisy_reference` at the prediction's H MAE,
+    ``smallest_S_eigenvalue`` the reference's.
     """
     samples = {}
     for name, reference in records.items():
@@ -215,12 +307,16 @@ def evaluate(model, records: dict[str, HamiltonianRecord], n_kpoints: int = 2, w
         kpoints = monkhorst_pack(reference, n_kpoints)
         blocks = block_errors(prediction, reference)
         energies = eigenvalues(reference, kpoints)  # [n_k, n_bands], shared by the three spectra
+        noisy = noisy_reference(reference, blocks["H_meV"]["overall"]["mae"] / 1000)
         samples[name] = {
             "n_atoms": reference.n_atoms,
             "blocks": blocks,
             "smallest_S_eigenvalue": smallest_overlap_eigenvalue(reference, kpoints),
-            "random_noise_same_mae": random_noise_errors(reference, blocks["H_meV"]["overall"]["mae"] / 1000,
-                                                         kpoints, window, reference_energies=energies),
+            "random_noise_same_mae": spectral_errors(noisy, reference, kpoints, window, reference_energies=energies),
+            "random_noise_same_mae_projected": projected_spectral_errors(noisy, reference, kpoints, window,
+                                                                         overlap_threshold),
+            "spectrum_projected": projected_spectral_errors(prediction, reference, kpoints, window,
+                                                            overlap_threshold),
             "spectrum": spectral_errors(prediction, reference, kpoints, window, reference_energies=energies),
             "spectrum_reference_S": spectral_errors(with_reference_overlap(prediction, reference), reference,
                                                     kpoints, window, reference_energies=energies),

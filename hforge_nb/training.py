@@ -2,10 +2,12 @@
 
 The loss compares H and S value by value.  Each value belongs to a *class*:
 its block group (on-site blocks of a species, or off-site blocks of an
-ordered species pair) and the angular momenta of its two orbitals (s-s,
-s-p, ..., d-d).  Errors are divided by the RMS of the class's training
-targets and averaged per class, and the classes count equally, so that
-neither the large on-site d-d terms nor the many off-site values dominate.
+ordered species pair), the angular momenta of its two orbitals (s-s,
+s-p, ..., d-d) and the distance shell of its atom pair (``shell_width``
+wide).  Errors are divided by the class's spread in the training targets
+(never less than a floor) and averaged per class, and the classes count
+equally, so that neither the large on-site d-d terms, nor the many small
+values of distant pairs, nor the large ones of bonded pairs dominate.
 
 :func:`train` writes into its folder, every write atomic:
 
@@ -39,7 +41,7 @@ import torch
 from ._atomic import atomic_path
 from .basis import Basis
 from .errors import CorruptFileError
-from .model_graph import ModelGraph, StructureBlocks, build_model_graph, stack_targets
+from .model_graph import BlockGroup, ModelGraph, StructureBlocks, build_model_graph, stack_targets
 from .models.base import HamiltonianModel, block_groups
 from .record import HamiltonianRecord
 from .rotations import random_rotation, rotate_record
@@ -82,6 +84,16 @@ class TrainingConfig:
         Seeds the weights' initialization order, shuffling and rotations.
     threads : int
         torch threads per process (set explicitly: oversubscription is slow).
+    shell_width : float
+        Å; off-site loss classes are split into distance shells this wide
+        (0, the default: one class for all distances).  H values fall by
+        four orders of magnitude from bonded to distant pairs; without
+        shells the distant ones hardly count, yet there are hundreds per
+        atom and their errors add up in H(k).  With shells they count as
+        much as the bonded ones, which then fit less well in a short run.
+    h_spread_floor, s_spread_floor : float
+        Smallest spread (eV for H, dimensionless for S) a class is divided
+        by: errors below these do not matter and are not amplified.
     """
 
     epochs: int = 100
@@ -97,6 +109,9 @@ class TrainingConfig:
     max_grad_norm: float = 10.0
     seed: int = 0
     threads: int = 1
+    shell_width: float = 0.0
+    h_spread_floor: float = 1e-3
+    s_spread_floor: float = 1e-5
 
 
 # ------------------------------------------------------------------ loss
@@ -108,27 +123,51 @@ def _channel_index(basis: Basis, row: str, col: str, n_l: int) -> torch.Tensor:
 
 
 class ValueClasses:
-    """Maps every value of a :class:`.ModelGraph` to its loss class (block group x orbital channel)."""
+    """Maps every value of a :class:`.ModelGraph` to its loss class (block group x distance shell x orbital channel).
 
-    def __init__(self, basis: Basis):
+    Parameters
+    ----------
+    basis : Basis
+    shell_width : float
+        Å; width of the distance shells of off-site pairs (0: one shell).
+    max_distance : float
+        Å; pairs at or beyond it share the last shell.
+    """
+
+    def __init__(self, basis: Basis, shell_width: float = 0.0, max_distance: float = 10.0):
         self.groups = list(block_groups(basis))
+        self.shell_width = shell_width
+        self.n_shells = int(np.ceil(max_distance / shell_width)) + 1 if shell_width > 0 else 1
         self.n_l = max(int(basis[s].orbital_l.max()) for s in basis.symbols) + 1
-        self.n_classes = len(self.groups) * self.n_l**2
+        self.n_classes = len(self.groups) * self.n_shells * self.n_l**2
         self.channels = {key: _channel_index(basis, row, col, self.n_l) for key, (row, col) in block_groups(basis).items()}
         self.block_size = max(basis[s].n_orbitals for s in basis.symbols) ** 2
+
+    def shells(self, graph: ModelGraph) -> torch.Tensor:
+        """``[n_blocks]`` distance shell of every block (0 for on-site blocks)."""
+        if self.shell_width <= 0:
+            return torch.zeros(len(graph.block_pairs), dtype=torch.long)
+        distances = torch.linalg.norm(graph.block_vectors(), dim=1)  # [n_blocks] Å
+        return torch.ceil(distances / self.shell_width).long().clamp(max=self.n_shells - 1)
+
+    def _group_shell(self, graph: ModelGraph) -> list[tuple[str, BlockGroup, torch.Tensor]]:
+        """Every block group with the ``[n, 1]`` (group, shell) index of its blocks."""
+        shells = self.shells(graph)
+        return [(key, group, (self.groups.index(key) * self.n_shells + shells[group.blocks]).unsqueeze(1))
+                for key, group in graph.groups()]
 
     def of(self, graph: ModelGraph) -> torch.Tensor:
         """``[n_values]`` class of every value."""
         classes = torch.empty(graph.n_values, dtype=torch.long)
-        for key, group in graph.groups():
-            classes[group.values] = self.groups.index(key) * self.n_l**2 + self.channels[key]
+        for key, group, group_shell in self._group_shell(graph):
+            classes[group.values] = group_shell * self.n_l**2 + self.channels[key]
         return classes
 
     def elements(self, graph: ModelGraph) -> torch.Tensor:
-        """``[n_values]`` which element of which block group every value is (the same for every block of a group)."""
+        """``[n_values]`` which element of which (block group, shell) every value is (the same in every such block)."""
         elements = torch.empty(graph.n_values, dtype=torch.long)
-        for key, group in graph.groups():
-            elements[group.values] = self.groups.index(key) * self.block_size + torch.arange(group.values.shape[1])
+        for _, group, group_shell in self._group_shell(graph):
+            elements[group.values] = group_shell * self.block_size + torch.arange(group.values.shape[1])
         return elements
 
 
@@ -185,13 +224,14 @@ class BlockLoss:
         self.h_scale, self.s_scale, self.s_weight = h_scale, s_scale, s_weight
 
     @classmethod
-    def fit(cls, batches: list[Batch], n_classes: int, s_weight: float) -> "BlockLoss":
-        """Class spreads of H and S over training batches."""
+    def fit(cls, batches: list[Batch], n_classes: int, s_weight: float, h_floor: float = 0.0,
+            s_floor: float = 0.0) -> "BlockLoss":
+        """Class spreads of H and S over training batches, at least ``h_floor`` (eV) and ``s_floor``."""
         classes = torch.cat([b.classes for b in batches])
         elements = torch.cat([b.elements for b in batches])
         h = class_spread(torch.cat([b.h for b in batches]), classes, elements, n_classes)
         s = class_spread(torch.cat([b.s for b in batches]), classes, elements, n_classes)
-        return cls(h, s, s_weight)
+        return cls(h.clamp(min=h_floor), s.clamp(min=s_floor), s_weight)
 
     @staticmethod
     def _class_mean(errors: torch.Tensor, classes: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -316,11 +356,12 @@ class Trainer:
         self.cutoff = model.config.edge_cutoff
         self.train_records = list(train_records)
         self.train_items = [StructureBlocks.of_record(r, self.cutoff) for r in self.train_records]
-        self.classes = ValueClasses(model.basis)
+        self.classes = ValueClasses(model.basis, config.shell_width, self.cutoff)
         self.val_batches = [make_batch([StructureBlocks.of_record(r, self.cutoff)], model, self.classes)
                             for r in val_records]
         train_batches = [make_batch([item], model, self.classes) for item in self.train_items]
-        self.loss = BlockLoss.fit(train_batches, self.classes.n_classes, config.s_weight)
+        self.loss = BlockLoss.fit(train_batches, self.classes.n_classes, config.s_weight,
+                                  config.h_spread_floor, config.s_spread_floor)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.lr_factor,

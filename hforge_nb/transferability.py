@@ -17,8 +17,8 @@ from .evaluation import summary_value
 from .record import HamiltonianRecord
 
 #: Columns of :func:`error_table`: the keys of :data:`.evaluation.SUMMARY_KEYS` it keeps per sample.
-ERROR_COLUMNS = ("H_mae_meV", "H_on_site_mae_meV", "H_off_site_mae_meV", "H_diagonal_mae_meV", "S_mae",
-                 "eigenvalue_mae_meV", "eigenvalue_mae_reference_S_meV")
+ERROR_COLUMNS = ("H_mae_meV", "H_on_site_mae_meV", "H_off_site_mae_meV", "H_bonded_mae_meV", "H_diagonal_mae_meV",
+                 "S_mae", "eigenvalue_mae_meV", "eigenvalue_mae_reference_S_meV", "eigenvalue_mae_projected_meV")
 
 
 @dataclass(frozen=True)

@@ -63,10 +63,12 @@ early_stopping_patience = 15
 ema_decay = 0.0  # 0 turns the weight average off
 augment_baseline = True  # random rotations of the baseline's training structures
 s_weight = 1.0  # weight of the S loss
+shell_width = 0.0  # Å; > 0 splits off-site loss classes into distance shells
 seed = 0
 threads = 1  # torch threads
 n_kpoints = 2  # k-points per periodic direction for eigenvalue errors
 energy_window = 2.0  # eV around E_F
+overlap_threshold = 1e-3  # S(k) eigenvalues kept by the projected eigenvalue errors
 output_dir = ""  # empty: runs/interactive/03_training
 
 # %%
@@ -95,6 +97,7 @@ results = {}
 for kind, model in models.items():
     config = TrainingConfig(epochs=epochs, learning_rate=learning_rate, lr_patience=lr_patience,
                             early_stopping_patience=early_stopping_patience, ema_decay=ema_decay, s_weight=s_weight,
+                            shell_width=shell_width,
                             augment_rotations=augment_baseline and kind == "baseline", seed=seed, threads=threads)
     results[kind] = train(model, pick(split.train), pick(split.validation), config, out / kind)
 fig = plot_learning_curves({kind: result.log for kind, result in results.items()})
@@ -113,7 +116,8 @@ plt.show()
 
 # %%
 test = {name: samples[name] for name in split.test}
-evaluation = {kind: evaluate(io.read_model(out / kind / "model.pt"), test, n_kpoints, energy_window)
+evaluation = {kind: evaluate(io.read_model(out / kind / "model.pt"), test, n_kpoints, energy_window,
+                                overlap_threshold)
               for kind in models}
 for kind, result in evaluation.items():
     print(f"{kind:>12}: " + ", ".join(f"{key} {value:.4g}" for key, value in result["summary"].items()))

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from conftest import hbn_atoms, random_record
 
-from hforge_nb.evaluation import band_gap, block_errors, monkhorst_pack, spectral_errors, value_labels
+from hforge_nb.evaluation import (band_gap, block_errors, distance_shells, monkhorst_pack, projected_spectral_errors,
+                                  spectral_errors, value_labels)
 from hforge_nb.record import drop_small_blocks
 
 
@@ -82,9 +83,37 @@ def test_band_gap_and_an_indefinite_overlap():
 
 def test_random_noise_yardstick_grows_with_the_noise(reference):
     kpoints = monkhorst_pack(reference, 1)
-    from hforge_nb.evaluation import random_noise_errors, smallest_overlap_eigenvalue
+    from hforge_nb.evaluation import noisy_reference, smallest_overlap_eigenvalue
 
-    small, large = (random_noise_errors(reference, mae, kpoints, window=5.0)["eigenvalue_mae_meV"]
+    small, large = (spectral_errors(noisy_reference(reference, mae), reference, kpoints, window=5.0)["eigenvalue_mae_meV"]
                     for mae in (1e-5, 1e-3))
     assert 0 < small < large
     assert 0 < smallest_overlap_eigenvalue(reference, kpoints) <= 1.0
+
+
+def test_distance_shells_split_the_errors_and_hold_the_reference_size(reference):
+    shells = distance_shells(reference)
+    distances = np.linalg.norm(reference.pair_vectors, axis=1)
+    assert (shells[reference.on_site] == "on-site").all()
+    assert set(shells[~reference.on_site & (distances < 2.0)]) == {"0-2 Å"}
+    assert set(shells[distances >= 6.0]) <= {"6+ Å"}
+    bonded = np.repeat(shells == "0-2 Å", np.diff(reference.block_offsets))
+    shifted = reference.h_values + 0.004 * bonded[:, None]  # +4 meV on the bonded pairs only
+    errors = block_errors(dataclasses.replace(reference, h_values=shifted), reference)["H_meV"]["distance"]
+    assert list(errors)[0] == "on-site" and errors["on-site"]["mae"] == 0.0
+    assert errors["0-2 Å"]["mae"] == pytest.approx(4.0)
+    assert errors["0-2 Å"]["reference_mean_abs"] == pytest.approx(1000 * np.abs(reference.h_values[bonded, 0]).mean())
+    assert all(entry["mae"] == 0.0 for label, entry in errors.items() if label != "0-2 Å")
+
+
+def test_projection_keeps_h_plus_c_s_a_shift_by_c_and_costs_nothing_when_it_drops_nothing(reference):
+    kpoints = monkhorst_pack(reference, 2)
+    shifted = dataclasses.replace(reference, h_values=reference.h_values + 0.025 * reference.s_values[:, None])
+    everything = projected_spectral_errors(shifted, reference, kpoints, window=5.0, threshold=0.0)
+    assert everything["n_dropped_per_k"] == 0 and everything["projection_shift_meV"] < 1e-6
+    assert everything["eigenvalue_mae_meV"] == pytest.approx(25.0, abs=1e-6)
+    # X^H (H + c S) X = X^H H X + c for any kept subspace
+    threshold = float(np.median(np.linalg.eigvalsh(reference.matrices_at_k(np.zeros(3))[1])))
+    reduced = projected_spectral_errors(shifted, reference, kpoints, window=5.0, threshold=threshold)
+    assert reduced["n_dropped_per_k"] > 0 and reduced["projection_shift_meV"] > 0
+    assert reduced["eigenvalue_max_meV"] == pytest.approx(25.0, abs=1e-6)

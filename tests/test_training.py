@@ -41,9 +41,10 @@ def _element_means(values, elements):
     return result
 
 
-def test_the_normalized_loss_of_predicting_each_elements_mean_is_one_per_matrix(records):
+@pytest.mark.parametrize("shell_width", [0.0, 1.0])
+def test_the_normalized_loss_of_predicting_each_elements_mean_is_one_per_matrix(records, shell_width):
     model = fresh_model("baseline", records[0])
-    classes = ValueClasses(BN_BASIS)
+    classes = ValueClasses(BN_BASIS, shell_width, model.config.edge_cutoff)
     batch = make_batch([StructureBlocks.of_record(r, model.config.edge_cutoff) for r in records[0]], model, classes)
     loss = BlockLoss.fit([batch], classes.n_classes, s_weight=1.0)
     means = type("Means", (), {"h": _element_means(batch.h, batch.elements), "s": _element_means(batch.s, batch.elements)})
@@ -51,6 +52,31 @@ def test_the_normalized_loss_of_predicting_each_elements_mean_is_one_per_matrix(
     assert float(loss(means, batch)) == pytest.approx(2.0, rel=1e-10)
     zero = type("Zero", (), {"h": torch.zeros_like(batch.h), "s": torch.zeros_like(batch.s)})
     assert float(loss(zero, batch)) > 2.0  # on-site orbital energies are far from zero
+
+
+def test_distance_shells_split_the_loss_classes_of_one_group(records):
+    model = fresh_model("baseline", records[0])
+    classes = ValueClasses(BN_BASIS, 1.0, model.config.edge_cutoff)
+    graph = make_batch([StructureBlocks.of_record(records[0][0], model.config.edge_cutoff)], model, classes).graph
+    shells = classes.shells(graph)
+    distances = torch.linalg.norm(graph.block_vectors(), dim=1)
+    assert (shells == torch.ceil(distances).long().clamp(max=classes.n_shells - 1)).all()
+    of, elements = classes.of(graph), classes.elements(graph)
+    for _, group in graph.groups():
+        near, far = int(shells[group.blocks].min()), int(shells[group.blocks].max())
+        if near != far:  # the same orbital pair at two distances: two classes, two elements
+            first_near = group.values[shells[group.blocks] == near][0]
+            first_far = group.values[shells[group.blocks] == far][0]
+            assert (of[first_near] != of[first_far]).all() and (elements[first_near] != elements[first_far]).all()
+    assert int(of.max()) < classes.n_classes
+
+
+def test_spread_floors_bound_the_loss_scales(records):
+    model = fresh_model("baseline", records[0])
+    classes = ValueClasses(BN_BASIS, 1.0, model.config.edge_cutoff)
+    batch = make_batch([StructureBlocks.of_record(records[0][0], model.config.edge_cutoff)], model, classes)
+    loss = BlockLoss.fit([batch], classes.n_classes, 1.0, h_floor=0.05, s_floor=0.01)
+    assert float(loss.h_scale.min()) >= 0.05 and float(loss.s_scale.min()) >= 0.01
 
 
 def test_block_elements_are_the_same_position_in_blocks_of_one_group(records):
