@@ -38,6 +38,26 @@ def output_folder(output_dir: str, notebook: str) -> Path:
     return folder
 
 
+def earlier_stage(folder: str, out: Path, notebook: str, needed: str) -> Path:
+    """The output folder of an earlier notebook whose file ``needed`` this one reads.
+
+    An empty ``folder`` means the sibling of this notebook's output folder
+    ``out`` (``<run>/<notebook>``, as the main job lays out a run).  Raises
+    ``FileNotFoundError`` naming the notebook to run first when
+    ``needed`` is not there.
+
+    Examples
+    --------
+    >>> earlier_stage("", project_root() / "05_dft_vs_ml", "hforge_nb", "paths.py") == project_root() / "hforge_nb"
+    True
+    """
+    stage = project_path(folder) if folder else out.parent / notebook
+    if not (stage / needed).exists():
+        raise FileNotFoundError(f"{stage / needed} not found: run notebook {notebook} first with "
+                                f"output_dir={str(stage)!r}, or point this notebook at its output folder")
+    return stage
+
+
 def siesta_data_dir() -> Path:
     """The folder of real SIESTA calculations (``shared/data/siesta``).
 

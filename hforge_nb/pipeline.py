@@ -4,7 +4,8 @@
 executes ``notebooks/NN_*.ipynb`` in number order, each with the parameters
 of its section in the profile plus ``output_dir = <run-dir>/<notebook>``, and
 leaves the executed notebooks, their outputs and ``run.json`` (what ran, how
-long, with which parameters) in the run folder.  Notebooks hand work on
+long, with which parameters) in the run folder; a whole run then writes the
+``papers/`` index (:mod:`.papers`).  Notebooks hand work on
 through files in that folder only.
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from ._atomic import write_json
 from .paths import project_root
+from . import papers
 from .sweep import run_notebook
 
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
@@ -86,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = run_pipeline(Profile.read(args.profile), args.run_dir, args.only)
     total = sum(n["seconds"] for n in summary["notebooks"])
     print(f"[hforge-nb] ran {len(summary['notebooks'])} notebook(s) in {total:.0f} s -> {args.run_dir}")
+    if not args.only:  # a whole run: index its figures and numbers in papers/
+        papers.main(["--run-dir", str(args.run_dir)])
     return 0
 
 

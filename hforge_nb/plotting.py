@@ -259,3 +259,79 @@ def plot_error_vs_size(rows: list[dict], columns: tuple[str, ...] = ("H_mae_meV"
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _symmetric_limit(values: np.ndarray, percentile: float = 99.5) -> float:
+    """A colour limit that keeps ``percentile`` % of |values| inside (the rest saturates)."""
+    limit = float(np.percentile(np.abs(values), percentile))
+    return limit if limit > 0 else 1.0
+
+
+def plot_matrix_comparison(reference: np.ndarray, predicted: np.ndarray, quantity: str, unit: str,
+                           atom_edges: np.ndarray | None = None) -> Figure:
+    """DFT, ML (one shared colour scale) and ML - DFT (its own scale) of a matrix ``[n_orb, n_orb]``.
+
+    ``atom_edges`` ``[n_atoms + 1]``: orbital index where every atom starts, drawn as thin lines.
+    """
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), constrained_layout=True)
+    limit = _symmetric_limit(reference)
+    difference = predicted - reference
+    panels = ((reference, "DFT", limit), (predicted, "ML", limit), (difference, "ML − DFT", _symmetric_limit(difference)))
+    for ax, (matrix, title, scale) in zip(axes, panels):
+        image = ax.imshow(matrix, cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest")
+        for edge in ([] if atom_edges is None else atom_edges[1:-1]):
+            ax.axhline(edge - 0.5, color="0.5", lw=0.3)
+            ax.axvline(edge - 0.5, color="0.5", lw=0.3)
+        ax.set(title=f"{quantity} {title}", xlabel="orbital j", ylabel="orbital i")
+        if title != "ML":  # DFT and ML share the first colour bar
+            fig.colorbar(image, ax=ax if title == "ML − DFT" else axes[:2], extend="both", shrink=0.85,
+                         label=f"{quantity} ({unit})" if unit else quantity)
+    return fig
+
+
+def plot_band_comparison(panels: dict[str, tuple[KPath, np.ndarray, np.ndarray]], window: tuple[float, float]) -> Figure:
+    """Bands of several structures, DFT (solid) and ML (dashed) on one plot each.
+
+    ``panels`` maps a title to (path, reference bands ``[n_k, n_bands]``, predicted bands ``[n_k, n_bands]``), eV.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False, sharey=True)
+    for ax, (title, (path, reference, predicted)) in zip(axes[0], panels.items()):
+        ax.plot(path.distance, reference, color="k", lw=1.0)
+        ax.plot(path.distance, predicted, color="C3", lw=1.0, ls="--")
+        for x in path.label_positions:
+            ax.axvline(x, color="0.7", lw=0.5)
+        ax.axhline(0, color="0.7", lw=0.5, ls=":")
+        ax.set_xticks(path.label_positions, path.labels)
+        ax.set(xlim=(path.distance[0], path.distance[-1]), ylim=window, title=title)
+    axes[0, 0].set_ylabel("E − E_F (eV)")
+    axes[0, 0].plot([], [], color="k", label="DFT (GPAW)")
+    axes[0, 0].plot([], [], color="C3", ls="--", label="ML")
+    axes[0, 0].legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_dos_comparison(grid: np.ndarray, reference: np.ndarray, predicted: np.ndarray, title: str = "") -> Figure:
+    """DOS (states/eV per k-point) from DFT and from ML on the energy ``grid`` (eV)."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    ax.fill_between(grid, reference, color="0.8", label="DFT (GPAW)")
+    ax.plot(grid, reference, color="k", lw=0.8)
+    ax.plot(grid, predicted, color="C3", lw=1.0, ls="--", label="ML")
+    ax.axvline(0, color="0.6", lw=0.5, ls=":")
+    ax.set(xlabel="E − E_F (eV)", ylabel="DOS (states/eV)", xlim=(grid[0], grid[-1]), title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_eigenvalue_parity(pairs: dict[str, tuple[np.ndarray, np.ndarray]], window: float) -> Figure:
+    """ML against DFT eigenvalues (eV) within ``window`` of E_F; ``pairs`` maps a label to (reference, predicted)."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    for k, (label, (reference, predicted)) in enumerate(pairs.items()):
+        ax.scatter(reference, predicted, s=6, color=f"C{k}", label=label, alpha=0.7)
+    ax.plot([-window, window], [-window, window], color="k", lw=0.6)
+    ax.set(xlim=(-window, window), ylim=(-window, window), xlabel="DFT eigenvalue − E_F (eV)",
+           ylabel="ML eigenvalue − E_F (eV)", aspect="equal")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

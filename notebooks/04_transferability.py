@@ -33,6 +33,7 @@ import matplotlib.pyplot as plt
 
 from hforge_nb import dataset, io
 from hforge_nb._atomic import write_json
+from hforge_nb.comparison import save_figure
 from hforge_nb.evaluation import evaluate
 from hforge_nb.models import build_matched_models
 from hforge_nb.paths import output_folder, project_path
@@ -61,6 +62,7 @@ seed = 0
 threads = 1
 n_kpoints = 2  # k-points per periodic direction for eigenvalue errors
 energy_window = 2.0  # eV around E_F
+figures_dir = ""  # publication files (PDF, PNG); empty: the output folder; the main job uses papers/figures
 output_dir = ""  # empty: runs/interactive/04_transferability
 
 # %%
@@ -97,8 +99,8 @@ evaluation = {kind: evaluate(io.read_model(out / kind / "model.pt"), test, n_kpo
               for kind in model_kinds}
 rows = error_table(evaluation, samples, train_size)
 amorphous_rows = [row for row in rows if splits[row["sample"]] != "reference"]
-fig = plot_error_vs_size(amorphous_rows, ("H_mae_meV", "S_mae", "H_diagonal_mae_meV"), train_size)
-fig.savefig(out / "error_vs_size.png", dpi=150)
+fig = plot_error_vs_size(amorphous_rows, ("H_mae_meV", "H_bonded_mae_meV", "S_mae"), train_size)
+save_figure(fig, project_path(figures_dir) if figures_dir else out, "error_vs_size")
 plt.show()
 for row in rows:
     print(f"{row['model']:>12} {row['sample']:>20} ({row['n_atoms']:>3} atoms, x{row['size_ratio']:.1f}): "
@@ -114,7 +116,10 @@ for row in rows:
 metrics = {"split": split.as_dict(), "parameters": {"seed": seed, "n_train": n_train, "epochs": epochs},
            "training": {kind: {"best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss, "epochs_run": len(r.log)}
                         for kind, r in results.items()},
-           "rows": rows, "baseline_over_equivariant_H_mae": advantage(rows)}
+           "rows": rows, "baseline_over_equivariant_H_mae": advantage(rows),
+           "figures": [{"stem": "error_vs_size", "files": ["error_vs_size.pdf", "error_vs_size.png"],
+                        "caption": f"test error against atoms per cell, trained on {n_train} cells of {train_size} "
+                                   f"atoms (seed {seed})"}]}
 write_json(out / "metrics.json", metrics)
 metrics["baseline_over_equivariant_H_mae"]
 
