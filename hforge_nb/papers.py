@@ -41,7 +41,7 @@ HEADLINES = tuple(
     [_summary(kind, key, label, unit) for kind in ("equivariant", "baseline") for key, label, unit in (
         ("H_mae_meV", "H MAE, held-out cells of the training sizes", "meV"),
         ("H_bonded_mae_meV", "H MAE, bonded pairs (0-2 Å)", "meV"),
-        ("H_bonded_reference_meV", "mean |H|, bonded pairs (0-2 Å), reference", "meV"),
+        ("H_bonded_reference_meV", "mean abs(H), bonded pairs (0-2 Å), reference", "meV"),
         ("H_on_site_mae_meV", "H MAE, on-site blocks", "meV"),
         ("S_mae", "S MAE", ""),
         ("eigenvalue_mae_projected_meV", "eigenvalue MAE within the window, projected", "meV"),

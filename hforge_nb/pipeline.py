@@ -12,6 +12,7 @@ through files in that folder only.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -66,6 +67,9 @@ def run_pipeline(profile: Profile, run_dir: Path, only: list[str] | None = None)
     run_dir = run_dir if run_dir.is_absolute() else root / run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     summary = {"profile": profile.name, "git_commit": _git_commit(root), "notebooks": []}
+    if only and (run_dir / "run.json").exists():  # keep the record of the notebooks not run again
+        earlier = json.loads((run_dir / "run.json").read_text())["notebooks"]
+        summary["notebooks"] = [n for n in earlier if Path(n["notebook"]).stem not in only]
     for notebook in numbered_notebooks(root / "notebooks"):
         if only and notebook.stem not in only:
             continue
@@ -75,6 +79,7 @@ def run_pipeline(profile: Profile, run_dir: Path, only: list[str] | None = None)
         run_notebook(notebook, run_dir / notebook.name, parameters)
         summary["notebooks"].append({"notebook": notebook.name, "parameters": parameters,
                                      "seconds": round(time.perf_counter() - started, 1)})
+        summary["notebooks"].sort(key=lambda n: n["notebook"])
         write_json(run_dir / "run.json", summary)
     return summary
 

@@ -100,7 +100,8 @@ evaluation = {kind: evaluate(io.read_model(out / kind / "model.pt"), test, n_kpo
 rows = error_table(evaluation, samples, train_size)
 amorphous_rows = [row for row in rows if splits[row["sample"]] != "reference"]
 fig = plot_error_vs_size(amorphous_rows, ("H_mae_meV", "H_bonded_mae_meV", "S_mae"), train_size)
-save_figure(fig, project_path(figures_dir) if figures_dir else out, "error_vs_size")
+figures = project_path(figures_dir) if figures_dir else out
+save_figure(fig, figures, "error_vs_size")
 plt.show()
 for row in rows:
     print(f"{row['model']:>12} {row['sample']:>20} ({row['n_atoms']:>3} atoms, x{row['size_ratio']:.1f}): "
@@ -117,7 +118,7 @@ metrics = {"split": split.as_dict(), "parameters": {"seed": seed, "n_train": n_t
            "training": {kind: {"best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss, "epochs_run": len(r.log)}
                         for kind, r in results.items()},
            "rows": rows, "baseline_over_equivariant_H_mae": advantage(rows),
-           "figures": [{"stem": "error_vs_size", "files": ["error_vs_size.pdf", "error_vs_size.png"],
+           "figures_dir": str(figures), "figures": [{"stem": "error_vs_size", "files": ["error_vs_size.pdf", "error_vs_size.png"],
                         "caption": f"test error against atoms per cell, trained on {n_train} cells of {train_size} "
                                    f"atoms (seed {seed})"}]}
 write_json(out / "metrics.json", metrics)

@@ -50,8 +50,12 @@ def test_unreadable_profile_is_named(tmp_path):
 
 def test_pipeline_leaves_notebooks_and_metrics_in_the_run_folder(tmp_path, siesta_dir):
     profile = Profile("tiny", {"00_siesta_tour": {"calculation": "H2_hessian", "n_kpoints": 5}})
+    earlier = {"notebook": "03_training.ipynb", "parameters": {}, "seconds": 1.0}  # a notebook not run again
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"notebooks": [earlier]}))
     summary = run_pipeline(profile, tmp_path / "run", only=["00_siesta_tour"])
-    assert [n["notebook"] for n in summary["notebooks"]] == ["00_siesta_tour.ipynb"]
+    assert [n["notebook"] for n in summary["notebooks"]] == ["00_siesta_tour.ipynb", "03_training.ipynb"]
+    assert summary["notebooks"][1] == earlier
     metrics = json.loads((tmp_path / "run" / "00_siesta_tour" / "metrics.json").read_text())
     assert metrics["calculation"] == "H2_hessian" and metrics["eig_vs_siesta"]["max_abs_eV"] < 1e-3
     assert (tmp_path / "run" / "00_siesta_tour.ipynb").is_file() and (tmp_path / "run" / "run.json").is_file()
