@@ -46,6 +46,8 @@ HEADLINES = tuple(
         ("S_mae", "S MAE", ""),
         ("eigenvalue_mae_projected_meV", "eigenvalue MAE within the window, projected", "meV"),
         ("eigenvalue_mae_projected_random_noise_meV", "same, random noise of the same H MAE", "meV"))]
+    + [Headline(f"baseline H MAE over equivariant H MAE, {sample}, models trained on small cells", "04_transferability",
+                ("baseline_over_equivariant_H_mae", sample)) for sample in ("aBN-0064-holdout-00", "hBN", "cBN")]
     + [Headline("equivariant: eigenvalue MAE, hBN bands (projected)", "05_dft_vs_ml",
                 ("bands", "hBN", "eigenvalue_mae_meV"), "meV"),
        Headline("equivariant: eigenvalue MAE, cBN bands (projected)", "05_dft_vs_ml",

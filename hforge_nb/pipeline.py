@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="notebook stems to run (default: all)")
     args = parser.parse_args(argv)
     summary = run_pipeline(Profile.read(args.profile), args.run_dir, args.only)
-    total = sum(n["seconds"] for n in summary["notebooks"])
-    print(f"[hforge-nb] ran {len(summary['notebooks'])} notebook(s) in {total:.0f} s -> {args.run_dir}")
+    ran = [n for n in summary["notebooks"] if not args.only or Path(n["notebook"]).stem in args.only]
+    total = sum(n["seconds"] for n in ran)
+    print(f"[hforge-nb] ran {len(ran)} notebook(s) in {total:.0f} s -> {args.run_dir}")
     if not args.only:  # a whole run: index its figures and numbers in papers/
         papers.main(["--run-dir", str(args.run_dir)])
     return 0
