@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._atomic import atomic_path
-from .evaluation import density_of_states, projected_eigenvalues
+from .evaluation import density_of_states, difference_errors, projected_eigenvalues
 from .record import HamiltonianRecord, value_positions
 
 
@@ -71,11 +71,7 @@ class SpectrumPair:
     def errors(self, window: float) -> dict[str, float]:
         """MAE and max |predicted - reference| (meV) within ``window`` eV of E_F."""
         reference, predicted = self.within(window)
-        difference = np.abs(predicted - reference)
-        if not difference.size:
-            return {"eigenvalue_mae_meV": float("nan"), "eigenvalue_max_meV": float("nan"), "n_eigenvalues": 0}
-        return {"eigenvalue_mae_meV": float(difference.mean() * 1000),
-                "eigenvalue_max_meV": float(difference.max() * 1000), "n_eigenvalues": int(difference.size)}
+        return {**difference_errors(predicted - reference), "n_eigenvalues": int(reference.size)}
 
 
 def spectrum_pair(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,

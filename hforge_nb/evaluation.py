@@ -27,6 +27,9 @@ _L = "spdfgh"
 
 #: Å, upper edges of the distance shells of off-site block errors (the last shell is open).
 DISTANCE_SHELLS = (2.0, 3.0, 4.0, 5.0, 6.0)
+#: Labels of the shells, nearest first: on-site blocks, then one per interval of :data:`DISTANCE_SHELLS`.
+SHELL_NAMES = ("on-site", *(f"{a:g}-{b:g} Å" for a, b in zip((0.0, *DISTANCE_SHELLS[:-1]), DISTANCE_SHELLS)),
+               f"{DISTANCE_SHELLS[-1]:g}+ Å")
 
 
 def aligned_values(prediction: HamiltonianRecord, reference: HamiltonianRecord) -> tuple[np.ndarray, np.ndarray]:
@@ -67,9 +70,7 @@ def value_labels(record: HamiltonianRecord) -> dict[str, np.ndarray]:
 
 def distance_shells(record: HamiltonianRecord) -> np.ndarray:
     """``[n_blocks]`` label of every block's distance shell (:data:`DISTANCE_SHELLS`)."""
-    edges = (0.0, *DISTANCE_SHELLS)
-    names = np.array(["on-site"] + [f"{a:g}-{b:g} Å" for a, b in zip(edges[:-1], edges[1:])]
-                     + [f"{edges[-1]:g}+ Å"], dtype=object)
+    names = np.array(SHELL_NAMES, dtype=object)
     distances = np.linalg.norm(record.pair_vectors, axis=1)  # [n_blocks] Å
     return np.where(record.on_site, names[0], names[1 + np.searchsorted(DISTANCE_SHELLS, distances, side="right")])
 
@@ -107,14 +108,9 @@ def block_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord) ->
                for key in ("species", "channel")},
             "distance": {label: {**_mae_rmse(errors[labels["distance"] == label], scale),
                                  "reference_mean_abs": float(np.abs(target[labels["distance"] == label]).mean() * scale)}
-                         for label in _in_order(labels["distance"])},
+                         for label in SHELL_NAMES if label in set(labels["distance"])},
         }
     return result
-
-
-def _in_order(labels: np.ndarray) -> list[str]:
-    """The distinct shell labels, nearest first (on-site first)."""
-    return sorted(set(labels), key=lambda label: -1.0 if label == "on-site" else float(label.split("-")[0].rstrip("+ Å")))
 
 
 def monkhorst_pack(record: HamiltonianRecord, n_k: int) -> np.ndarray:
@@ -151,6 +147,14 @@ def density_of_states(energies: np.ndarray, grid: np.ndarray, broadening: float)
     return weights.sum(axis=1) / (broadening * np.sqrt(2 * np.pi) * len(energies))
 
 
+def difference_errors(difference: np.ndarray) -> dict[str, float]:
+    """``eigenvalue_mae_meV`` and ``eigenvalue_max_meV`` of eigenvalue differences (eV); NaN when there are none."""
+    if not difference.size:
+        return {"eigenvalue_mae_meV": float("nan"), "eigenvalue_max_meV": float("nan")}
+    return {"eigenvalue_mae_meV": float(np.abs(difference).mean() * 1000),
+            "eigenvalue_max_meV": float(np.abs(difference).max() * 1000)}
+
+
 def spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
                     window: float = 2.0, broadening: float = 0.1, reference_energies: np.ndarray | None = None) -> dict:
     """Eigenvalue, gap and DOS errors of a prediction (eV, E_F = 0).
@@ -172,8 +176,7 @@ def spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord,
     dos_ref, dos_pred = density_of_states(e_ref, grid, broadening), density_of_states(e_pred, grid, broadening)
     return {
         "window_eV": window, "n_kpoints": len(kpoints), "n_eigenvalues": int(inside.sum()),
-        "eigenvalue_mae_meV": float(difference.mean() * 1000) if difference.size else float("nan"),
-        "eigenvalue_max_meV": float(difference.max() * 1000) if difference.size else float("nan"),
+        **difference_errors(difference),
         "gap_reference_eV": band_gap(e_ref), "gap_predicted_eV": band_gap(e_pred),
         "dos_difference": float(np.trapezoid(np.abs(dos_pred - dos_ref), grid) / np.trapezoid(dos_ref, grid)),
         "positive_definite_S": bool(np.isfinite(e_pred).all()),
@@ -224,7 +227,8 @@ def projected_eigenvalues(record: HamiltonianRecord, reference: HamiltonianRecor
 
 
 def projected_spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
-                              window: float = 2.0, threshold: float = 1e-3) -> dict:
+                              window: float = 2.0, threshold: float = 1e-3,
+                              reference_energies: np.ndarray | None = None) -> dict:
     """Eigenvalue errors (meV) of the predicted H in the well-conditioned part of the reference basis.
 
     Both the prediction's and the reference's H are projected on the
@@ -233,9 +237,9 @@ def projected_spectral_errors(prediction: HamiltonianRecord, reference: Hamilton
     where the projected reference lies within ``window`` of E_F.
     ``projection_shift_meV`` is what the projection itself costs: the
     largest distance from a projected reference eigenvalue in the window to
-    the nearest unprojected one.
+    the nearest unprojected one.  ``reference_energies``: as in :func:`spectral_errors`.
     """
-    full = eigenvalues(reference, kpoints)
+    full = eigenvalues(reference, kpoints) if reference_energies is None else reference_energies
     projected_reference = projected_eigenvalues(reference, reference, kpoints, threshold)
     predicted = projected_eigenvalues(prediction, reference, kpoints, threshold)
     differences, shifts = [], []
@@ -247,8 +251,7 @@ def projected_spectral_errors(prediction: HamiltonianRecord, reference: Hamilton
     return {
         "threshold": threshold, "window_eV": window, "n_eigenvalues": int(difference.size),
         "n_dropped_per_k": float(np.mean([len(e) - len(p) for e, p in zip(full, projected_reference)])),
-        "eigenvalue_mae_meV": float(difference.mean() * 1000) if difference.size else float("nan"),
-        "eigenvalue_max_meV": float(difference.max() * 1000) if difference.size else float("nan"),
+        **difference_errors(difference),
         "projection_shift_meV": float(shift.max() * 1000) if shift.size else float("nan"),
     }
 
@@ -314,9 +317,9 @@ def evaluate(model, records: dict[str, HamiltonianRecord], n_kpoints: int = 2, w
             "smallest_S_eigenvalue": smallest_overlap_eigenvalue(reference, kpoints),
             "random_noise_same_mae": spectral_errors(noisy, reference, kpoints, window, reference_energies=energies),
             "random_noise_same_mae_projected": projected_spectral_errors(noisy, reference, kpoints, window,
-                                                                         overlap_threshold),
+                                                                         overlap_threshold, energies),
             "spectrum_projected": projected_spectral_errors(prediction, reference, kpoints, window,
-                                                            overlap_threshold),
+                                                            overlap_threshold, energies),
             "spectrum": spectral_errors(prediction, reference, kpoints, window, reference_energies=energies),
             "spectrum_reference_S": spectral_errors(with_reference_overlap(prediction, reference), reference,
                                                     kpoints, window, reference_energies=energies),
