@@ -14,7 +14,7 @@ import scipy.sparse as sp
 
 from .basis import Basis, species_from_sisl_atom, species_to_sisl_atom
 from .errors import BasisMismatchError
-from .record import HamiltonianRecord, Provenance
+from .record import HamiltonianRecord, Provenance, value_positions
 from .spin import SpinKind
 
 
@@ -121,16 +121,10 @@ def record_to_sisl(record: HamiltonianRecord):
 
     geometry = geometry_to_sisl(record)
     n_orb, first = geometry.no, record.orbital_offsets
-    shapes = record.block_shapes
     image = geometry.lattice.sc_index(record.shifts)
-    rows, cols = [], []
-    for b, (i, j) in enumerate(record.pairs):
-        n_i, n_j = shapes[b]
-        local_i, local_j = np.divmod(np.arange(n_i * n_j), n_j)
-        rows.append(first[i] + local_i)
-        cols.append(image[b] * n_orb + first[j] + local_j)
-    rows = np.concatenate(rows) if rows else np.zeros(0, int)
-    cols = np.concatenate(cols) if cols else np.zeros(0, int)
+    block, row, col = value_positions(record.block_shapes)
+    rows = first[record.pairs[block, 0]] + row
+    cols = image[block] * n_orb + first[record.pairs[block, 1]] + col
     shape = (n_orb, n_orb * geometry.n_s)
     data = np.concatenate([record.h_values, record.s_values[:, None]], axis=1)
     matrices = [sp.csr_matrix((data[:, d], (rows, cols)), shape=shape) for d in range(data.shape[1])]

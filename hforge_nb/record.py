@@ -254,15 +254,32 @@ class HamiltonianRecord:
 
     def _collinear_matrices_at_k(self, phases: np.ndarray, spin_index: int) -> tuple[np.ndarray, np.ndarray]:
         """H(k), S(k) ``[n_orb, n_orb]`` from the per-block ``phases`` ``[n_blocks]``, summed as sparse matrices."""
+        hk, sk = self._sparse_sums(phases, spin_index)
+        return hk.toarray(), sk.toarray()
+
+    def sparse_matrices_at_k(self, k=(0.0, 0.0, 0.0), spin_index: int = 0):
+        """H(k) (eV) and S(k) as ``scipy.sparse.csr_matrix`` ``[n_orb, n_orb]``; real at k = 0.
+
+        For large structures, where dense matrices do not fit; only
+        collinear spin kinds.
+        """
+        if self.spin.is_spin_box:
+            raise ValueError(f"sparse H(k) is built for collinear spin only; this record is {self.spin.value}")
+        k = np.asarray(k, dtype=float)
+        phases = np.exp(2j * np.pi * (self.shifts @ k)) if k.any() else np.ones(self.n_blocks)
+        return self._sparse_sums(phases, spin_index)
+
+    def _sparse_sums(self, phases: np.ndarray, spin_index: int):
+        """CSR sums over blocks of values times their block's phase ``[n_blocks]`` (duplicates summed)."""
         import scipy.sparse
 
         block, row, col = value_positions(self.block_shapes)
         first = self.orbital_offsets
         rows, cols = first[self.pairs[block, 0]] + row, first[self.pairs[block, 1]] + col
         shape = (self.n_orbitals, self.n_orbitals)
-        hk = scipy.sparse.coo_matrix((self.h_values[:, spin_index] * phases[block], (rows, cols)), shape=shape)
-        sk = scipy.sparse.coo_matrix((self.s_values * phases[block], (rows, cols)), shape=shape)
-        return hk.toarray(), sk.toarray()
+        hk = scipy.sparse.csr_matrix((self.h_values[:, spin_index] * phases[block], (rows, cols)), shape=shape)
+        sk = scipy.sparse.csr_matrix((self.s_values * phases[block], (rows, cols)), shape=shape)
+        return hk, sk
 
     def eigenvalues(self, kpoints: np.ndarray) -> np.ndarray:
         """Eigenvalues (eV, relative to E_F) at reduced k-points.
