@@ -401,3 +401,32 @@ def records_equal(a: HamiltonianRecord, b: HamiltonianRecord, atol: float = 0.0)
         if np.abs(ha - hb).max(initial=0) > atol or np.abs(sa - sb).max(initial=0) > atol:
             return False
     return True
+
+
+def repeat_record(record: HamiltonianRecord, repeats) -> HamiltonianRecord:
+    """The record of the supercell ``repeats`` ``(n1, n2, n3)`` times the cell: the same H and S, tiled.
+
+    Exact: the supercell's matrices at k = 0 have the eigenvalues of the cell's
+    on the grid k = m / n (:func:`supercell_kpoints`).  Atoms are ordered
+    as ``ase.Atoms.repeat`` orders them (copy by copy, the last axis fastest).
+    """
+    repeats = np.asarray(repeats, dtype=np.int64).reshape(3)
+    if (repeats < 1).any() or (repeats[~record.atoms.pbc] != 1).any():
+        raise ValueError(f"repeats must be positive, and 1 along non-periodic axes; got {repeats.tolist()}")
+    copies = np.stack(np.meshgrid(*[np.arange(n) for n in repeats], indexing="ij"), -1).reshape(-1, 3)
+    n_atoms, n_copies = record.n_atoms, len(copies)
+    copy_index = np.ravel_multi_index(copies.T, repeats)  # [n_copies], equals arange in this order
+    target = copies[:, None, :] + record.shifts[None, :, :]  # [n_copies, n_blocks, 3] cell of j's image
+    j_copy = np.ravel_multi_index((target % repeats).reshape(-1, 3).T, repeats).reshape(n_copies, -1)
+    pairs = np.stack([copy_index[:, None] * n_atoms + record.pairs[None, :, 0], j_copy * n_atoms + record.pairs[None, :, 1]], -1)
+    return dataclasses.replace(
+        record, atoms=record.atoms.repeat(tuple(repeats)), species=record.species * n_copies,
+        pairs=pairs.reshape(-1, 2), shifts=(target // repeats).reshape(-1, 3),
+        h_values=np.tile(record.h_values, (n_copies, 1)), s_values=np.tile(record.s_values, n_copies),
+    )
+
+
+def supercell_kpoints(repeats) -> np.ndarray:
+    """``[n1 n2 n3, 3]`` reduced k-points m / n of the cell that fold onto k = 0 of its ``repeats`` supercell."""
+    grids = [np.arange(n) / n for n in np.asarray(repeats, dtype=int).reshape(3)]
+    return np.stack(np.meshgrid(*grids, indexing="ij"), -1).reshape(-1, 3)

@@ -1,0 +1,95 @@
+"""The kernel polynomial method on non-orthogonal matrices, against exact diagonalization."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from conftest import hbn_atoms, random_record
+
+from hforge_nb.kpm import (
+    KPMConfig,
+    OverlapNotPositiveDefiniteError,
+    OverlapSolver,
+    chebyshev_moments,
+    density_from_moments,
+    eigenvalue_moments,
+    exact_kpm_dos,
+    jackson_kernel,
+    kpm_dos,
+    spectral_bounds,
+)
+from hforge_nb.record import repeat_record, supercell_kpoints
+
+
+@pytest.fixture(scope="module")
+def record():
+    """A 4-atom non-orthogonal BN record (52 orbitals) with S far from the identity."""
+    return random_record(hbn_atoms(rattle=0.05), seed=5)
+
+
+def _solver(record, tolerance=1e-12):
+    _, overlap = record.sparse_matrices_at_k()
+    return OverlapSolver(overlap, record.atom_orbital_counts, tolerance)
+
+
+def test_overlap_is_far_from_the_identity(record):
+    _, overlap = record.sparse_matrices_at_k()
+    off_diagonal = overlap - np.diag(overlap.diagonal())
+    assert np.abs(off_diagonal).max() > 0.05  # ignoring S would change the spectrum
+
+
+def test_lanczos_bounds_bracket_the_generalized_spectrum(record):
+    hamiltonian, _ = record.sparse_matrices_at_k()
+    eigenvalues = record.eigenvalues(np.zeros((1, 3))).ravel()
+    low, high = spectral_bounds(hamiltonian, _solver(record), steps=40)
+    assert low < eigenvalues.min() and eigenvalues.max() < high
+    assert high - low < 1.1 * np.ptp(eigenvalues)
+
+
+def test_full_trace_moments_equal_the_exact_ones(record):
+    """Unit vectors make the trace exact (their mean is Tr / n): the moments of S^-1 H are its eigenvalues'."""
+    hamiltonian, _ = record.sparse_matrices_at_k()
+    eigenvalues = record.eigenvalues(np.zeros((1, 3))).ravel()
+    bounds = (eigenvalues.min() - 1.0, eigenvalues.max() + 1.0)
+    moments = chebyshev_moments(hamiltonian, _solver(record), bounds, 64, np.eye(record.n_orbitals))
+    np.testing.assert_allclose(moments * record.n_orbitals, eigenvalue_moments(eigenvalues, bounds, 64), atol=1e-7)
+
+
+def test_exact_moments_integrate_to_the_number_of_orbitals(record):
+    eigenvalues = record.eigenvalues(np.zeros((1, 3))).ravel()
+    bounds = (eigenvalues.min() - 0.5, eigenvalues.max() + 0.5)
+    energies = np.linspace(*bounds, 20001)
+    dos = density_from_moments(eigenvalue_moments(eigenvalues, bounds, 128), bounds, energies)
+    assert np.trapezoid(dos, energies) == pytest.approx(record.n_orbitals, rel=2e-3)
+    assert jackson_kernel(128)[0] == pytest.approx(1.0)
+
+
+def test_stochastic_dos_of_a_supercell_converges_to_exact_diagonalization(record):
+    """27 copies (1404 orbitals): the stochastic error falls with more vectors and ends within 5 %."""
+    big = repeat_record(record, (3, 3, 3))
+    energies = np.linspace(-4, 4, 161)
+    errors = []
+    for n_random in (2, 32):
+        result = kpm_dos(big, energies, KPMConfig(n_moments=64, n_random=n_random, solver_tolerance=1e-10))
+        exact = exact_kpm_dos(big, result)
+        errors.append(np.abs(result.dos - exact).max() / exact.max())
+    assert errors[1] < 0.05 and errors[1] < 0.5 * errors[0]
+    assert result.resolution_eV == pytest.approx(np.pi * 0.5 * np.ptp(result.bounds) / 64)
+
+
+def test_repeated_record_folds_the_cell_k_grid_onto_gamma(record):
+    big = repeat_record(record, (2, 3, 1))
+    supercell = np.sort(big.eigenvalues(np.zeros((1, 3))).ravel())
+    folded = np.sort(record.eigenvalues(supercell_kpoints((2, 3, 1))).ravel())
+    np.testing.assert_allclose(supercell, folded, atol=1e-10)
+    home = np.linalg.norm(record.pair_vectors, axis=1)
+    np.testing.assert_allclose(np.linalg.norm(big.pair_vectors, axis=1), np.tile(home, 6), atol=1e-10)
+
+
+def test_an_overlap_that_is_not_positive_definite_is_named(record):
+    broken = dataclasses.replace(record, s_values=np.where(record.on_site.repeat(np.diff(record.block_offsets)),
+                                                          -record.s_values, record.s_values))
+    with pytest.raises(OverlapNotPositiveDefiniteError, match="not positive definite"):
+        kpm_dos(broken, np.linspace(-1, 1, 5), KPMConfig(n_moments=4, n_random=1))
