@@ -51,19 +51,24 @@ class ChunkConfig:
     Attributes
     ----------
     chunk_atoms : int
-        Target number of atoms per spatial domain; peak memory grows with it,
-        not with the structure.
+        Target number of atoms per spatial domain of the blocks; peak memory
+        grows with it, not with the structure.
+    feature_chunk_atoms : int
+        The same for the node features.  Each domain is computed with a
+        halo of ``num_interactions * r_max`` around it, so larger domains
+        waste less work on halos (and take more memory).
     block_cutoff : float or None
         Keep off-site blocks closer than this (Å); ``None`` keeps every block
         the model predicts (closer than its ``edge_cutoff``).
     """
 
     chunk_atoms: int = 1000
+    feature_chunk_atoms: int = 4000
     block_cutoff: float | None = None
 
     def __post_init__(self) -> None:
-        if self.chunk_atoms < 1:
-            raise ValueError(f"chunk_atoms must be positive, got {self.chunk_atoms}")
+        if self.chunk_atoms < 1 or self.feature_chunk_atoms < 1:
+            raise ValueError(f"chunk sizes must be positive, got {self.chunk_atoms}, {self.feature_chunk_atoms}")
         if self.block_cutoff is not None and self.block_cutoff <= 0:
             raise ValueError(f"block_cutoff must be positive (Å), got {self.block_cutoff}")
 
@@ -287,10 +292,9 @@ def predict_in_chunks(model, atoms: ase.Atoms, config: ChunkConfig = ChunkConfig
     cutoff = model.config.edge_cutoff
     keep_within = cutoff if config.block_cutoff is None else min(cutoff, config.block_cutoff)
     images = PeriodicImages(atoms, max(cutoff, receptive_field(model)))
-    domains = spatial_domains(atoms, config.chunk_atoms)
-    features = node_features_in_chunks(model, atoms, images, domains)
+    features = node_features_in_chunks(model, atoms, images, spatial_domains(atoms, config.feature_chunk_atoms))
     sums = _OnSiteSums(model, species, features.dtype)
-    for domain in domains:
+    for domain in spatial_domains(atoms, config.chunk_atoms):
         pairs, shifts, vectors = canonical_pairs(images, domain, cutoff)
         yield from _off_site_chunk(model, features, species, pairs, shifts, vectors, keep_within, sums)
     yield from _on_site_chunks(model, features, species, sums)

@@ -8,8 +8,14 @@ A scaled into (-1, 1), A~ = (A - b) / a,
     rho(E) = [g_0 mu_0 + 2 sum_n g_n mu_n T_n(x)] / (pi a sqrt(1 - x^2)),  x = (E - b) / a,
 
 with Jackson damping g_n and moments mu_n = Tr T_n(A~), estimated
-stochastically as the mean of r^T T_n(A~) r over random +-1 vectors r
-(unbiased for any matrix; the error falls as 1 / sqrt(n_random n_orbitals)).
+stochastically.  The plain estimate r^T T_n(A~) r over random +-1 vectors r
+is unbiased but, when S is ill-conditioned (GPAW's ``dzp`` S in dense BN has
+eigenvalues near 6e-5), its variance explodes, because T_n(A~) is similar
+to a symmetric matrix only through S^(+-1/2).  So each r is first mapped to
+x = X r with X X^T = S^-1, X = D (D S D)^(-1/2) (D the inverse square roots
+of S's on-site blocks; the inverse square root by Lanczos), and
+mu_n = mean of x^T S T_n(A~) x = r^T T_n(X^T H X) r, a symmetric matrix,
+whose error falls as 1 / sqrt(n_random n_orbitals).
 Every step of the Chebyshev recursion applies A, that is H and then a
 solve with S, by conjugate gradients preconditioned with the inverse
 on-site blocks of S.  Only sparse products appear: the cost is linear in
@@ -30,7 +36,7 @@ import scipy.linalg
 import scipy.sparse
 
 from .errors import HForgeError
-from .record import HamiltonianRecord
+from .record import HamiltonianRecord, supercell_kpoints
 
 
 class OverlapNotPositiveDefiniteError(HForgeError):
@@ -178,21 +184,75 @@ def jackson_kernel(n_moments: int) -> np.ndarray:
 
 
 def chebyshev_moments(hamiltonian, solver: OverlapSolver, bounds: tuple[float, float], n_moments: int,
-                      vectors: np.ndarray) -> np.ndarray:
-    """``[n_moments]`` mu_n: the mean over the columns r of ``vectors`` ``[n_orb, m]`` of r^T T_n(A~) r."""
+                      vectors: np.ndarray, left: np.ndarray | None = None) -> np.ndarray:
+    """``[n_moments]`` mu_n: the mean over the columns x of ``vectors`` ``[n_orb, m]`` of l^T T_n(A~) x.
+
+    ``left`` ``[n_orb, m]`` holds the l (default: the x themselves).
+    """
     scale, centre = _scale_and_centre(bounds)
+    left = vectors if left is None else left
 
     def apply(v):
         return (solver.solve(hamiltonian @ v) - centre * v) / scale
 
     moments = np.zeros(n_moments)
     previous, current = vectors, apply(vectors)
-    moments[0] = np.einsum("ij,ij->", vectors, previous) / vectors.shape[1]
-    moments[1] = np.einsum("ij,ij->", vectors, current) / vectors.shape[1]
+    moments[0] = np.einsum("ij,ij->", left, previous) / vectors.shape[1]
+    moments[1] = np.einsum("ij,ij->", left, current) / vectors.shape[1]
     for n in range(2, n_moments):
         previous, current = current, 2.0 * apply(current) - previous
-        moments[n] = np.einsum("ij,ij->", vectors, current) / vectors.shape[1]
+        moments[n] = np.einsum("ij,ij->", left, current) / vectors.shape[1]
     return moments
+
+
+def inverse_square_root_factor(solver: OverlapSolver, orbital_counts: np.ndarray, vectors: np.ndarray,
+                               tolerance: float = 1e-6, max_steps: int = 3000) -> np.ndarray:
+    """``[n_orb, m]`` X r for the columns r of ``vectors``, where X = D (D S D)^(-1/2) and X X^T = S^-1.
+
+    D holds the inverse square roots of S's on-site blocks; (D S D)^(-1/2) r
+    comes from a Lanczos run on D S D per column, stopped when the result
+    changes by less than ``tolerance`` (relative) over 10 steps.
+    """
+    root = _on_site_blocks_power(solver.overlap, orbital_counts, -0.5)
+    normalized = root @ solver.overlap @ root
+    return root @ np.stack([_lanczos_inverse_sqrt(normalized, v, tolerance, max_steps) for v in vectors.T], axis=1)
+
+
+def _lanczos_inverse_sqrt(matrix, vector: np.ndarray, tolerance: float, max_steps: int) -> np.ndarray:
+    """M^(-1/2) v for symmetric positive definite sparse M, by Lanczos (no reorthogonalization)."""
+    norm = np.linalg.norm(vector)
+    basis, alphas, betas = [vector / norm], [], []
+    previous_result = None
+    for step in range(1, max_steps + 1):
+        w = matrix @ basis[-1] - (betas[-1] * basis[-2] if betas else 0.0)
+        alphas.append(float(basis[-1] @ w))
+        w -= alphas[-1] * basis[-1]
+        betas.append(float(np.linalg.norm(w)))
+        if step % 10 == 0 or betas[-1] < 1e-14 or step == max_steps:
+            values, vecs = scipy.linalg.eigh_tridiagonal(np.array(alphas), np.array(betas[:-1]))
+            if values[0] <= 0:
+                raise OverlapNotPositiveDefiniteError(_NOT_POSITIVE)
+            coefficients = vecs @ (vecs[0] / np.sqrt(values)) * norm
+            result = np.stack(basis, axis=1) @ coefficients
+            if previous_result is not None and np.linalg.norm(result - previous_result) <= tolerance * np.linalg.norm(result):
+                return result
+            if betas[-1] < 1e-14:
+                return result
+            previous_result = result
+        basis.append(w / betas[-1])
+    return result
+
+
+def _on_site_blocks_power(overlap, orbital_counts: np.ndarray, power: float):
+    """Block-diagonal sparse matrix of S's on-site blocks raised to ``power`` (symmetric, by eigendecomposition)."""
+    offsets = np.concatenate([[0], np.cumsum(orbital_counts)])
+    blocks = []
+    for start, stop in zip(offsets[:-1], offsets[1:]):
+        values, vectors = np.linalg.eigh(overlap[start:stop, start:stop].toarray())
+        if values[0] <= 0:
+            raise OverlapNotPositiveDefiniteError(f"on-site S block of orbitals {start}..{stop - 1} is not positive definite")
+        blocks.append((vectors * values**power) @ vectors.T)
+    return scipy.sparse.block_diag(blocks, format="csr")
 
 
 def _scale_and_centre(bounds: tuple[float, float]) -> tuple[float, float]:
@@ -268,20 +328,24 @@ def kpm_dos(record: HamiltonianRecord, energies: np.ndarray, config: KPMConfig =
     solver = OverlapSolver(overlap, record.atom_orbital_counts, config.solver_tolerance, config.solver_max_iterations)
     bounds = spectral_bounds(hamiltonian, solver, config.lanczos_steps, config.seed, config.bound_margin)
     rng = np.random.default_rng(config.seed + 1)
-    vectors = rng.choice([-1.0, 1.0], size=(record.n_orbitals, config.n_random))
-    moments = chebyshev_moments(hamiltonian, solver, bounds, config.n_moments, vectors)
+    random = rng.choice([-1.0, 1.0], size=(record.n_orbitals, config.n_random))
+    vectors = inverse_square_root_factor(solver, record.atom_orbital_counts, random)
+    moments = chebyshev_moments(hamiltonian, solver, bounds, config.n_moments, vectors, overlap @ vectors)
     dos = density_from_moments(moments, bounds, energies) / record.n_atoms
     return KPMResult(np.asarray(energies, dtype=float), dos, moments, bounds,
                      np.pi * _scale_and_centre(bounds)[0] / config.n_moments, record.n_atoms, record.n_orbitals,
                      float(np.mean(solver.iterations)), time.perf_counter() - start)
 
 
-def exact_kpm_dos(record: HamiltonianRecord, result: KPMResult) -> np.ndarray:
-    """``[n_E]`` states/eV/atom: the same kernel and bounds as ``result`` on the exact k = 0 eigenvalues.
+def exact_kpm_dos(cell: HamiltonianRecord, result: KPMResult, repeats=(1, 1, 1)) -> np.ndarray:
+    """``[n_E]`` states/eV/atom: the same kernel and bounds as ``result`` on exactly diagonalized energies.
 
-    What the KPM converges to with infinitely many random vectors; the
-    difference from ``result.dos`` is the stochastic (and solver) error.
+    ``result`` is the KPM of ``repeat_record(cell, repeats)``; its k = 0
+    energies are the cell's on the grid of :func:`.supercell_kpoints`, so
+    only the cell is diagonalized.  This is what the KPM converges to with
+    infinitely many random vectors: the difference from ``result.dos`` is
+    the stochastic (and solver) error.
     """
-    eigenvalues = record.eigenvalues(np.zeros((1, 3)))
+    eigenvalues = cell.eigenvalues(supercell_kpoints(repeats))
     moments = eigenvalue_moments(eigenvalues, result.bounds, len(result.moments))
-    return density_from_moments(moments, result.bounds, result.energies) / record.n_atoms
+    return density_from_moments(moments, result.bounds, result.energies) / (cell.n_atoms * len(supercell_kpoints(repeats)))

@@ -22,6 +22,7 @@ import ase
 import numpy as np
 import torch
 from ase.neighborlist import neighbor_list
+from scipy.spatial import cKDTree
 
 from .basis import Basis
 from .graph import block_list, build_pair_graph
@@ -165,6 +166,10 @@ def stack_targets(items: list[StructureBlocks], dtype: torch.dtype = torch.float
 def _message_passing_edges(atoms: ase.Atoms, r_max: float) -> tuple[np.ndarray, np.ndarray]:
     """``[2, n]`` sender/receiver and ``[n, 3]`` lattice images of all pairs closer than ``r_max`` (Å)."""
     check_structure(atoms)
+    if not atoms.pbc.any():  # a k-d tree is much faster than ase's list for large clusters
+        pairs = cKDTree(atoms.positions).query_pairs(float(r_max), output_type="ndarray").astype(np.int64)
+        edges = np.concatenate([pairs, pairs[:, ::-1]]).T
+        return edges, np.zeros((edges.shape[1], 3), np.int64)
     i, j, shifts = neighbor_list("ijS", atoms, float(r_max))
     return np.stack([i, j]).astype(np.int64), shifts.astype(np.int64)
 

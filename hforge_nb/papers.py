@@ -53,7 +53,13 @@ HEADLINES = tuple(
        Headline("equivariant: eigenvalue MAE, cBN bands (projected)", "05_dft_vs_ml",
                 ("bands", "cBN", "eigenvalue_mae_meV"), "meV"),
        Headline("equivariant: DOS difference, held-out aBN cell (0 = same, 2 = disjoint)", "05_dft_vs_ml",
-                ("dos", "dos_difference"))])
+                ("dos", "dos_difference")),
+       Headline("large cell: prediction time per atom", "06_large_scale", ("large_cell", "ms_per_atom"), "ms"),
+       Headline("GPAW time over ML time, largest reference cell", "06_large_scale", ("gpaw_over_ml_largest_cell",)),
+       Headline("KPM against exact diagonalization, L1 difference (most random vectors)", "06_large_scale",
+                ("kpm_l1_best",)),
+       Headline("smallest eigenvalue of S at k = 0, DFT", "06_large_scale", ("overlap", "reference_min_S_eigenvalue")),
+       Headline("smallest eigenvalue of S at k = 0, ML", "06_large_scale", ("overlap", "predicted_min_S_eigenvalue"))])
 
 
 def _relative(path: str | Path) -> str:

@@ -335,3 +335,39 @@ def plot_eigenvalue_parity(pairs: dict[str, tuple[np.ndarray, np.ndarray]], wind
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def plot_prediction_cost(costs: list[dict], gpaw: list[dict]) -> Figure:
+    """Time per atom (ms) and peak memory (GB) of chunked predictions against atoms; GPAW's time per atom too.
+
+    ``costs`` rows hold ``n_atoms``, ``ms_per_atom``, ``peak_rss_GB``; ``gpaw``
+    rows ``n_atoms`` and ``seconds`` (SCF + Fourier step of the reference data).
+    """
+    fig, (ax_time, ax_memory) = plt.subplots(1, 2, figsize=(9, 3.4))
+    n = [c["n_atoms"] for c in costs]
+    ax_time.loglog(n, [c["ms_per_atom"] for c in costs], "o-", label="ML prediction (chunked)")
+    if gpaw:
+        ax_time.loglog([g["n_atoms"] for g in gpaw], [1e3 * g["seconds"] / g["n_atoms"] for g in gpaw], "s",
+                       color="C3", label="GPAW reference (SCF + Fourier)")
+    ax_time.set(xlabel="atoms", ylabel="ms per atom", title="time")
+    ax_time.legend(fontsize=8)
+    ax_memory.loglog(n, [c["peak_rss_GB"] for c in costs], "o-", label="peak resident memory")
+    ax_memory.loglog(n, [c["values_GB"] for c in costs], "--", color="gray", label="H and S values (float64)")
+    ax_memory.set(xlabel="atoms", ylabel="GB", title="memory")
+    ax_memory.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_kpm_check(energies: np.ndarray, panels: dict[str, tuple[np.ndarray, np.ndarray]], resolution: float) -> Figure:
+    """KPM DOS against the exact limit with the same kernel, one panel per label; states/eV/atom."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False, sharey=True)
+    for ax, (label, (kpm, exact)) in zip(axes[0], panels.items()):
+        ax.plot(energies, exact, color="k", lw=1.5, label="exact diagonalization")
+        ax.plot(energies, kpm, color="C1", lw=1.0, label="KPM (stochastic)")
+        ax.axvline(0.0, color="gray", lw=0.5)
+        ax.set(xlabel="E - E_F (eV)", title=label)
+    axes[0, 0].set_ylabel("DOS (states / eV / atom)")
+    axes[0, 0].legend(fontsize=8, title=f"kernel width {resolution:.2f} eV", title_fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ase
 import numpy as np
 from ase.neighborlist import neighbor_list
+from scipy.spatial import cKDTree
 
 from .errors import NonFiniteValuesError, OverlappingAtomsError
 
@@ -21,7 +22,12 @@ def check_finite(atoms: ase.Atoms) -> None:
 def check_structure(atoms: ase.Atoms, min_distance: float = MIN_DISTANCE) -> None:
     """Raise on non-finite coordinates or atoms closer than ``min_distance`` (Å)."""
     check_finite(atoms)
-    i, j, d = neighbor_list("ijd", atoms, min_distance)
+    if atoms.pbc.any():
+        i, j, d = neighbor_list("ijd", atoms, min_distance)
+    else:  # a k-d tree is much faster than ase's list for large clusters
+        pairs = cKDTree(atoms.positions).query_pairs(min_distance, output_type="ndarray")
+        i, j = pairs.T if len(pairs) else (np.zeros(0, int), np.zeros(0, int))
+        d = np.linalg.norm(atoms.positions[j] - atoms.positions[i], axis=1)
     if len(d):
         k = int(np.argmin(d))
         symbols = atoms.get_chemical_symbols()

@@ -40,7 +40,7 @@ def _with_neighbour_terms(kind: str):
 def test_chunked_prediction_equals_the_whole_structure(kind, chunk_atoms, supercell):
     model = _with_neighbour_terms(kind)
     whole = model.predict(supercell)
-    chunked = predict_large(model, supercell, ChunkConfig(chunk_atoms=chunk_atoms))
+    chunked = predict_large(model, supercell, ChunkConfig(chunk_atoms=chunk_atoms, feature_chunk_atoms=chunk_atoms))
     assert chunked.n_blocks == whole.n_blocks
     h, s = aligned_values(chunked, whole)
     np.testing.assert_allclose(h, whole.h_values[:, 0], atol=1e-10)

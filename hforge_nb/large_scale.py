@@ -1,0 +1,167 @@
+"""Beyond DFT: the cost of predicting large samples, their export, and checks of the KPM on them.
+
+Notebook 06 calls these; the benchmark ``benchmarks/large_scale.py`` runs
+:func:`measure_prediction` once per size in its own process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ase
+import numpy as np
+
+from . import io
+from .inference import ChunkConfig, predict_in_chunks, record_from_chunks
+from .kpm import KPMConfig, KPMResult, exact_kpm_dos, kpm_dos
+from .record import HamiltonianRecord, Provenance, repeat_record
+
+
+class PeakMemory:
+    """Context manager: the largest resident memory (GB) of this process while it is open.
+
+    A thread samples ``/proc/self/statm`` every ``interval`` seconds (Linux);
+    elsewhere ``peak_GB`` stays NaN.
+    """
+
+    def __init__(self, interval: float = 0.02):
+        self.interval, self.peak_GB = interval, float("nan")
+        self._stop = threading.Event()
+
+    @staticmethod
+    def current_GB() -> float:
+        """Resident memory of this process now (GB), NaN where ``/proc`` is missing."""
+        try:
+            pages = int(Path("/proc/self/statm").read_text().split()[1])
+        except OSError:
+            return float("nan")
+        return pages * os.sysconf("SC_PAGE_SIZE") / 1e9
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_GB = max(self.peak_GB, self.current_GB())
+
+    def __enter__(self) -> "PeakMemory":
+        self.peak_GB = self.current_GB()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_GB = max(self.peak_GB, self.current_GB())
+
+
+@dataclass(frozen=True)
+class PredictionCost:
+    """Time and memory of one chunked prediction.
+
+    Attributes
+    ----------
+    n_atoms, n_blocks, n_values : int
+        Size of the structure and of its predicted H (S has as many values).
+    seconds : float
+        Wall time of the prediction (node features, blocks, assembly if kept).
+    peak_rss_GB : float
+        Largest resident memory of the process during it.
+    values_GB : float
+        Memory the H and S values take as float64.
+    """
+
+    n_atoms: int
+    n_blocks: int
+    n_values: int
+    seconds: float
+    peak_rss_GB: float
+    values_GB: float
+
+    @property
+    def ms_per_atom(self) -> float:
+        return 1e3 * self.seconds / self.n_atoms
+
+    def as_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "ms_per_atom": self.ms_per_atom}
+
+
+def measure_prediction(model, atoms: ase.Atoms, config: ChunkConfig = ChunkConfig(),
+                       keep: bool = True) -> tuple[HamiltonianRecord | None, PredictionCost]:
+    """Predict ``atoms`` chunk by chunk and measure it; ``keep=False`` counts the blocks and drops them.
+
+    Without keeping, memory stays that of one chunk, which is how sizes
+    whose matrices do not fit in memory are timed.
+    """
+    chunks, n_blocks, n_values = [], 0, 0
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        for chunk in predict_in_chunks(model, atoms, config):
+            n_blocks, n_values = n_blocks + len(chunk.pairs), n_values + len(chunk.h_values)
+            if keep:
+                chunks.append(chunk)
+        provenance = Provenance(source=f"{model.kind} model, chunked", code="hforge-nb",
+                                settings={"model": model.kind, **dataclasses.asdict(config)})
+        record = record_from_chunks(atoms, model.basis, chunks, provenance) if keep else None
+        seconds = time.perf_counter() - start
+    return record, PredictionCost(len(atoms), n_blocks, n_values, seconds, memory.peak_GB, 16 * n_values / 1e9)
+
+
+def write_exports(record: HamiltonianRecord, folder: str | os.PathLike, stem: str) -> dict[str, Path]:
+    """The record as ``<stem>.TSHS`` (TBtrans), ``<stem>.nc`` (sisl netCDF) and ``<stem>.npz`` (hforge-nb, float32)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "TSHS": io.write_tshs(record, folder / f"{stem}.TSHS"),
+        "nc": io.write_netcdf(record, folder / f"{stem}.nc"),
+        "npz": io.write_record(record, folder / f"{stem}.npz", precision="float32"),
+    }
+
+
+def tshs_round_trip_error(record: HamiltonianRecord, path: str | os.PathLike, kpoint=(0.1, 0.2, 0.3)) -> float:
+    """Largest |H(k)| difference (eV) between ``record`` and the ``.TSHS`` read back through sisl."""
+    back = io.read_matrix_file(path, record.basis, species=record.species)
+    written, read = record.sparse_matrices_at_k(kpoint), back.sparse_matrices_at_k(kpoint)
+    return float(max(abs(a - b).max() for a, b in zip(written, read)))
+
+
+@dataclass(frozen=True)
+class KPMCheck:
+    """A KPM DOS of a supercell of a reference cell against exact diagonalization of the cell.
+
+    Attributes
+    ----------
+    result : KPMResult
+        The KPM of the supercell.
+    exact : numpy.ndarray
+        ``[n_E]`` states/eV/atom, the same kernel on the exact energies.
+    repeats : tuple of int
+    """
+
+    result: KPMResult
+    exact: np.ndarray
+    repeats: tuple[int, int, int]
+
+    def summary(self) -> dict:
+        """Scalars for a metrics file: errors relative to the largest exact DOS, cost, resolution."""
+        difference = np.abs(self.result.dos - self.exact)
+        energies = self.result.energies
+        return {**self.result.summary(), "kpm_repeats": list(self.repeats),
+                "kpm_max_error_relative": float(difference.max() / self.exact.max()),
+                "kpm_l1_error_relative": float(np.trapezoid(difference, energies) / np.trapezoid(self.exact, energies))}
+
+
+def kpm_check(cell: HamiltonianRecord, repeats, energies: np.ndarray, config: KPMConfig) -> KPMCheck:
+    """KPM of ``cell`` repeated ``repeats`` times against the exact KPM limit (:func:`.exact_kpm_dos`)."""
+    repeats = tuple(int(n) for n in repeats)
+    result = kpm_dos(repeat_record(cell, repeats), energies, config)
+    return KPMCheck(result, exact_kpm_dos(cell, result, repeats), repeats)
+
+
+def smallest_overlap_eigenvalue(record: HamiltonianRecord) -> float:
+    """Smallest eigenvalue of S at k = 0 (dense: for cells small enough to diagonalize)."""
+    _, overlap = record.sparse_matrices_at_k()
+    return float(np.linalg.eigvalsh(overlap.toarray())[0])

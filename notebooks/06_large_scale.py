@@ -1,0 +1,229 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · Beyond DFT: H and S of large aBN samples, export, and a linear-scaling DOS
+# **Question.** How do time and memory of a prediction grow with the
+# number of atoms, how does it compare with GPAW, and can the predicted
+# matrices feed a linear-scaling method (the kernel polynomial method, KPM)
+# and transport codes?
+#
+# A large aBN cell comes from the same melt-and-quench generator as the
+# reference data (a faster quench for large cells); notebook 03's model
+# predicts its H and S chunk by chunk (`hforge_nb.inference`: the same
+# blocks as a whole-structure prediction, with memory set by the chunk),
+# the matrices are exported for sisl and TBtrans, and the cost is measured
+# on repeats of the cell.  The KPM (`hforge_nb.kpm`) solves the generalized
+# problem H c = E S c and is checked on DFT reference cells against exact
+# diagonalization.  `benchmarks/large_scale.py` takes the cost curve to
+# 10^5 atoms, one process per size.
+
+# %%
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from hforge_nb import dataset, io
+from hforge_nb._atomic import write_json
+from hforge_nb.comparison import save_figure
+from hforge_nb.evaluation import aligned_values
+from hforge_nb.inference import ChunkConfig
+from hforge_nb.kpm import KPMConfig, OverlapNotPositiveDefiniteError, kpm_dos
+from hforge_nb.large_scale import (kpm_check, measure_prediction, smallest_overlap_eigenvalue, tshs_round_trip_error,
+                                   write_exports)
+from hforge_nb.melt_quench import MeltQuenchSchedule, melt_quench
+from hforge_nb.paths import earlier_stage, output_folder, project_path
+from hforge_nb.plotting import plot_kpm_check, plot_prediction_cost
+from hforge_nb.structure_stats import structure_stats
+
+# %% tags=["parameters"]
+data_dir = "data/aBN-dzp"  # reference data set (notebook 01); relative to the project root
+training_dir = ""  # notebook 03's output folder; empty: 03_training beside this notebook's output folder
+model_kind = "equivariant"  # which of notebook 03's models predicts
+n_atoms = 128  # atoms of the large aBN cell (a multiple of 8)
+density = 2.1  # g/cm^3
+melt_time = 2.0  # ps in the melt
+quench_rate = 1000.0  # K/ps (the reference data used 100 K/ps)
+anneal_time = 1.0  # ps at 300 K
+seed = 11  # of the melt-and-quench
+cost_repeats = [[1, 1, 1], [2, 1, 1]]  # repeats of the cell whose prediction cost is measured
+chunk_atoms = 1000  # atoms per chunk of blocks
+feature_chunk_atoms = 4000  # atoms per chunk of node features
+block_cutoff = 0.0  # keep blocks closer than this (Å); 0: all the model predicts
+threads = 2  # torch threads
+export = True  # write .TSHS, .nc and .npz of the large cell's prediction
+kpm_sample = "aBN-0032-holdout-00"  # DFT reference cell of the KPM check
+kpm_repeats = [1, 1, 1]  # supercell of kpm_sample the KPM runs on
+kpm_n_moments = 64  # Chebyshev moments
+kpm_n_random = [2, 8]  # random vectors, one KPM run each (the error should fall as 1/sqrt)
+kpm_solver_tolerance = 1e-3  # relative residual of the S solves
+energy_window = 10.0  # eV around E_F of the DOS plots
+figures_dir = ""  # empty: this notebook's output folder; the main job uses papers/figures
+output_dir = ""  # empty: runs/interactive/06_large_scale
+
+# %%
+torch.set_num_threads(threads)
+out = output_folder(output_dir, "06_large_scale")
+training = earlier_stage(training_dir, out, "03_training", "metrics.json")
+model = io.read_model(training / model_kind / "model.pt").eval()
+samples = dataset.read_samples(project_path(data_dir))
+manifest = {s["name"]: s for s in dataset.read_manifest(project_path(data_dir))["samples"]}
+chunks = ChunkConfig(chunk_atoms, feature_chunk_atoms, block_cutoff or None)
+figures = project_path(figures_dir) if figures_dir else out
+saved = {}  # figure stem -> caption, for metrics.json and the papers/ index
+{"training": str(training), "model": model.kind, "parameters": model.parameter_count(), "chunks": chunks}
+
+# %% [markdown]
+# ## A large aBN cell
+# Melt and quench with the ExTeP potential, as for the reference data but
+# quenched faster, so that the MD stays short for thousands of atoms.
+
+# %%
+schedule = MeltQuenchSchedule(n_atoms=n_atoms, density=density, melt_time=melt_time, quench_rate=quench_rate,
+                              anneal_time=anneal_time, seed=seed)
+quenched = melt_quench(schedule, threads=1)
+stats = structure_stats(quenched.atoms)
+{"md_seconds": round(quenched.wall_seconds, 1), "md_steps": quenched.n_steps, **stats.__dict__}
+
+# %% [markdown]
+# ## Chunked prediction equals the whole-structure prediction
+# On the 64-atom held-out reference cell, small chunks against one graph
+# of the whole cell (the same model, the same blocks).
+
+# %%
+check_cell = samples["aBN-0064-holdout-00"]
+whole = model.predict(check_cell.atoms)
+chunked, _ = measure_prediction(model, check_cell.atoms, ChunkConfig(chunk_atoms=16, feature_chunk_atoms=16))
+h_chunked, s_chunked = aligned_values(chunked, whole)
+chunk_check = {"n_blocks": whole.n_blocks, "same_blocks": chunked.n_blocks == whole.n_blocks,
+               "h_max_difference_eV": float(np.abs(h_chunked - whole.h_values[:, 0]).max()),
+               "s_max_difference": float(np.abs(s_chunked - whole.s_values).max())}
+chunk_check
+
+# %% [markdown]
+# ## Prediction of the large cell, and export
+# With `export`, the blocks are kept in memory (0.8 MB per atom as
+# float64) and written; without, they are only counted.
+# `.TSHS` is what TBtrans reads (with sisl, `sisl.get_sile(path).read_hamiltonian()`);
+# `.nc` is sisl's netCDF; `.npz` is hforge-nb's own record, read with
+# `hforge_nb.io.read_record`.  The `.TSHS` is read back to check it.
+
+# %%
+large, large_cost = measure_prediction(model, quenched.atoms, chunks, keep=export)
+exported = write_exports(large, out, f"aBN-{n_atoms:05d}-{model_kind}") if export else {}
+export_error = tshs_round_trip_error(large, exported["TSHS"]) if export else None
+{"cost": large_cost.as_dict(), "files": {k: p.name for k, p in exported.items()},
+ "tshs_round_trip_error_eV": export_error}
+
+# %% [markdown]
+# ## Time and memory against the number of atoms
+# The cell repeated `cost_repeats` times; each size is predicted and
+# assembled into one record.  GPAW's points are the reference data set's
+# SCF and Fourier times (one core each).
+
+# %%
+costs = []
+for repeats in cost_repeats:
+    _, cost = measure_prediction(model, quenched.atoms.repeat(tuple(repeats)), chunks, keep=False)
+    costs.append(cost.as_dict())
+gpaw = [{"n_atoms": s["n_atoms"], "seconds": sum(s["timings_s"].values())} for s in manifest.values()
+        if s.get("status") == "converged" and s["kind"] == "amorphous"]
+largest_gpaw = max(gpaw, key=lambda g: g["n_atoms"])
+largest_cell = samples[next(n for n, s in manifest.items() if s["n_atoms"] == largest_gpaw["n_atoms"]
+                            and s["kind"] == "amorphous")]
+_, largest_ml = measure_prediction(model, largest_cell.atoms, chunks, keep=False)
+speed_ratio = largest_gpaw["seconds"] / largest_ml.seconds
+fig = plot_prediction_cost(costs, gpaw)
+save_figure(fig, figures, "prediction_cost")
+saved["prediction_cost"] = f"time per atom and peak memory of chunked {model_kind} predictions against atoms, and GPAW"
+plt.show()
+{"costs": costs, "gpaw_over_ml_largest_cell": speed_ratio, "largest_cell_atoms": largest_gpaw["n_atoms"]}
+
+# %% [markdown]
+# ## The KPM against exact diagonalization
+# On the DFT reference cell `kpm_sample` (repeated `kpm_repeats` times), the
+# stochastic KPM against the same kernel on the exactly diagonalized
+# energies (the cell's, on the k-grid that folds onto the supercell's
+# k = 0).  The bounds span GPAW's whole `dzp` spectrum, up to about
+# 120 eV, so `kpm_resolution_eV` is coarse for few moments.
+
+# %%
+energies = np.linspace(-energy_window, energy_window, 401)
+checks = {n: kpm_check(samples[kpm_sample], kpm_repeats, energies,
+                       KPMConfig(n_moments=kpm_n_moments, n_random=n, solver_tolerance=kpm_solver_tolerance))
+          for n in kpm_n_random}
+panels = {f"{kpm_sample} x{kpm_repeats}, {n} vectors": (c.result.dos, c.exact) for n, c in checks.items()}
+fig = plot_kpm_check(energies, panels, checks[kpm_n_random[-1]].result.resolution_eV)
+save_figure(fig, figures, "kpm_check")
+saved["kpm_check"] = f"KPM DOS of the DFT cell {kpm_sample} against exact diagonalization, {kpm_n_moments} moments"
+plt.show()
+kpm_summary = {n: c.summary() for n, c in checks.items()}
+{n: {k: s[k] for k in ("kpm_max_error_relative", "kpm_l1_error_relative", "kpm_seconds", "kpm_solver_iterations")}
+ for n, s in kpm_summary.items()}
+
+# %% [markdown]
+# ## The KPM on the predicted matrices
+# The KPM needs S positive definite.  GPAW's `dzp` S of dense BN is nearly
+# singular (its smallest eigenvalue is below 1e-4), so the errors of a
+# predicted S easily make it indefinite; the smallest eigenvalue at k = 0
+# of the reference and the predicted S of `kpm_sample` show how far the
+# model is from that.
+
+# %%
+overlap_check = {"reference_min_S_eigenvalue": smallest_overlap_eigenvalue(samples[kpm_sample]),
+                 "predicted_min_S_eigenvalue": smallest_overlap_eigenvalue(model.predict(samples[kpm_sample]))}
+try:  # the large cell's matrices are kept only when exported
+    if large is not None:
+        predicted_dos = kpm_dos(large, energies, KPMConfig(n_moments=kpm_n_moments, n_random=1,
+                                                           solver_tolerance=kpm_solver_tolerance))
+        overlap_check.update(predicted_kpm="done", **predicted_dos.summary())
+except OverlapNotPositiveDefiniteError as error:
+    overlap_check.update(predicted_kpm="refused", reason=str(error))
+overlap_check
+
+# %% [markdown]
+# ## Results
+# `metrics.json` holds every number above.
+
+# %%
+metrics = {
+    "training_dir": str(training), "model_kind": model_kind, "threads": threads, "figures_dir": str(figures),
+    "figures": [{"stem": stem, "files": [f"{stem}.pdf", f"{stem}.png"], "caption": caption}
+                for stem, caption in saved.items()],
+    "chunks": {"chunk_atoms": chunk_atoms, "feature_chunk_atoms": feature_chunk_atoms, "block_cutoff": block_cutoff},
+    "sample": {"n_atoms": n_atoms, "schedule": schedule.as_dict(), "md_seconds": quenched.wall_seconds,
+               "structure": stats.__dict__},
+    "chunk_check": chunk_check, "large_cell": large_cost.as_dict(),
+    "exports": {k: p.name for k, p in exported.items()}, "tshs_round_trip_error_eV": export_error,
+    "costs": costs, "gpaw": gpaw, "largest_cell_atoms": largest_gpaw["n_atoms"],
+    "largest_cell_ml_seconds": largest_ml.seconds, "gpaw_over_ml_largest_cell": speed_ratio,
+    "kpm_sample": kpm_sample, "kpm_checks": {str(n): s for n, s in kpm_summary.items()},
+    "kpm_l1_best": kpm_summary[max(kpm_n_random)]["kpm_l1_error_relative"],
+    "overlap": overlap_check,
+}
+write_json(out / "metrics.json", metrics)
+{k: metrics[k] for k in ("large_cell", "gpaw_over_ml_largest_cell", "overlap")}
+
+# %% [markdown]
+# ## References
+# - A. Weisse, G. Wellein, A. Alvermann and H. Fehske, Rev. Mod. Phys. 78, 275
+#   (2006): the kernel polynomial method.
+# - Z. Fan et al., Phys. Rep. 903, 1 (2021): linear-scaling quantum transport
+#   methods.
+# - N. Papior et al., Comput. Phys. Commun. 212, 8 (2017): TBtrans and the
+#   `.TSHS` format (via sisl).
+# - J. H. Los et al., Phys. Rev. B 96, 184108 (2017): the ExTeP BN potential.
