@@ -99,7 +99,7 @@ class OverlapSolver:
     def __init__(self, overlap, orbital_counts: np.ndarray, tolerance: float = 1e-9, max_iterations: int = 1000):
         self.overlap = scipy.sparse.csr_matrix(overlap)
         self.tolerance, self.max_iterations = tolerance, max_iterations
-        self.preconditioner = _inverse_on_site_blocks(self.overlap, orbital_counts)
+        self.preconditioner = _on_site_blocks_power(self.overlap, orbital_counts, -1.0)
         self.iterations: list[int] = []
 
     def norm(self, vector: np.ndarray) -> float:
@@ -132,19 +132,6 @@ class OverlapSolver:
             rz = rz_new
         self.iterations.append(iteration)
         return x
-
-
-def _inverse_on_site_blocks(overlap, orbital_counts: np.ndarray):
-    """Block-diagonal sparse matrix of the inverses of S's on-site blocks (a Jacobi preconditioner)."""
-    offsets = np.concatenate([[0], np.cumsum(orbital_counts)])
-    blocks = []
-    for start, stop in zip(offsets[:-1], offsets[1:]):
-        block = overlap[start:stop, start:stop].toarray()
-        try:
-            blocks.append(scipy.linalg.inv(block))
-        except (np.linalg.LinAlgError, ValueError) as error:
-            raise OverlapNotPositiveDefiniteError(f"on-site S block of orbitals {start}..{stop - 1} is singular") from error
-    return scipy.sparse.block_diag(blocks, format="csr")
 
 
 def spectral_bounds(hamiltonian, solver: OverlapSolver, steps: int, seed: int = 0,

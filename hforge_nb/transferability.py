@@ -97,3 +97,68 @@ def advantage(rows: list[dict], column: str = "H_mae_meV", better: str = "equiva
     ratios = {name: errors[other][name] / error for name, error in sorted(errors[better].items())
               if name in errors[other] and error > 0}
     return {name: ratio for name, ratio in ratios.items() if np.isfinite(ratio)}
+
+
+# ------------------------------------------------------------- seed sweeps
+def sweep_rows(sweep: dict) -> list[dict]:
+    """Every :func:`error_table` row of a notebook-04 sweep (``sweep.json``), tagged with its point."""
+    return [{**row, "point": point["point"]} for point in sweep["rows"] for row in point["metrics"]["rows"]]
+
+
+def ratio_statistics(sweep: dict) -> dict[str, dict]:
+    """Per test sample, baseline H MAE over equivariant H MAE across the sweep's points: mean, min, max, n."""
+    ratios: dict[str, list[float]] = {}
+    for point in sweep["rows"]:
+        for sample, ratio in point["metrics"]["baseline_over_equivariant_H_mae"].items():
+            ratios.setdefault(sample, []).append(ratio)
+    return {sample: {"mean": float(np.mean(v)), "min": float(np.min(v)), "max": float(np.max(v)), "n": len(v)}
+            for sample, v in sorted(ratios.items())}
+
+
+def summarize_sweep(folder, figures_dir=None) -> dict:
+    """Error-against-size figure (spread over seeds and cells) and ratio statistics of a notebook-04 sweep.
+
+    Reads ``<folder>/sweep.json``; writes ``<folder>/summary.json`` and the
+    figure ``error_vs_size_seeds`` (PDF, PNG) to ``figures_dir`` (default
+    ``folder``), with the sweep's parameters, so that it traces back.
+    """
+    import json
+    from pathlib import Path
+
+    from ._atomic import write_json
+    from .comparison import save_figure
+    from .plotting import plot_error_vs_size
+
+    folder = Path(folder)
+    sweep = json.loads((folder / "sweep.json").read_text())
+    rows = sweep_rows(sweep)
+    train_sizes = {point["metrics"]["split"]["train_size"] for point in sweep["rows"]}
+    figures = Path(figures_dir) if figures_dir else folder
+    save_figure(plot_error_vs_size(rows, train_size=min(train_sizes)), figures, "error_vs_size_seeds")
+    summary = {"sweep": str(folder), "points": [p["parameters"] for p in sweep["rows"]],
+               "parameters": [p["metrics"]["parameters"] for p in sweep["rows"]],
+               "baseline_over_equivariant_H_mae": ratio_statistics(sweep),
+               "figure": {"stem": "error_vs_size_seeds", "folder": str(figures)}}
+    write_json(folder / "summary.json", summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hforge_nb.transferability SWEEP_DIR [--figures-dir DIR]``: :func:`summarize_sweep`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Summarize a seed sweep of notebook 04")
+    parser.add_argument("sweep_dir")
+    parser.add_argument("--figures-dir", default=None)
+    args = parser.parse_args(argv)
+    summary = summarize_sweep(args.sweep_dir, args.figures_dir)
+    for sample, stats in summary["baseline_over_equivariant_H_mae"].items():
+        print(f"{sample}: baseline/equivariant H MAE {stats['mean']:.2f} ({stats['min']:.2f}-{stats['max']:.2f}, "
+              f"{stats['n']} seeds)")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

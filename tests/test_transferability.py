@@ -34,3 +34,25 @@ def test_too_few_cells_of_the_training_size_are_refused():
     records = {"a8": SimpleNamespace(n_atoms=8), "a64": SimpleNamespace(n_atoms=64)}
     with pytest.raises(ValueError, match="1 amorphous cells of 8 atoms"):
         transfer_split(records, {"a8": "train", "a64": "holdout"}, 8, n_train=1, n_validation=1)
+
+
+def _sweep_point(seed: int, ratio: float) -> dict:
+    rows = [{"model": model, "sample": "a64", "n_atoms": 64, "size_ratio": 8.0, "H_mae_meV": value, "S_mae": 1e-3}
+            for model, value in (("equivariant", 10.0), ("baseline", 10.0 * ratio))]
+    return {"point": f"seed={seed}", "parameters": {"seed": seed},
+            "metrics": {"rows": rows, "baseline_over_equivariant_H_mae": {"a64": ratio},
+                        "split": {"train_size": 8}, "parameters": {"seed": seed}}}
+
+
+def test_seed_sweep_summary_gives_the_spread_of_the_ratios(tmp_path):
+    import json
+
+    from hforge_nb.transferability import ratio_statistics, summarize_sweep, sweep_rows
+
+    sweep = {"format": "hforge-nb-sweep", "version": 1, "rows": [_sweep_point(0, 1.5), _sweep_point(1, 2.5)]}
+    assert ratio_statistics(sweep) == {"a64": {"mean": 2.0, "min": 1.5, "max": 2.5, "n": 2}}
+    assert {row["point"] for row in sweep_rows(sweep)} == {"seed=0", "seed=1"}
+    (tmp_path / "sweep.json").write_text(json.dumps(sweep))
+    summary = summarize_sweep(tmp_path)
+    assert (tmp_path / "error_vs_size_seeds.pdf").exists() and (tmp_path / "summary.json").exists()
+    assert summary["points"] == [{"seed": 0}, {"seed": 1}]

@@ -1,0 +1,46 @@
+"""Cost measurement, export and KPM checks of notebook 06 (hforge_nb.large_scale)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import hbn_atoms, random_record, small_model
+
+from hforge_nb.inference import ChunkConfig
+from hforge_nb.kpm import KPMConfig
+from hforge_nb.large_scale import (PeakMemory, kpm_check, measure_prediction, smallest_overlap_eigenvalue,
+                                   tshs_round_trip_error, write_exports)
+
+
+def test_counting_without_keeping_gives_the_same_sizes():
+    atoms = hbn_atoms(rattle=0.05).repeat((2, 2, 1))
+    record, kept = measure_prediction(small_model("equivariant"), atoms, ChunkConfig(chunk_atoms=5))
+    none, counted = measure_prediction(small_model("equivariant"), atoms, ChunkConfig(chunk_atoms=5), keep=False)
+    assert none is None
+    assert (counted.n_blocks, counted.n_values) == (kept.n_blocks, kept.n_values) == (record.n_blocks, len(record.s_values))
+    assert counted.values_GB == pytest.approx(16 * counted.n_values / 1e9)
+    assert counted.ms_per_atom == pytest.approx(1e3 * counted.seconds / len(atoms))
+
+
+def test_peak_memory_sees_an_allocation():
+    with PeakMemory(interval=0.005) as memory:
+        before = PeakMemory.current_GB()
+        block = np.ones(50_000_000)  # 0.4 GB
+        block.sum()
+    assert memory.peak_GB >= before + 0.3
+
+
+def test_exports_read_back_exactly(tmp_path):
+    record = random_record(hbn_atoms(rattle=0.05))
+    files = write_exports(record, tmp_path, "cell")
+    assert sorted(files) == ["TSHS", "nc", "npz"] and all(p.exists() for p in files.values())
+    assert tshs_round_trip_error(record, files["TSHS"]) < 1e-10
+
+
+def test_kpm_check_reports_errors_against_the_exact_limit():
+    record = random_record(hbn_atoms(rattle=0.05), seed=5)
+    check = kpm_check(record, (2, 2, 1), np.linspace(-3, 3, 61), KPMConfig(n_moments=32, n_random=4))
+    summary = check.summary()
+    assert summary["kpm_repeats"] == [2, 2, 1] and summary["kpm_n_atoms"] == 16
+    assert 0 < summary["kpm_l1_error_relative"] < 0.3
+    assert smallest_overlap_eigenvalue(record) > 0
