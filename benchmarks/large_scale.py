@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-atoms", type=int, nargs="+", default=[128, 1000])
     parser.add_argument("--repeats", type=int, nargs="+", default=[1, 2, 3, 5])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file (JSON)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # structure file, repeats
     args = parser.parse_args(argv)
     if args.child:
@@ -113,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
                                      capture_output=True, text=True, env=env, check=True).stdout
                 report["results"].append(json.loads(out.strip().splitlines()[-1]))
                 report["time_per_atom_max_over_min_from_1000"] = _flatness(report["results"])
-                write_json(RESULTS, report)
+                write_json(args.out, report)
                 row = report["results"][-1]
                 print(f"{row['n_atoms']} atoms: {row['seconds']:.1f} s, {row['ms_per_atom']:.1f} ms/atom, "
                       f"peak {row['peak_rss_GB']:.2f} GB", flush=True)
-    print(f"-> {RESULTS}")
+    print(f"-> {args.out}")
     return 0
 
 

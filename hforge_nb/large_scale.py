@@ -165,3 +165,16 @@ def smallest_overlap_eigenvalue(record: HamiltonianRecord) -> float:
     """Smallest eigenvalue of S at k = 0 (dense: for cells small enough to diagonalize)."""
     _, overlap = record.sparse_matrices_at_k()
     return float(np.linalg.eigvalsh(overlap.toarray())[0])
+
+
+def truncated_overlap_eigenvalues(record: HamiltonianRecord, cutoffs) -> dict[float, float]:
+    """Smallest eigenvalue of S at k = 0 keeping only blocks closer than each of ``cutoffs`` (Å)."""
+    distances = np.linalg.norm(record.pair_vectors, axis=1)
+    smallest = {}
+    for cutoff in cutoffs:
+        keep = record.on_site | (distances < cutoff)
+        values = np.repeat(keep, np.diff(record.block_offsets))
+        truncated = dataclasses.replace(record, pairs=record.pairs[keep], shifts=record.shifts[keep],
+                                        h_values=record.h_values[values], s_values=record.s_values[values])
+        smallest[float(cutoff)] = smallest_overlap_eigenvalue(truncated)
+    return smallest

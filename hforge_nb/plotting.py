@@ -9,6 +9,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from .bands import KPath
 from .record import HamiltonianRecord
@@ -256,6 +257,9 @@ def plot_error_vs_size(rows: list[dict], columns: tuple[str, ...] = ("H_mae_meV"
         if train_size:
             ax.axvline(train_size, color="0.6", ls=":", label="training cells")
         ax.set(xscale="log", yscale="log", xlabel="atoms per test cell", ylabel=column.replace("_", " "))
+        ax.set_xticks(sorted({row["n_atoms"] for row in rows}))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -120,7 +120,9 @@ def summarize_sweep(folder, figures_dir=None) -> dict:
 
     Reads ``<folder>/sweep.json``; writes ``<folder>/summary.json`` and the
     figure ``error_vs_size_seeds`` (PDF, PNG) to ``figures_dir`` (default
-    ``folder``), with the sweep's parameters, so that it traces back.
+    ``folder``), with the same summary beside it as
+    ``error_vs_size_seeds.json`` (the sweep's points and parameters), so
+    that it traces back.
     """
     import json
     from pathlib import Path
@@ -140,6 +142,7 @@ def summarize_sweep(folder, figures_dir=None) -> dict:
                "baseline_over_equivariant_H_mae": ratio_statistics(sweep),
                "figure": {"stem": "error_vs_size_seeds", "folder": str(figures)}}
     write_json(folder / "summary.json", summary)
+    write_json(figures / "error_vs_size_seeds.json", summary)  # the figure's provenance beside it
     return summary
 
 

@@ -43,8 +43,8 @@ from hforge_nb.comparison import save_figure
 from hforge_nb.evaluation import aligned_values
 from hforge_nb.inference import ChunkConfig
 from hforge_nb.kpm import KPMConfig, OverlapNotPositiveDefiniteError, kpm_dos
-from hforge_nb.large_scale import (kpm_check, measure_prediction, smallest_overlap_eigenvalue, tshs_round_trip_error,
-                                   write_exports)
+from hforge_nb.large_scale import (kpm_check, measure_prediction, smallest_overlap_eigenvalue,
+                                   truncated_overlap_eigenvalues, tshs_round_trip_error, write_exports)
 from hforge_nb.melt_quench import MeltQuenchSchedule, melt_quench
 from hforge_nb.paths import earlier_stage, output_folder, project_path
 from hforge_nb.plotting import plot_kpm_check, plot_prediction_cost
@@ -64,7 +64,7 @@ cost_repeats = [[1, 1, 1], [2, 1, 1]]  # repeats of the cell whose prediction co
 chunk_atoms = 1000  # atoms per chunk of blocks
 feature_chunk_atoms = 4000  # atoms per chunk of node features
 block_cutoff = 0.0  # keep blocks closer than this (Å); 0: all the model predicts
-threads = 2  # torch threads
+threads = 1  # torch threads (2 on an idle 2-core machine is faster)
 export = True  # write .TSHS, .nc and .npz of the large cell's prediction
 kpm_sample = "aBN-0032-holdout-00"  # DFT reference cell of the KPM check
 kpm_repeats = [1, 1, 1]  # supercell of kpm_sample the KPM runs on
@@ -72,6 +72,7 @@ kpm_n_moments = 64  # Chebyshev moments
 kpm_n_random = [2, 8]  # random vectors, one KPM run each (the error should fall as 1/sqrt)
 kpm_solver_tolerance = 1e-3  # relative residual of the S solves
 energy_window = 10.0  # eV around E_F of the DOS plots
+overlap_cutoffs = [5.0, 6.0, 7.0]  # Å: the DFT S of kpm_sample cut there, checked for positive definiteness
 figures_dir = ""  # empty: this notebook's output folder; the main job uses papers/figures
 output_dir = ""  # empty: runs/interactive/06_large_scale
 
@@ -181,11 +182,14 @@ kpm_summary = {n: c.summary() for n, c in checks.items()}
 # singular (its smallest eigenvalue is below 1e-4), so the errors of a
 # predicted S easily make it indefinite; the smallest eigenvalue at k = 0
 # of the reference and the predicted S of `kpm_sample` show how far the
-# model is from that.
+# model is from that; cutting the DFT S at `overlap_cutoffs` shows whether
+# sparser blocks (`block_cutoff`) would keep it positive definite.
 
 # %%
 overlap_check = {"reference_min_S_eigenvalue": smallest_overlap_eigenvalue(samples[kpm_sample]),
-                 "predicted_min_S_eigenvalue": smallest_overlap_eigenvalue(model.predict(samples[kpm_sample]))}
+                 "predicted_min_S_eigenvalue": smallest_overlap_eigenvalue(model.predict(samples[kpm_sample])),
+                 "reference_min_S_eigenvalue_truncated": truncated_overlap_eigenvalues(samples[kpm_sample],
+                                                                                      overlap_cutoffs)}
 try:  # the large cell's matrices are kept only when exported
     if large is not None:
         predicted_dos = kpm_dos(large, energies, KPMConfig(n_moments=kpm_n_moments, n_random=1,

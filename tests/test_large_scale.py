@@ -9,7 +9,7 @@ from conftest import hbn_atoms, random_record, small_model
 from hforge_nb.inference import ChunkConfig
 from hforge_nb.kpm import KPMConfig
 from hforge_nb.large_scale import (PeakMemory, kpm_check, measure_prediction, smallest_overlap_eigenvalue,
-                                   tshs_round_trip_error, write_exports)
+                                   truncated_overlap_eigenvalues, tshs_round_trip_error, write_exports)
 
 
 def test_counting_without_keeping_gives_the_same_sizes():
@@ -44,3 +44,11 @@ def test_kpm_check_reports_errors_against_the_exact_limit():
     assert summary["kpm_repeats"] == [2, 2, 1] and summary["kpm_n_atoms"] == 16
     assert 0 < summary["kpm_l1_error_relative"] < 0.3
     assert smallest_overlap_eigenvalue(record) > 0
+
+
+def test_truncating_the_overlap_keeps_the_full_spectrum_beyond_its_reach():
+    record = random_record(hbn_atoms(rattle=0.05), seed=5)
+    reach = np.linalg.norm(record.pair_vectors, axis=1).max()
+    smallest = truncated_overlap_eigenvalues(record, [1.0, reach + 0.1])
+    assert smallest[reach + 0.1] == pytest.approx(smallest_overlap_eigenvalue(record), abs=1e-12)
+    assert smallest[1.0] != pytest.approx(smallest[reach + 0.1])  # on-site blocks only: another spectrum
