@@ -240,24 +240,25 @@ def plot_channel_errors(errors: dict[str, dict]) -> Figure:
 
 
 def plot_error_vs_size(rows: list[dict], columns: tuple[str, ...] = ("H_mae_meV", "S_mae"),
-                       train_size: int | None = None) -> Figure:
-    """Test error against atoms per test cell, one line per model (:func:`.transferability.error_table` rows).
+                       train_size: int | None = None, x: str = "n_atoms", xlabel: str = "atoms per test cell") -> Figure:
+    """Test error against atoms per test cell (or another key ``x``), one line per model.
 
-    Rows of the same model and size (several cells or seeds) are averaged,
-    with their spread (min to max) as error bars.
+    ``rows`` are :func:`.transferability.error_table` rows.  Rows of the
+    same model and ``x`` (several cells or seeds) are averaged, with their
+    spread (min to max) as error bars.
     """
     fig, axes = plt.subplots(1, len(columns), figsize=(4.6 * len(columns), 3.6), squeeze=False)
     for ax, column in zip(axes[0], columns):
         for k, model in enumerate(sorted({row["model"] for row in rows})):
-            sizes = sorted({row["n_atoms"] for row in rows if row["model"] == model})
-            values = [[row[column] for row in rows if row["model"] == model and row["n_atoms"] == n] for n in sizes]
+            sizes = sorted({row[x] for row in rows if row["model"] == model})
+            values = [[row[column] for row in rows if row["model"] == model and row[x] == n] for n in sizes]
             mean = np.array([np.mean(v) for v in values])
             spread = np.array([[m - np.min(v), np.max(v) - m] for m, v in zip(mean, values)]).T
             ax.errorbar(sizes, mean, yerr=spread, marker="o", capsize=3, color=f"C{k}", label=model)
         if train_size:
             ax.axvline(train_size, color="0.6", ls=":", label="training cells")
-        ax.set(xscale="log", yscale="log", xlabel="atoms per test cell", ylabel=column.replace("_", " "))
-        ax.set_xticks(sorted({row["n_atoms"] for row in rows}))
+        ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=column.replace("_", " "))
+        ax.set_xticks(sorted({row[x] for row in rows}))
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize=8)

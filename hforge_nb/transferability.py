@@ -146,15 +146,50 @@ def summarize_sweep(folder, figures_dir=None) -> dict:
     return summary
 
 
+def training_size_rows(sweeps: list[dict], sample: str) -> list[dict]:
+    """The rows of test ``sample`` from notebook-04 sweeps, each with its point's ``n_train``."""
+    return [{**row, "n_train": point["metrics"]["parameters"]["n_train"], "point": point["point"]}
+            for sweep in sweeps for point in sweep["rows"] for row in point["metrics"]["rows"]
+            if row["sample"] == sample]
+
+
+def summarize_training_sizes(folders, sample: str, figures_dir) -> dict:
+    """Figure ``error_vs_training_cells`` (error on ``sample`` against training cells) from sweeps over ``n_train``.
+
+    Reads every ``<folder>/sweep.json``; writes the figure (PDF, PNG) and
+    ``error_vs_training_cells.json`` (points, parameters, rows) to ``figures_dir``.
+    """
+    import json
+    from pathlib import Path
+
+    from ._atomic import write_json
+    from .comparison import save_figure
+    from .plotting import plot_error_vs_size
+
+    sweeps = [json.loads((Path(f) / "sweep.json").read_text()) for f in folders]
+    rows = training_size_rows(sweeps, sample)
+    figure = plot_error_vs_size(rows, x="n_train", xlabel=f"training cells (test: {sample})")
+    save_figure(figure, figures_dir, "error_vs_training_cells")
+    summary = {"sweeps": [str(f) for f in folders], "sample": sample,
+               "points": [p["metrics"]["parameters"] for s in sweeps for p in s["rows"]],
+               "rows": [{k: row[k] for k in ("model", "n_train", "point", "H_mae_meV", "S_mae")} for row in rows]}
+    write_json(Path(figures_dir) / "error_vs_training_cells.json", summary)
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m hforge_nb.transferability SWEEP_DIR [--figures-dir DIR]``: :func:`summarize_sweep`."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Summarize a seed sweep of notebook 04")
-    parser.add_argument("sweep_dir")
+    parser.add_argument("sweep_dir", nargs="+", help="sweep folders; several with --vs-training")
     parser.add_argument("--figures-dir", default=None)
+    parser.add_argument("--vs-training", metavar="SAMPLE", help="plot the error on SAMPLE against n_train instead")
     args = parser.parse_args(argv)
-    summary = summarize_sweep(args.sweep_dir, args.figures_dir)
+    if args.vs_training:
+        summarize_training_sizes(args.sweep_dir, args.vs_training, args.figures_dir or args.sweep_dir[0])
+        return 0
+    summary = summarize_sweep(args.sweep_dir[0], args.figures_dir)
     for sample, stats in summary["baseline_over_equivariant_H_mae"].items():
         print(f"{sample}: baseline/equivariant H MAE {stats['mean']:.2f} ({stats['min']:.2f}-{stats['max']:.2f}, "
               f"{stats['n']} seeds)")

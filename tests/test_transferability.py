@@ -56,3 +56,22 @@ def test_seed_sweep_summary_gives_the_spread_of_the_ratios(tmp_path):
     summary = summarize_sweep(tmp_path)
     assert (tmp_path / "error_vs_size_seeds.pdf").exists() and (tmp_path / "summary.json").exists()
     assert summary["points"] == [{"seed": 0}, {"seed": 1}]
+
+
+def test_training_size_figure_takes_n_train_from_each_point(tmp_path):
+    import json
+
+    from hforge_nb.transferability import summarize_training_sizes, training_size_rows
+
+    points = []
+    for n_train, ratio in ((1, 3.0), (4, 1.5)):
+        point = _sweep_point(0, ratio)
+        point["metrics"]["parameters"]["n_train"] = n_train
+        points.append(point)
+    sweep = {"format": "hforge-nb-sweep", "version": 1, "rows": points}
+    rows = training_size_rows([sweep], "a64")
+    assert sorted((row["model"], row["n_train"]) for row in rows) == [
+        ("baseline", 1), ("baseline", 4), ("equivariant", 1), ("equivariant", 4)]
+    (tmp_path / "sweep.json").write_text(json.dumps(sweep))
+    summary = summarize_training_sizes([tmp_path], "a64", tmp_path)
+    assert (tmp_path / "error_vs_training_cells.pdf").exists() and len(summary["rows"]) == 4
