@@ -110,7 +110,8 @@ class PeriodicImages:
         fractional = atoms.cell.scaled_positions(atoms.positions) if atoms.pbc.any() else np.zeros((len(atoms), 3))
         self.wrap = np.where(atoms.pbc, np.floor(fractional), 0).astype(np.int64)
         fractional = fractional - self.wrap
-        margin = np.where(atoms.pbc, reach / _face_spacings(cell), 0.0)  # [3] reach in cell fractions
+        spacings = _face_spacings(cell) if atoms.pbc.any() else np.ones(3)
+        margin = np.where(atoms.pbc, reach / spacings, 0.0)  # [3] reach in cell fractions
         ranges = [np.arange(-int(np.ceil(m)), int(np.ceil(m)) + 1) for m in margin]
         images = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1).reshape(-1, 3)
         images = images[np.argsort(np.abs(images).sum(axis=1), kind="stable")]  # (0, 0, 0) first

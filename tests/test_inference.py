@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
-from conftest import hbn_atoms, small_model
+from conftest import bn_cluster, hbn_atoms, small_model
 
 from hforge_nb import io
 from hforge_nb.errors import MissingBasisError, OverlappingAtomsError
@@ -90,3 +90,13 @@ def test_bad_structures_are_refused_by_name():
         predict_large(model, Atoms("BSi", positions=[[0, 0, 0], [1.5, 0, 0]], cell=[8, 8, 8], pbc=True))
     with pytest.raises(OverlappingAtomsError):
         predict_large(model, Atoms("BN", positions=[[0, 0, 0], [0.1, 0, 0]], cell=[8, 8, 8], pbc=True))
+
+
+def test_a_cluster_without_periodicity_is_predicted_the_same():
+    model = _with_neighbour_terms("equivariant")
+    cluster = bn_cluster()
+    whole = model.predict(cluster)
+    chunked = predict_large(model, cluster, ChunkConfig(chunk_atoms=2, feature_chunk_atoms=2))
+    h, s = aligned_values(chunked, whole)
+    assert chunked.n_blocks == whole.n_blocks and not chunked.shifts.any()
+    np.testing.assert_allclose(h, whole.h_values[:, 0], atol=1e-10)
