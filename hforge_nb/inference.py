@@ -20,8 +20,8 @@ chunk by chunk:
 
 Blocks farther apart than ``block_cutoff`` are computed (their on-site
 contributions count) but not kept; ``block_cutoff`` trades sparsity against
-the small far blocks, which :func:`truncation_error` measures on a
-reference.
+the small far blocks (:func:`.large_scale.truncated_overlap_eigenvalues`
+shows what cutting S does to a reference).
 
 Pairs are found with a k-d tree over the structure padded with the
 periodic images within reach, which works for any cell shape and needs
@@ -122,8 +122,8 @@ class PeriodicImages:
             atom.append(np.flatnonzero(inside))
             image.append(np.broadcast_to(shift, (len(atom[-1]), 3)))
         self.atom, self.image = np.concatenate(atom), np.concatenate(image).astype(np.int64)
-        self.positions = (fractional[self.atom] + self.image) @ cell if atoms.pbc.any() else atoms.positions[self.atom]
         self.home = fractional @ cell if atoms.pbc.any() else atoms.positions.copy()  # [n_atoms, 3] wrapped
+        self.positions = self.home[self.atom] + self.image @ cell
         self.tree = cKDTree(self.positions)
 
     def within(self, atoms_i: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -313,8 +313,13 @@ def record_from_chunks(atoms: ase.Atoms, basis, chunks, provenance: Provenance |
     )
 
 
+def chunked_provenance(model, config: ChunkConfig) -> Provenance:
+    """Provenance of a chunked prediction: the model kind, its configuration and the chunking."""
+    settings = {"model": model.kind, **dataclasses.asdict(model.config), **dataclasses.asdict(config)}
+    return Provenance(source=f"{model.kind} model, chunked", code="hforge-nb", settings=settings)
+
+
 def predict_large(model, atoms: ase.Atoms, config: ChunkConfig = ChunkConfig()) -> HamiltonianRecord:
     """The model's prediction for ``atoms`` as one record, built chunk by chunk (:func:`predict_in_chunks`)."""
-    settings = {"model": model.kind, **dataclasses.asdict(model.config), **dataclasses.asdict(config)}
-    provenance = Provenance(source=f"{model.kind} model, chunked", code="hforge-nb", settings=settings)
-    return record_from_chunks(atoms, model.basis, predict_in_chunks(model, atoms, config), provenance)
+    return record_from_chunks(atoms, model.basis, predict_in_chunks(model, atoms, config),
+                              chunked_provenance(model, config))

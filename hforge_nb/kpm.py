@@ -333,6 +333,6 @@ def exact_kpm_dos(cell: HamiltonianRecord, result: KPMResult, repeats=(1, 1, 1))
     infinitely many random vectors: the difference from ``result.dos`` is
     the stochastic (and solver) error.
     """
-    eigenvalues = cell.eigenvalues(supercell_kpoints(repeats))
-    moments = eigenvalue_moments(eigenvalues, result.bounds, len(result.moments))
-    return density_from_moments(moments, result.bounds, result.energies) / (cell.n_atoms * len(supercell_kpoints(repeats)))
+    kpoints = supercell_kpoints(repeats)
+    moments = eigenvalue_moments(cell.eigenvalues(kpoints), result.bounds, len(result.moments))
+    return density_from_moments(moments, result.bounds, result.energies) / (cell.n_atoms * len(kpoints))

@@ -17,9 +17,9 @@ import ase
 import numpy as np
 
 from . import io
-from .inference import ChunkConfig, predict_in_chunks, record_from_chunks
+from .inference import ChunkConfig, chunked_provenance, predict_in_chunks, record_from_chunks
 from .kpm import KPMConfig, KPMResult, exact_kpm_dos, kpm_dos
-from .record import HamiltonianRecord, Provenance, repeat_record
+from .record import HamiltonianRecord, keep_blocks, repeat_record
 
 
 class PeakMemory:
@@ -103,9 +103,7 @@ def measure_prediction(model, atoms: ase.Atoms, config: ChunkConfig = ChunkConfi
             n_blocks, n_values = n_blocks + len(chunk.pairs), n_values + len(chunk.h_values)
             if keep:
                 chunks.append(chunk)
-        provenance = Provenance(source=f"{model.kind} model, chunked", code="hforge-nb",
-                                settings={"model": model.kind, **dataclasses.asdict(config)})
-        record = record_from_chunks(atoms, model.basis, chunks, provenance) if keep else None
+        record = record_from_chunks(atoms, model.basis, chunks, chunked_provenance(model, config)) if keep else None
         seconds = time.perf_counter() - start
     return record, PredictionCost(len(atoms), n_blocks, n_values, seconds, memory.peak_GB, 16 * n_values / 1e9)
 
@@ -172,9 +170,6 @@ def truncated_overlap_eigenvalues(record: HamiltonianRecord, cutoffs) -> dict[fl
     distances = np.linalg.norm(record.pair_vectors, axis=1)
     smallest = {}
     for cutoff in cutoffs:
-        keep = record.on_site | (distances < cutoff)
-        values = np.repeat(keep, np.diff(record.block_offsets))
-        truncated = dataclasses.replace(record, pairs=record.pairs[keep], shifts=record.shifts[keep],
-                                        h_values=record.h_values[values], s_values=record.s_values[values])
+        truncated = keep_blocks(record, record.on_site | (distances < cutoff))
         smallest[float(cutoff)] = smallest_overlap_eigenvalue(truncated)
     return smallest

@@ -377,7 +377,11 @@ def drop_small_blocks(record: HamiltonianRecord, tolerance: float) -> Hamiltonia
     be ill-conditioned, so never drop single elements.
     """
     h_max, s_max = record.block_max_abs()
-    keep = record.on_site | (h_max >= tolerance) | (s_max >= tolerance)
+    return keep_blocks(record, record.on_site | (h_max >= tolerance) | (s_max >= tolerance))
+
+
+def keep_blocks(record: HamiltonianRecord, keep: np.ndarray) -> HamiltonianRecord:
+    """A copy with only the blocks where ``keep`` ``[n_blocks]`` (bool) is True, values and all."""
     values = np.repeat(keep, np.diff(record.block_offsets))
     return dataclasses.replace(record, pairs=record.pairs[keep], shifts=record.shifts[keep],
                                h_values=record.h_values[values], s_values=record.s_values[values])
