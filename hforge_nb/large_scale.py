@@ -108,6 +108,15 @@ def measure_prediction(model, atoms: ase.Atoms, config: ChunkConfig = ChunkConfi
     return record, PredictionCost(len(atoms), n_blocks, n_values, seconds, memory.peak_GB, 16 * n_values / 1e9)
 
 
+def gpaw_timings(manifest: dict) -> list[dict]:
+    """``sample``, ``n_atoms`` and GPAW ``seconds`` (SCF + Fourier step) of a data set's converged aBN cells.
+
+    ``manifest`` is :func:`.dataset.read_manifest`'s result.
+    """
+    return [{"sample": s["name"], "n_atoms": s["n_atoms"], "seconds": sum(s["timings_s"].values())}
+            for s in manifest["samples"] if s.get("status") == "converged" and s["kind"] == "amorphous"]
+
+
 def write_exports(record: HamiltonianRecord, folder: str | os.PathLike, stem: str) -> dict[str, Path]:
     """The record as ``<stem>.TSHS`` (TBtrans), ``<stem>.nc`` (sisl netCDF) and ``<stem>.npz`` (hforge-nb, float32)."""
     folder = Path(folder)

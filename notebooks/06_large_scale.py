@@ -43,7 +43,7 @@ from hforge_nb.comparison import save_figure
 from hforge_nb.evaluation import aligned_values
 from hforge_nb.inference import ChunkConfig
 from hforge_nb.kpm import KPMConfig, OverlapNotPositiveDefiniteError, kpm_dos
-from hforge_nb.large_scale import (kpm_check, measure_prediction, smallest_overlap_eigenvalue,
+from hforge_nb.large_scale import (gpaw_timings, kpm_check, measure_prediction, smallest_overlap_eigenvalue,
                                    truncated_overlap_eigenvalues, tshs_round_trip_error, write_exports)
 from hforge_nb.melt_quench import MeltQuenchSchedule, melt_quench
 from hforge_nb.paths import earlier_stage, output_folder, project_path
@@ -82,7 +82,7 @@ out = output_folder(output_dir, "06_large_scale")
 training = earlier_stage(training_dir, out, "03_training", "metrics.json")
 model = io.read_model(training / model_kind / "model.pt").eval()
 samples = dataset.read_samples(project_path(data_dir))
-manifest = {s["name"]: s for s in dataset.read_manifest(project_path(data_dir))["samples"]}
+gpaw = gpaw_timings(dataset.read_manifest(project_path(data_dir)))
 chunks = ChunkConfig(chunk_atoms, feature_chunk_atoms, block_cutoff or None)
 figures = project_path(figures_dir) if figures_dir else out
 saved = {}  # figure stem -> caption, for metrics.json and the papers/ index
@@ -141,11 +141,8 @@ costs = []
 for repeats in cost_repeats:
     _, cost = measure_prediction(model, quenched.atoms.repeat(tuple(repeats)), chunks, keep=False)
     costs.append(cost.as_dict())
-gpaw = [{"n_atoms": s["n_atoms"], "seconds": sum(s["timings_s"].values())} for s in manifest.values()
-        if s.get("status") == "converged" and s["kind"] == "amorphous"]
 largest_gpaw = max(gpaw, key=lambda g: g["n_atoms"])
-largest_cell = samples[next(n for n, s in manifest.items() if s["n_atoms"] == largest_gpaw["n_atoms"]
-                            and s["kind"] == "amorphous")]
+largest_cell = samples[largest_gpaw["sample"]]
 _, largest_ml = measure_prediction(model, largest_cell.atoms, chunks, keep=False)
 speed_ratio = largest_gpaw["seconds"] / largest_ml.seconds
 fig = plot_prediction_cost(costs, gpaw)

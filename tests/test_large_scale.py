@@ -52,3 +52,13 @@ def test_truncating_the_overlap_keeps_the_full_spectrum_beyond_its_reach():
     smallest = truncated_overlap_eigenvalues(record, [1.0, reach + 0.1])
     assert smallest[reach + 0.1] == pytest.approx(smallest_overlap_eigenvalue(record), abs=1e-12)
     assert smallest[1.0] != pytest.approx(smallest[reach + 0.1])  # on-site blocks only: another spectrum
+
+
+def test_gpaw_timings_keep_converged_amorphous_cells_with_summed_times():
+    manifest = {"samples": [
+        {"name": "a8", "kind": "amorphous", "status": "converged", "n_atoms": 8, "timings_s": {"scf": 2.0, "fourier": 1.0}},
+        {"name": "a16", "kind": "amorphous", "status": "not-converged", "n_atoms": 16, "timings_s": {"scf": 9.0}},
+        {"name": "hBN", "kind": "hBN", "status": "converged", "n_atoms": 4, "timings_s": {"scf": 1.0}}]}
+    from hforge_nb.large_scale import gpaw_timings
+
+    assert gpaw_timings(manifest) == [{"sample": "a8", "n_atoms": 8, "seconds": 3.0}]
