@@ -21,6 +21,7 @@ from ..basis import Basis
 from ..block_irreps import block_change_of_basis, block_irreps
 from ..model_graph import ModelGraph, StructureBlocks, build_model_graph, stack_targets
 from ..record import HamiltonianRecord, Provenance
+from .two_center import TwoCenterPrior
 
 
 class PairIrreps(NamedTuple):
@@ -52,8 +53,10 @@ class BlockValues(NamedTuple):
 class BlockOutput(torch.nn.Module):
     """Irreps vectors ``[n, dim]`` to orbital blocks ``[n, n_row * n_col]`` of one species (pair).
 
-    ``block = (irreps * scale * profile(r) + shift) @ U``, with U of
-    :func:`.block_change_of_basis`.  All three are fitted to data by
+    ``block = (irreps * scale * profile(r) + shift + prior(r)) @ U``, with U of
+    :func:`.block_change_of_basis` and ``prior`` the two-center part of
+    off-site blocks (:class:`.TwoCenterPrior`; absent without ``cutoff``).
+    All four are fitted to data by
     :meth:`HamiltonianModel.fit_statistics` and keep the map equivariant:
     ``scale`` has one value per irrep instance (repeated over its 2L+1
     components); ``shift`` is non-zero on the invariant (0e) components of
@@ -61,15 +64,18 @@ class BlockOutput(torch.nn.Module):
     blocks at pair distance r relative to all of them, on a grid of
     ``PROFILE_STEP`` Å, interpolated in log scale, so that a network of
     order-one outputs starts with blocks of the right size at every distance
-    (they fall by orders of magnitude from 1.5 to 9 Å).
+    (they fall by orders of magnitude from 1.5 to 9 Å).  With a prior the
+    network's part is what the prior leaves, and ``profile`` and ``scale``
+    describe that remainder.
     """
 
     PROFILE_STEP = 0.25  # Å
     PROFILE_BINS = 64  # covers 16 Å
 
-    def __init__(self, row, col):
+    def __init__(self, row, col, cutoff: float | None = None):
         super().__init__()
         self.irreps = block_irreps(row, col)
+        self.two_center = None if cutoff is None else TwoCenterPrior(row, col, cutoff)
         change = torch.as_tensor(block_change_of_basis(row, col), dtype=torch.get_default_dtype())
         self.register_buffer("change", change)  # [dim, n_row * n_col]
         self.register_buffer("scale", torch.ones(len(change)))
@@ -90,27 +96,38 @@ class BlockOutput(torch.nn.Module):
         log_value = self.log_profile[low].unsqueeze(1) * (1 - weight) + self.log_profile[low + 1].unsqueeze(1) * weight
         return log_value.exp()
 
-    def forward(self, irreps: torch.Tensor, distances: torch.Tensor | None = None) -> torch.Tensor:
-        scaled = irreps * self.scale if distances is None else irreps * self.scale * self.profile(distances)
+    def forward(self, irreps: torch.Tensor, vectors: torch.Tensor | None = None) -> torch.Tensor:
+        """Blocks ``[n, n_row * n_col]``; ``vectors`` ``[n, 3]`` Å are the pair vectors of off-site blocks."""
+        if vectors is None:
+            return (irreps * self.scale + self.shift) @ self.change
+        scaled = irreps * self.scale * self.profile(vectors.norm(dim=1))
+        if self.two_center is not None:
+            scaled = scaled + self.two_center(vectors)
         return (scaled + self.shift) @ self.change
 
     @torch.no_grad()
-    def fit(self, blocks: torch.Tensor, distances: torch.Tensor | None = None) -> None:
-        """Set ``shift``, ``profile`` and ``scale`` from reference blocks ``[n, n_row * n_col]``.
+    def fit(self, blocks: torch.Tensor, vectors: torch.Tensor | None = None) -> None:
+        """Set ``shift``, the prior, ``profile`` and ``scale`` from reference blocks ``[n, n_row * n_col]``.
 
-        On-site blocks are given without ``distances``: their invariants'
+        On-site blocks are given without ``vectors``: their invariants'
         mean becomes ``shift``.  Off-site blocks come with their pair
-        distances ``[n]`` (Å): no shift (the envelope must take blocks to
-        zero), a distance profile instead.  ``scale`` is then the RMS of
-        every irrep instance of the shifted, profile-divided blocks.
+        vectors ``[n, 3]`` (Å): no shift (the envelope must take blocks to
+        zero); the two-center prior is fitted and removed, then a distance
+        profile of what remains.  ``scale`` is then the RMS of every irrep
+        instance of the shifted, profile-divided blocks.
         """
         irreps = blocks.to(self.change.dtype) @ self.change.T  # [n, dim]
-        if distances is None:
+        if vectors is None:
             self.shift.copy_(irreps.mean(dim=0) * self.invariant)
         else:
             self.shift.zero_()
+            vectors = vectors.to(irreps.dtype)
+            if self.two_center is not None:
+                self.two_center.fit(irreps, vectors)
+                irreps = irreps - self.two_center(vectors)
+            distances = vectors.norm(dim=1)
             self.log_profile.copy_(_log_profile(irreps, distances, self.PROFILE_STEP, self.PROFILE_BINS))
-            irreps = irreps / self.profile(distances.to(irreps.dtype))
+            irreps = irreps / self.profile(distances)
         squares = (irreps - self.shift).square().mean(dim=0)
         n_instances = int(self.instance.max()) + 1
         per_instance = torch.zeros(n_instances, dtype=squares.dtype).index_add_(0, self.instance, squares)
@@ -168,8 +185,9 @@ class HamiltonianModel(torch.nn.Module):
         super().__init__()
         self.config, self.basis = config, basis
         self.group_species = block_groups(basis)  # group key -> (row, column) species
+        prior_cutoff = config.edge_cutoff if config.two_center else None  # off-site groups only
         self.outputs = torch.nn.ModuleDict({
-            f"{matrix}:{key}": BlockOutput(basis[row], basis[col])
+            f"{matrix}:{key}": BlockOutput(basis[row], basis[col], prior_cutoff if "-" in key else None)
             for matrix in ("h", "s") for key, (row, col) in self.group_species.items()
         })
 
@@ -196,9 +214,9 @@ class HamiltonianModel(torch.nn.Module):
         irreps.update(self._on_site_irreps(graph, features, irreps))
         h_parts, s_parts = [], []
         for key, group in graph.groups():
-            distances = vectors[group.blocks].norm(dim=1) if key in graph.off_site else None
-            h_parts.append(self.outputs[f"h:{key}"](irreps[key][0], distances).reshape(-1))
-            s_parts.append(self.outputs[f"s:{key}"](irreps[key][1], distances).reshape(-1))
+            pair_vectors = vectors[group.blocks] if key in graph.off_site else None
+            h_parts.append(self.outputs[f"h:{key}"](irreps[key][0], pair_vectors).reshape(-1))
+            s_parts.append(self.outputs[f"s:{key}"](irreps[key][1], pair_vectors).reshape(-1))
         h, s = torch.cat(h_parts)[graph.assembly_index], torch.cat(s_parts)[graph.assembly_index]
         return BlockValues(0.5 * (h + h[graph.adjoint_index]), 0.5 * (s + s[graph.adjoint_index]))
 
@@ -267,11 +285,11 @@ class HamiltonianModel(torch.nn.Module):
         graph = build_model_graph(items, self.basis, self.config.r_max).to(self.dtype)
         self.descriptor.fit_feature_scale(graph)
         targets = dict(zip("hs", stack_targets(items, self.dtype)))
-        distances = graph.block_vectors().norm(dim=1)
+        vectors = graph.block_vectors()
         for key, group in graph.groups():
             for matrix, values in targets.items():
-                pair_distances = distances[group.blocks] if key in graph.off_site else None
-                self.outputs[f"{matrix}:{key}"].fit(values[group.values], pair_distances)
+                pair_vectors = vectors[group.blocks] if key in graph.off_site else None
+                self.outputs[f"{matrix}:{key}"].fit(values[group.values], pair_vectors)
 
     def parameter_count(self) -> int:
         """Number of trainable parameters."""

@@ -53,6 +53,10 @@ class DescriptorConfig:
         Radial Bessel functions and the order of the smooth cutoff envelope.
     avg_num_neighbors : float
         Normalization of the message sum (about the neighbours within r_max).
+    two_center : bool
+        Off-site blocks start from a two-center (Slater-Koster) fit to the
+        training blocks (:class:`.TwoCenterPrior`), and the network learns
+        what it leaves; both model kinds read it.
     """
 
     r_max: float = 5.0
@@ -64,6 +68,7 @@ class DescriptorConfig:
     num_bessel: int = 8
     num_polynomial_cutoff: int = 5
     avg_num_neighbors: float = 50.0
+    two_center: bool = True
 
     @property
     def node_irreps(self) -> str:

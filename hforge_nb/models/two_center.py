@@ -1,0 +1,138 @@
+"""The two-center (Slater-Koster) part of off-site blocks, fitted to data by least squares.
+
+An integral that depends only on the two atoms of a block, such as the
+overlap of two atomic orbitals, is a function of the pair vector r alone.
+Every irrep (shell pair p, q; L) of such a block is then f_pqL(|r|) Y_L(r̂),
+and vanishes when L's parity differs from that of l_p + l_q.  In GPAW's
+PAW overlap that form holds to about 1e-5 (the rest is the three-center
+part of the projector corrections); in H it is the distance trend of every
+block, on which the environment acts.
+
+:class:`TwoCenterPrior` holds f on a grid of ``STEP`` Å, linear between
+grid points, fitted once to reference blocks (:meth:`TwoCenterPrior.fit`,
+closed form, not trained); the models learn what it leaves.  It is
+multiplied by MACE's polynomial envelope, so that blocks still vanish
+smoothly at the cutoff.  Y_L is e3nn's (component normalization), so the
+prior is equivariant with the rest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._compat import import_mace_modules, import_o3
+from ..basis import SpeciesBasis
+from ..block_irreps import block_decomposition, component_starts
+
+
+class TwoCenterPrior(torch.nn.Module):
+    """Irreps ``[n, dim]`` of off-site blocks of one species pair from pair vectors ``[n, 3]`` (Å).
+
+    Parameters
+    ----------
+    row, col : SpeciesBasis
+        Species of the block's rows (atom i) and columns (atom j).
+    cutoff : float
+        Pair distance (Å) where the prior reaches zero (with its first
+        derivatives, through the envelope).
+
+    Examples
+    --------
+    >>> from hforge_nb.basis import SpeciesBasis, dzp_shells
+    >>> b = SpeciesBasis("B", 5, dzp_shells(2, (4.0,) * 5))
+    >>> prior = TwoCenterPrior(b, b, cutoff=9.0)
+    >>> int(prior.allowed.sum()), prior.table.shape[1]  # components of the two-center form, block dim
+    (91, 169)
+    """
+
+    STEP = 0.05  # Å between grid points
+    SMOOTHNESS = 1e-5  # second-difference penalty, relative to the data per grid point
+    ENVELOPE_POWER = 5  # of MACE's PolynomialCutoff
+
+    def __init__(self, row: SpeciesBasis, col: SpeciesBasis, cutoff: float):
+        super().__init__()
+        parts = block_decomposition(row, col)
+        sh_index, allowed, part_of = _component_layout(parts)
+        self.n_parts = len(parts)
+        self.lmax = max(part.l for part in parts)
+        self.register_buffer("sh_index", torch.as_tensor(sh_index))  # [dim] column of Y_L^m
+        self.register_buffer("allowed", torch.as_tensor(allowed))  # [dim] bool, parity (-1)^L
+        self.register_buffer("part_of", torch.as_tensor(part_of))  # [dim] which (p, q, L)
+        n_grid = int(np.ceil(cutoff / self.STEP)) + 2
+        self.envelope = import_mace_modules().radial.PolynomialCutoff(cutoff, self.ENVELOPE_POWER)
+        self.register_buffer("table", torch.zeros(n_grid, len(sh_index)))  # [grid, dim] f at the grid
+
+    def harmonics(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``[n, dim]`` Y_L^m(r̂) of every irrep component, zero where the two-center form forbids it."""
+        o3 = import_o3()
+        sh = o3.spherical_harmonics(list(range(self.lmax + 1)), vectors, normalize=True, normalization="component")
+        return sh[:, self.sh_index] * self.allowed
+
+    def radial(self, distances: torch.Tensor) -> torch.Tensor:
+        """``[n, dim]`` f(|r|) of every component: linear between grid points, times the envelope.
+
+        ``distances`` ``[n]`` Å.
+        """
+        position = (distances / self.STEP).clamp(0, len(self.table) - 1.001)
+        low = position.floor().long()
+        weight = (position - low).unsqueeze(1)
+        envelope = self.envelope(distances.unsqueeze(1))  # [n, 1]
+        return (self.table[low] * (1 - weight) + self.table[low + 1] * weight) * envelope
+
+    def forward(self, vectors: torch.Tensor) -> torch.Tensor:
+        return self.radial(vectors.norm(dim=1)) * self.harmonics(vectors)
+
+    @torch.no_grad()
+    def fit(self, irreps: torch.Tensor, vectors: torch.Tensor) -> None:
+        """Least-squares f on the grid from reference irreps ``[n, dim]`` at pair vectors ``[n, 3]`` Å.
+
+        Each block's f_pqL is its projection on Y_L (sum over m of x_m Y_L^m
+        over 2L + 1); a small second-difference penalty fixes grid points
+        without data and keeps f smooth.
+        """
+        if len(irreps) == 0:
+            return
+        y = self.harmonics(vectors).double()
+        projected = torch.zeros(len(irreps), self.n_parts, dtype=torch.float64)
+        projected.index_add_(1, self.part_of, irreps.double() * y)  # [n, parts] sum_m x_m Y^m
+        projected /= torch.bincount(self.part_of, minlength=self.n_parts).double()
+        distances = vectors.norm(dim=1)
+        envelope = self.envelope(distances.unsqueeze(1)).double().numpy()  # [n, 1]
+        design = _hat_functions(distances.double().numpy(), self.STEP, len(self.table)) * envelope
+        coefficients = _penalized_least_squares(design, projected.numpy(), self.SMOOTHNESS)  # [grid, parts]
+        table = coefficients[:, self.part_of.numpy()] * self.allowed.numpy()
+        self.table.copy_(torch.as_tensor(table, dtype=self.table.dtype))
+
+
+def _component_layout(parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per irreps component (layout of :func:`.block_irreps`): Y column, parity allowed, part index."""
+    dim = sum(2 * part.l + 1 for part in parts)
+    sh_index, allowed, part_of = np.zeros(dim, np.int64), np.zeros(dim, bool), np.zeros(dim, np.int64)
+    for k, (part, start) in enumerate(zip(parts, component_starts(parts))):
+        span = slice(start, start + 2 * part.l + 1)
+        sh_index[span] = part.l**2 + np.arange(2 * part.l + 1)
+        allowed[span] = part.parity == (-1) ** part.l
+        part_of[span] = k
+    return sh_index, allowed, part_of
+
+
+def _hat_functions(distances: np.ndarray, step: float, n_grid: int) -> np.ndarray:
+    """``[n, n_grid]`` linear-interpolation weights of ``distances`` (Å) on a grid of ``step``."""
+    position = np.clip(distances / step, 0, n_grid - 1.001)
+    low = np.floor(position).astype(np.int64)
+    weights = np.zeros((len(distances), n_grid))
+    rows = np.arange(len(distances))
+    weights[rows, low] = 1 - (position - low)
+    weights[rows, low + 1] = position - low
+    return weights
+
+
+def _penalized_least_squares(design: np.ndarray, targets: np.ndarray, smoothness: float) -> np.ndarray:
+    """``[n_grid, k]`` argmin |design c - targets|^2 + lambda |D2 c|^2, lambda scaled by rows per grid point."""
+    n_grid = design.shape[1]
+    second_difference = np.diff(np.eye(n_grid), 2, axis=0)
+    weight = np.sqrt(smoothness * len(design) / n_grid)
+    stacked = np.vstack([design, weight * second_difference])
+    padded = np.vstack([targets, np.zeros((len(second_difference), targets.shape[1]))])
+    return np.linalg.lstsq(stacked, padded, rcond=None)[0]
