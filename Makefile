@@ -5,7 +5,7 @@ PYTHON   ?= python3
 VENV     ?= .venv
 PROFILE  ?= profiles/default.toml
 RUN_DIR  ?= runs/$(basename $(notdir $(PROFILE)))
-EXTRAS   ?= dev,dft
+EXTRAS   ?= dev,dft,bench
 # Debian libraries GPAW compiles against (extra "dft"); installed when missing.
 SYSTEM_LIBS := libxc-dev libopenblas-dev libfftw3-dev
 BIN      := $(VENV)/bin

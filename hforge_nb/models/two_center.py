@@ -43,7 +43,7 @@ class TwoCenterPrior(torch.nn.Module):
     >>> b = SpeciesBasis("B", 5, dzp_shells(2, (4.0,) * 5))
     >>> prior = TwoCenterPrior(b, b, cutoff=9.0)
     >>> int(prior.allowed.sum()), prior.table.shape[1]  # components of the two-center form, block dim
-    (91, 169)
+    (127, 169)
     """
 
     STEP = 0.05  # Å between grid points
