@@ -39,9 +39,12 @@
 #   can learn rotations only from data (random-rotation augmentation).
 #
 # Both make H Hermitian, H_ij(R) = H_ji(-R)^T, and the on-site blocks
-# symmetric, exactly, and both predict H (eV) and S.  The models are not
-# trained here (that is notebook 03); their normalization is fitted to the
-# structure shown, so their outputs have the size of real blocks.
+# symmetric, exactly, and both predict H (eV) and S.  Both start every
+# off-site block from the same two-center (Slater-Koster) prior, f(|r|) Y_L(r̂)
+# per irrep, fitted by least squares to the training blocks; the networks
+# learn what it leaves.  The models are not trained here (that is notebook
+# 03); their normalization and prior are fitted to the structure shown, so
+# their outputs have the size of real blocks.
 
 # %%
 import time
