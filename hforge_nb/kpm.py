@@ -29,6 +29,7 @@ polynomial method", Rev. Mod. Phys. 78, 275 (2006).
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,6 +95,10 @@ class OverlapSolver:
         ``[n_atoms]`` orbitals of every atom: the preconditioner inverts the on-site blocks.
     tolerance
         Relative residual ``|B - S X| / |B|`` of every column at which to stop.
+    max_iterations
+        Cap per solve.  A solve that reaches it returns its last iterate and
+        is counted in ``unconverged``; ``worst_residual`` keeps the largest
+        relative residual any solve returned.
     """
 
     def __init__(self, overlap, orbital_counts: np.ndarray, tolerance: float = 1e-9, max_iterations: int = 1000):
@@ -101,6 +106,7 @@ class OverlapSolver:
         self.tolerance, self.max_iterations = tolerance, max_iterations
         self.preconditioner = _on_site_blocks_power(self.overlap, orbital_counts, -1.0)
         self.iterations: list[int] = []
+        self.unconverged, self.worst_residual = 0, 0.0
 
     def norm(self, vector: np.ndarray) -> float:
         """sqrt(v^T S v) of ``vector`` ``[n_orb]``; raises if S is not positive along it."""
@@ -130,8 +136,16 @@ class OverlapSolver:
             rz_new = np.einsum("ij,ij->j", residual, z)
             direction = z + direction * (rz_new / rz)
             rz = rz_new
-        self.iterations.append(iteration)
+        self._record(iteration, residual, target)
         return x
+
+    def _record(self, iterations: int, residual: np.ndarray, target: np.ndarray) -> None:
+        """Book-keeping of one solve: iterations, whether every column met the tolerance, worst residual."""
+        norms = np.linalg.norm(residual, axis=0)
+        self.iterations.append(iterations)
+        self.unconverged += int(np.any(norms > target))
+        relative = norms / np.maximum(target / self.tolerance, np.finfo(float).tiny)
+        self.worst_residual = max(self.worst_residual, float(relative.max(initial=0.0)))
 
 
 def spectral_bounds(hamiltonian, solver: OverlapSolver, steps: int, seed: int = 0,
@@ -287,6 +301,11 @@ class KPMResult:
     n_atoms, n_orbitals : int
     solver_iterations : float
         Mean conjugate-gradient iterations per solve with S.
+    unconverged_solves : int
+        Solves that stopped at ``solver_max_iterations`` above the tolerance
+        (0 when the moments used converged solves only).
+    worst_solver_residual : float
+        Largest relative residual |B - S X| / |B| a solve returned.
     seconds : float
         Wall time of bounds and moments.
     """
@@ -299,13 +318,16 @@ class KPMResult:
     n_atoms: int
     n_orbitals: int
     solver_iterations: float
+    unconverged_solves: int
+    worst_solver_residual: float
     seconds: float
 
     def summary(self) -> dict:
         """Scalars for a metrics file."""
         return {"kpm_bounds_eV": list(self.bounds), "kpm_resolution_eV": self.resolution_eV,
                 "kpm_n_moments": len(self.moments), "kpm_solver_iterations": self.solver_iterations,
-                "kpm_seconds": self.seconds, "kpm_n_orbitals": self.n_orbitals, "kpm_n_atoms": self.n_atoms}
+                "kpm_unconverged_solves": self.unconverged_solves,
+                "kpm_worst_solver_residual": self.worst_solver_residual, "kpm_seconds": self.seconds, "kpm_n_orbitals": self.n_orbitals, "kpm_n_atoms": self.n_atoms}
 
 
 def kpm_dos(record: HamiltonianRecord, energies: np.ndarray, config: KPMConfig = KPMConfig()) -> KPMResult:
@@ -319,9 +341,15 @@ def kpm_dos(record: HamiltonianRecord, energies: np.ndarray, config: KPMConfig =
     vectors = inverse_square_root_factor(solver, record.atom_orbital_counts, random)
     moments = chebyshev_moments(hamiltonian, solver, bounds, config.n_moments, vectors, overlap @ vectors)
     dos = density_from_moments(moments, bounds, energies) / record.n_atoms
+    if solver.unconverged:
+        warnings.warn(f"{solver.unconverged} of {len(solver.iterations)} solves with S stopped at "
+                      f"{config.solver_max_iterations} iterations (worst relative residual "
+                      f"{solver.worst_residual:.2e}, asked {config.solver_tolerance:.0e}); the moments are "
+                      "less accurate: raise solver_max_iterations", RuntimeWarning, stacklevel=2)
     return KPMResult(np.asarray(energies, dtype=float), dos, moments, bounds,
                      np.pi * _scale_and_centre(bounds)[0] / config.n_moments, record.n_atoms, record.n_orbitals,
-                     float(np.mean(solver.iterations)), time.perf_counter() - start)
+                     float(np.mean(solver.iterations)), solver.unconverged, solver.worst_residual,
+                     time.perf_counter() - start)
 
 
 def exact_kpm_dos(cell: HamiltonianRecord, result: KPMResult, repeats=(1, 1, 1)) -> np.ndarray:

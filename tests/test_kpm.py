@@ -93,3 +93,23 @@ def test_an_overlap_that_is_not_positive_definite_is_named(record):
                                                           -record.s_values, record.s_values))
     with pytest.raises(OverlapNotPositiveDefiniteError, match="not positive definite"):
         kpm_dos(broken, np.linspace(-1, 1, 5), KPMConfig(n_moments=4, n_random=1))
+
+
+def test_solver_counts_solves_that_stop_at_the_iteration_cap(record):
+    _, overlap = record.sparse_matrices_at_k()
+    rhs = np.random.default_rng(0).standard_normal((record.n_orbitals, 3))
+    capped = OverlapSolver(overlap, record.atom_orbital_counts, tolerance=1e-12, max_iterations=2)
+    capped.solve(rhs)
+    assert capped.unconverged == 1 and capped.worst_residual > 1e-12
+    full = OverlapSolver(overlap, record.atom_orbital_counts, tolerance=1e-10)
+    x = full.solve(rhs)
+    assert full.unconverged == 0 and full.worst_residual <= 1e-10
+    relative = np.linalg.norm(rhs - overlap @ x, axis=0) / np.linalg.norm(rhs, axis=0)
+    assert relative.max() == pytest.approx(full.worst_residual, rel=1e-6)
+
+
+def test_kpm_warns_when_solves_stop_at_the_cap(record):
+    config = KPMConfig(n_moments=8, n_random=1, solver_tolerance=1e-12, solver_max_iterations=3, lanczos_steps=10)
+    with pytest.warns(RuntimeWarning, match="stopped at 3 iterations"):
+        result = kpm_dos(record, np.linspace(-5, 5, 11), config)
+    assert result.summary()["kpm_unconverged_solves"] > 0
