@@ -23,7 +23,7 @@ import torch
 
 from ._compat import import_mace_modules, import_o3
 from .convert import record_to_sisl
-from .evaluation import aligned_values
+from .evaluation import _mae_rmse, aligned_values
 from .graph import block_list, build_pair_graph
 from .record import HamiltonianRecord
 
@@ -227,12 +227,12 @@ def label_errors(predicted: np.ndarray, reference: np.ndarray, n_on_site: int) -
     >>> round(errors["mae_meV"], 6), errors["on_site_mae_meV"], round(errors["off_site_mae_meV"], 6)
     (0.666667, 0.0, 1.0)
     """
-    difference = 1000.0 * (np.asarray(predicted) - np.asarray(reference))
+    difference = np.asarray(predicted) - np.asarray(reference)  # eV
     parts = {"": difference, "on_site_": difference[:n_on_site], "off_site_": difference[n_on_site:]}
     errors = {}
     for name, values in parts.items():
-        errors[f"{name}mae_meV"] = float(np.abs(values).mean())
-        errors[f"{name}rmse_meV"] = float(np.sqrt(np.mean(values**2)))
+        part = _mae_rmse(values, 1000.0)
+        errors.update({f"{name}mae_meV": part["mae"], f"{name}rmse_meV": part["rmse"]})
     return errors
 
 

@@ -21,7 +21,7 @@ from ..basis import Basis
 from ..block_irreps import block_change_of_basis, block_irreps
 from ..model_graph import ModelGraph, StructureBlocks, build_model_graph, stack_targets
 from ..record import HamiltonianRecord, Provenance
-from .two_center import TwoCenterPrior
+from .two_center import TwoCenterPrior, linear_on_grid
 
 
 class PairIrreps(NamedTuple):
@@ -90,11 +90,7 @@ class BlockOutput(torch.nn.Module):
 
     def profile(self, distances: torch.Tensor) -> torch.Tensor:
         """``[n, 1]`` relative block size at ``distances`` ``[n]`` (Å), linear in log between grid points."""
-        position = (distances / self.PROFILE_STEP).clamp(0, self.PROFILE_BINS - 1.001)
-        low = position.floor().long()
-        weight = (position - low).unsqueeze(1)
-        log_value = self.log_profile[low].unsqueeze(1) * (1 - weight) + self.log_profile[low + 1].unsqueeze(1) * weight
-        return log_value.exp()
+        return linear_on_grid(self.log_profile.unsqueeze(1), distances, self.PROFILE_STEP).exp()
 
     def forward(self, irreps: torch.Tensor, vectors: torch.Tensor | None = None) -> torch.Tensor:
         """Blocks ``[n, n_row * n_col]``; ``vectors`` ``[n, 3]`` Å are the pair vectors of off-site blocks."""

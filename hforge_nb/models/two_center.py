@@ -74,11 +74,7 @@ class TwoCenterPrior(torch.nn.Module):
 
         ``distances`` ``[n]`` Å.
         """
-        position = (distances / self.STEP).clamp(0, len(self.table) - 1.001)
-        low = position.floor().long()
-        weight = (position - low).unsqueeze(1)
-        envelope = self.envelope(distances.unsqueeze(1))  # [n, 1]
-        return (self.table[low] * (1 - weight) + self.table[low + 1] * weight) * envelope
+        return linear_on_grid(self.table, distances, self.STEP) * self.envelope(distances.unsqueeze(1))
 
     def forward(self, vectors: torch.Tensor) -> torch.Tensor:
         return self.radial(vectors.norm(dim=1)) * self.harmonics(vectors)
@@ -103,6 +99,17 @@ class TwoCenterPrior(torch.nn.Module):
         coefficients = _penalized_least_squares(design, projected.numpy(), self.SMOOTHNESS)  # [grid, parts]
         table = coefficients[:, self.part_of.numpy()] * self.allowed.numpy()
         self.table.copy_(torch.as_tensor(table, dtype=self.table.dtype))
+
+
+def linear_on_grid(table: torch.Tensor, distances: torch.Tensor, step: float) -> torch.Tensor:
+    """``[n, ...]`` values of ``table`` ``[n_grid, ...]`` (given every ``step`` Å from 0), linear in ``distances`` ``[n]`` Å.
+
+    Distances beyond the grid take its last value.
+    """
+    position = (distances / step).clamp(0, len(table) - 1.001)
+    low = position.floor().long()
+    weight = (position - low).reshape(-1, *[1] * (table.dim() - 1))
+    return table[low] * (1 - weight) + table[low + 1] * weight
 
 
 def _component_layout(parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
