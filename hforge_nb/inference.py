@@ -224,7 +224,7 @@ class _OnSiteSums:
 def _directed_blocks(model, key: str, features: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
                      vectors: torch.Tensor, sums: _OnSiteSums) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw H, S blocks ``[n, n_i * n_j]`` of pairs i -> j(R) of species pair ``key``; adds i's on-site terms."""
-    irreps = model.off_site(key, features[i], features[j], vectors)
+    irreps = model.pair_irreps(key, features[i], features[j], vectors)
     sums.add(model.group_species[key][0], i, irreps.h_on_site, irreps.s_on_site)
     return model.outputs[f"h:{key}"](irreps.h, vectors), model.outputs[f"s:{key}"](irreps.s, vectors)
 

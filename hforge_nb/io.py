@@ -329,6 +329,9 @@ def write_netcdf(record: HamiltonianRecord, path: str | os.PathLike) -> Path:
 #: Marker and version of model files written by :func:`write_model`.
 MODEL_FORMAT = "hforge-nb-model"
 MODEL_FORMAT_VERSION = 1
+# Configuration fields added after version 1 was fixed, with the value that
+# files written before them mean (the feature did not exist yet).
+_ABSENT_CONFIG_FIELDS = {"two_center": False, "crystal_field": False}
 
 
 def write_model(model, path: str | os.PathLike, metadata: dict | None = None) -> Path:
@@ -386,7 +389,7 @@ def read_model(path: str | os.PathLike):
         raise CorruptFileError(f"{path.name}: unknown model kind {content['kind']!r}")
     model_class, config_class = MODEL_KINDS[content["kind"]]
     try:
-        config = config_class(**content["config"])
+        config = config_class(**{**_ABSENT_CONFIG_FIELDS, **content["config"]})
         model = model_class(config, Basis.from_dict(content["basis"]), dtype=getattr(torch, content["dtype"]))
         model.load_state_dict(content["state_dict"])
     except (TypeError, RuntimeError, KeyError) as exc:

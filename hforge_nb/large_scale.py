@@ -174,6 +174,24 @@ def smallest_overlap_eigenvalue(record: HamiltonianRecord) -> float:
     return float(np.linalg.eigvalsh(overlap.toarray())[0])
 
 
+def overlap_eigenvalues_by_shell(prediction: HamiltonianRecord, reference: HamiltonianRecord) -> dict[str, float]:
+    """Smallest eigenvalue of S at k = 0 of the reference with the predicted S put in one distance shell at a time.
+
+    Keys are the shells of :func:`.evaluation.distance_shells` (``"on-site"``,
+    ``"0-2 Å"``, ...): a negative value names a shell whose errors alone
+    make S indefinite.
+    """
+    from .evaluation import aligned_values, distance_shells
+
+    _, predicted = aligned_values(prediction, reference)  # [n_values]
+    shell_of_value = np.repeat(distance_shells(reference), np.diff(reference.block_offsets))
+    smallest = {}
+    for shell in np.unique(shell_of_value):
+        mixed = np.where(shell_of_value == shell, predicted, reference.s_values)
+        smallest[str(shell)] = smallest_overlap_eigenvalue(dataclasses.replace(reference, s_values=mixed))
+    return smallest
+
+
 def truncated_overlap_eigenvalues(record: HamiltonianRecord, cutoffs) -> dict[float, float]:
     """Smallest eigenvalue of S at k = 0 keeping only blocks closer than each of ``cutoffs`` (Å)."""
     distances = np.linalg.norm(record.pair_vectors, axis=1)

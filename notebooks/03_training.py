@@ -54,6 +54,7 @@ channels = 8  # MACE channels per irrep
 num_interactions = 2
 edge_cutoff = 9.0  # Å
 two_center = True  # off-site blocks start from a two-center (Slater-Koster) fit
+crystal_field = True  # on-site S blocks start from a fitted sum over neighbours
 readout_channels = 8  # equivariant readout channels
 n_validation = 1  # cells of each size for validation
 n_test = 1  # cells of each size held out for testing
@@ -88,7 +89,7 @@ split.as_dict()
 # %%
 models = build_matched_models(model_kinds, pick(split.train), readout_channels, seed, r_max=r_max, channels=channels,
                               num_interactions=num_interactions, edge_cutoff=edge_cutoff,
-                              two_center=two_center)
+                              two_center=two_center, crystal_field=crystal_field)
 {kind: model.parameter_count() for kind, model in models.items()}
 
 # %% [markdown]

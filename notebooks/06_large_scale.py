@@ -43,8 +43,9 @@ from hforge_nb.comparison import save_figure
 from hforge_nb.evaluation import aligned_values
 from hforge_nb.inference import ChunkConfig
 from hforge_nb.kpm import KPMConfig, OverlapNotPositiveDefiniteError, kpm_dos
-from hforge_nb.large_scale import (gpaw_timings, kpm_check, measure_prediction, smallest_overlap_eigenvalue,
-                                   truncated_overlap_eigenvalues, tshs_round_trip_error, write_exports)
+from hforge_nb.large_scale import (gpaw_timings, kpm_check, measure_prediction, overlap_eigenvalues_by_shell,
+                                   smallest_overlap_eigenvalue, truncated_overlap_eigenvalues, tshs_round_trip_error,
+                                   write_exports)
 from hforge_nb.melt_quench import MeltQuenchSchedule, melt_quench
 from hforge_nb.paths import earlier_stage, output_folder, project_path
 from hforge_nb.plotting import plot_kpm_check, plot_prediction_cost
@@ -180,11 +181,16 @@ kpm_summary = {n: c.summary() for n, c in checks.items()}
 # predicted S easily make it indefinite; the smallest eigenvalue at k = 0
 # of the reference and the predicted S of `kpm_sample` show how far the
 # model is from that; cutting the DFT S at `overlap_cutoffs` shows whether
-# sparser blocks (`block_cutoff`) would keep it positive definite.
+# sparser blocks (`block_cutoff`) would keep it positive definite.  Putting
+# the predicted S into the reference one distance shell at a time names the
+# shells whose errors alone make S indefinite.
 
 # %%
+kpm_prediction = model.predict(samples[kpm_sample])
 overlap_check = {"reference_min_S_eigenvalue": smallest_overlap_eigenvalue(samples[kpm_sample]),
-                 "predicted_min_S_eigenvalue": smallest_overlap_eigenvalue(model.predict(samples[kpm_sample])),
+                 "predicted_min_S_eigenvalue": smallest_overlap_eigenvalue(kpm_prediction),
+                 "predicted_min_S_eigenvalue_by_shell": overlap_eigenvalues_by_shell(kpm_prediction,
+                                                                                     samples[kpm_sample]),
                  "reference_min_S_eigenvalue_truncated": truncated_overlap_eigenvalues(samples[kpm_sample],
                                                                                       overlap_cutoffs)}
 try:  # the large cell's matrices are kept only when exported

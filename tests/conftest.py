@@ -160,8 +160,10 @@ SMALL_MODEL = dict(r_max=3.0, channels=4, num_interactions=2, edge_cutoff=4.5)
 
 
 @functools.cache
-def small_model(kind: str, dtype=None, seed: int = 0):
+def small_model(kind: str, dtype=None, seed: int = 0, **config_fields):
     """A small untrained model of ``kind`` on :data:`BN_BASIS` (float64 unless ``dtype``).
+
+    ``config_fields`` override :data:`SMALL_MODEL` (``two_center=False``, ...).
 
     Its normalization is fitted to a synthetic hBN record, so outputs are of
     order one.  Built once per arguments (a few seconds each): do not train it.
@@ -171,8 +173,9 @@ def small_model(kind: str, dtype=None, seed: int = 0):
     from hforge_nb.models import BaselineConfig, EquivariantConfig, build_model
 
     torch.manual_seed(seed)
-    config = (EquivariantConfig(**SMALL_MODEL, readout_channels=4) if kind == "equivariant"
-              else BaselineConfig(**SMALL_MODEL, hidden=16))
+    fields = {**SMALL_MODEL, **config_fields}
+    config = (EquivariantConfig(**fields, readout_channels=4) if kind == "equivariant"
+              else BaselineConfig(**fields, hidden=16))
     model = build_model(kind, config, BN_BASIS, dtype=dtype or torch.float64)
     model.fit_statistics([random_record(hbn_atoms(rattle=0.05), seed=seed)])
     return model.eval()

@@ -8,8 +8,9 @@ from conftest import hbn_atoms, random_record, small_model
 
 from hforge_nb.inference import ChunkConfig
 from hforge_nb.kpm import KPMConfig
-from hforge_nb.large_scale import (PeakMemory, kpm_check, measure_prediction, smallest_overlap_eigenvalue,
-                                   truncated_overlap_eigenvalues, tshs_round_trip_error, write_exports)
+from hforge_nb.large_scale import (PeakMemory, kpm_check, measure_prediction, overlap_eigenvalues_by_shell,
+                                   smallest_overlap_eigenvalue, truncated_overlap_eigenvalues, tshs_round_trip_error,
+                                   write_exports)
 
 
 def test_counting_without_keeping_gives_the_same_sizes():
@@ -52,6 +53,21 @@ def test_truncating_the_overlap_keeps_the_full_spectrum_beyond_its_reach():
     smallest = truncated_overlap_eigenvalues(record, [1.0, reach + 0.1])
     assert smallest[reach + 0.1] == pytest.approx(smallest_overlap_eigenvalue(record), abs=1e-12)
     assert smallest[1.0] != pytest.approx(smallest[reach + 0.1])  # on-site blocks only: another spectrum
+
+
+def test_overlap_shells_name_the_one_whose_errors_lower_the_spectrum():
+    import dataclasses
+
+    from hforge_nb.record import value_positions
+
+    reference = random_record(hbn_atoms(rattle=0.05), seed=5)
+    smallest = smallest_overlap_eigenvalue(reference)
+    block, row, col = value_positions(reference.block_shapes)
+    diagonal = reference.on_site[block] & (row == col)
+    lowered = dataclasses.replace(reference, s_values=reference.s_values - 0.3 * diagonal)  # S - 0.3 at k = 0
+    by_shell = overlap_eigenvalues_by_shell(lowered, reference)
+    assert by_shell.pop("on-site") == pytest.approx(smallest - 0.3, abs=1e-10)
+    assert by_shell and all(value == pytest.approx(smallest, abs=1e-12) for value in by_shell.values())
 
 
 def test_gpaw_timings_keep_converged_amorphous_cells_with_summed_times():

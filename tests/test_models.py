@@ -187,6 +187,18 @@ def test_saved_and_loaded_model_predicts_bit_identically(kind, periodic_record, 
     assert io.read_model_metadata(path) == {"epochs": 3}
 
 
+def test_a_model_file_from_before_the_priors_loads_without_them(periodic_record, tmp_path):
+    model = small_model("equivariant", two_center=False, crystal_field=False)
+    path = io.write_model(model, tmp_path / "model.pt")
+    content = torch.load(path, weights_only=True)
+    for field in ("two_center", "crystal_field"):  # what an older hforge-nb wrote
+        del content["config"][field]
+    torch.save(content, path)
+    loaded = io.read_model(path)
+    assert loaded.config == model.config
+    assert np.array_equal(loaded.predict(periodic_record).s_values, model.predict(periodic_record).s_values)
+
+
 @pytest.mark.parametrize("content", ["junk", "record", "truncated", "foreign"])
 def test_reading_a_file_that_is_not_a_model_says_so(content, periodic_record, tmp_path):
     path = tmp_path / "not-a-model.pt"

@@ -21,6 +21,7 @@ from ..basis import Basis
 from ..block_irreps import block_change_of_basis, block_irreps
 from ..model_graph import ModelGraph, StructureBlocks, build_model_graph, stack_targets
 from ..record import HamiltonianRecord, Provenance
+from .crystal_field import CrystalFieldPrior, Neighbours
 from .two_center import TwoCenterPrior, linear_on_grid
 
 
@@ -56,7 +57,11 @@ class BlockOutput(torch.nn.Module):
     ``block = (irreps * scale * profile(r) + shift + prior(r)) @ U``, with U of
     :func:`.block_change_of_basis` and ``prior`` the two-center part of
     off-site blocks (:class:`.TwoCenterPrior`; absent without ``cutoff``).
-    All four are fitted to data by
+    On-site blocks have no profile; with ``neighbour_species`` (and a
+    ``cutoff``) their prior is the sum over neighbours of
+    :class:`.CrystalFieldPrior`, which enters through the neighbours'
+    contributions to the irreps (:meth:`neighbour_term`).
+    All of them are fitted to data by
     :meth:`HamiltonianModel.fit_statistics` and keep the map equivariant:
     ``scale`` has one value per irrep instance (repeated over its 2L+1
     components); ``shift`` is non-zero on the invariant (0e) components of
@@ -72,10 +77,12 @@ class BlockOutput(torch.nn.Module):
     PROFILE_STEP = 0.25  # Å
     PROFILE_BINS = 64  # covers 16 Å
 
-    def __init__(self, row, col, cutoff: float | None = None):
+    def __init__(self, row, col, cutoff: float | None = None, neighbour_species=()):
         super().__init__()
         self.irreps = block_irreps(row, col)
-        self.two_center = None if cutoff is None else TwoCenterPrior(row, col, cutoff)
+        with_crystal_field = cutoff is not None and len(neighbour_species) > 0
+        self.two_center = TwoCenterPrior(row, col, cutoff) if cutoff is not None and not with_crystal_field else None
+        self.crystal_field = CrystalFieldPrior(row, neighbour_species, cutoff) if with_crystal_field else None
         change = torch.as_tensor(block_change_of_basis(row, col), dtype=torch.get_default_dtype())
         self.register_buffer("change", change)  # [dim, n_row * n_col]
         self.register_buffer("scale", torch.ones(len(change)))
@@ -101,19 +108,35 @@ class BlockOutput(torch.nn.Module):
             scaled = scaled + self.two_center(vectors)
         return (scaled + self.shift) @ self.change
 
+    def neighbour_term(self, species: str, vectors: torch.Tensor) -> torch.Tensor:
+        """``[n, dim]`` crystal-field prior of pairs to neighbours of ``species`` (``vectors`` ``[n, 3]`` Å).
+
+        In units of the network's irreps: added to the network's neighbour
+        contributions before ``scale`` multiplies them, it adds exactly the
+        prior to the block.
+        """
+        return self.crystal_field(species, vectors) / self.scale
+
     @torch.no_grad()
-    def fit(self, blocks: torch.Tensor, vectors: torch.Tensor | None = None) -> None:
+    def fit(self, blocks: torch.Tensor, vectors: torch.Tensor | None = None,
+            neighbours: list[Neighbours] | None = None) -> None:
         """Set ``shift``, the prior, ``profile`` and ``scale`` from reference blocks ``[n, n_row * n_col]``.
 
         On-site blocks are given without ``vectors``: their invariants'
-        mean becomes ``shift``.  Off-site blocks come with their pair
+        mean becomes ``shift``; with a crystal-field prior, ``neighbours``
+        (the pairs from these atoms, rows indexing ``blocks``) are needed,
+        the prior and its constant (the new ``shift``) are fitted together
+        and the prior is removed.  Off-site blocks come with their pair
         vectors ``[n, 3]`` (Å): no shift (the envelope must take blocks to
         zero); the two-center prior is fitted and removed, then a distance
         profile of what remains.  ``scale`` is then the RMS of every irrep
         instance of the shifted, profile-divided blocks.
         """
         irreps = blocks.to(self.change.dtype) @ self.change.T  # [n, dim]
-        if vectors is None:
+        if vectors is None and self.crystal_field is not None:
+            self.shift.copy_(self.crystal_field.fit(irreps, neighbours or []) * self.invariant)
+            irreps = irreps - self.crystal_field.sums(neighbours or [], len(irreps), irreps.dtype)
+        elif vectors is None:
             self.shift.copy_(irreps.mean(dim=0) * self.invariant)
         else:
             self.shift.zero_()
@@ -181,11 +204,23 @@ class HamiltonianModel(torch.nn.Module):
         super().__init__()
         self.config, self.basis = config, basis
         self.group_species = block_groups(basis)  # group key -> (row, column) species
-        prior_cutoff = config.edge_cutoff if config.two_center else None  # off-site groups only
         self.outputs = torch.nn.ModuleDict({
-            f"{matrix}:{key}": BlockOutput(basis[row], basis[col], prior_cutoff if "-" in key else None)
+            f"{matrix}:{key}": self._block_output(matrix, key, row, col)
             for matrix in ("h", "s") for key, (row, col) in self.group_species.items()
         })
+
+    def _block_output(self, matrix: str, key: str, row: str, col: str) -> BlockOutput:
+        """The :class:`BlockOutput` of one matrix and group, with the priors ``config`` asks for.
+
+        The crystal-field prior serves S only: for H's on-site blocks the
+        two-body form fitted to small cells extrapolates worse than the
+        mean block to larger ones (see the README).
+        """
+        if "-" in key:
+            return BlockOutput(self.basis[row], self.basis[col], self.config.edge_cutoff if self.config.two_center else None)
+        if self.config.crystal_field and matrix == "s":
+            return BlockOutput(self.basis[row], self.basis[col], self.config.edge_cutoff, self.basis.symbols)
+        return BlockOutput(self.basis[row], self.basis[col])
 
     # --------------------------------------------------------------- subclass API
     def node_features(self, graph: ModelGraph) -> torch.Tensor:
@@ -200,6 +235,17 @@ class HamiltonianModel(torch.nn.Module):
                  vectors: torch.Tensor) -> PairIrreps:
         """H and S irreps of blocks i -> image of j and of j's on-site contributions, ``vectors`` ``[n, 3]`` Å."""
         raise NotImplementedError
+
+    def pair_irreps(self, pair: str, features_i: torch.Tensor, features_j: torch.Tensor,
+                    vectors: torch.Tensor) -> PairIrreps:
+        """:meth:`off_site` plus the crystal-field prior in the on-site contributions (of outputs that have one)."""
+        irreps = self.off_site(pair, features_i, features_j, vectors)
+        row, col = self.group_species[pair]
+        on_site = {}
+        for matrix in ("h", "s"):
+            output, own = self.outputs[f"{matrix}:{row}"], getattr(irreps, f"{matrix}_on_site")
+            on_site[f"{matrix}_on_site"] = own if output.crystal_field is None else own + output.neighbour_term(col, vectors)
+        return irreps._replace(**on_site)
 
     # ------------------------------------------------------------------- forward
     def forward(self, graph: ModelGraph) -> BlockValues:
@@ -221,23 +267,25 @@ class HamiltonianModel(torch.nn.Module):
         irreps = {}
         for key, group in graph.off_site.items():
             i, j = graph.block_pairs[group.blocks, 0], graph.block_pairs[group.blocks, 1]
-            irreps[key] = self.off_site(key, features[i], features[j], vectors[group.blocks])
+            irreps[key] = self.pair_irreps(key, features[i], features[j], vectors[group.blocks])
         return irreps
 
     def _on_site_irreps(self, graph: ModelGraph, features, pair_irreps: dict[str, PairIrreps]) -> dict:
         """H and S irreps of every on-site group: the atom's own plus its neighbours' contributions."""
-        row_of_atom = torch.zeros(graph.n_atoms, dtype=torch.long)
         irreps = {}
         for species, group in graph.on_site.items():
-            atoms = graph.block_pairs[group.blocks, 0]
-            row_of_atom[atoms] = torch.arange(len(atoms))
-            h, s = self.on_site(species, features[atoms])
-            for key, pair in pair_irreps.items():
-                if self.group_species[key][0] == species:
-                    rows = row_of_atom[graph.block_pairs[graph.off_site[key].blocks, 0]]
-                    h, s = h.index_add(0, rows, pair.h_on_site), s.index_add(0, rows, pair.s_on_site)
+            h, s = self.on_site(species, features[graph.block_pairs[group.blocks, 0]])
+            for key, rows in self._neighbour_rows(graph, species):
+                h, s = h.index_add(0, rows, pair_irreps[key].h_on_site), s.index_add(0, rows, pair_irreps[key].s_on_site)
             irreps[species] = (h, s)
         return irreps
+
+    def _neighbour_rows(self, graph: ModelGraph, species: str) -> list[tuple[str, torch.Tensor]]:
+        """Per off-site group from atoms of ``species``: its key and the on-site row of each block's atom i."""
+        row_of_atom = torch.zeros(graph.n_atoms, dtype=torch.long)
+        row_of_atom[graph.block_pairs[graph.on_site[species].blocks, 0]] = torch.arange(len(graph.on_site[species].blocks))
+        return [(key, row_of_atom[graph.block_pairs[group.blocks, 0]])
+                for key, group in graph.off_site.items() if self.group_species[key][0] == species]
 
     # ---------------------------------------------------------------- prediction
     @property
@@ -283,9 +331,12 @@ class HamiltonianModel(torch.nn.Module):
         targets = dict(zip("hs", stack_targets(items, self.dtype)))
         vectors = graph.block_vectors()
         for key, group in graph.groups():
+            pair_vectors = vectors[group.blocks] if key in graph.off_site else None
+            neighbours = None if key in graph.off_site else [
+                Neighbours(self.group_species[pair][1], rows, vectors[graph.off_site[pair].blocks])
+                for pair, rows in self._neighbour_rows(graph, key)]
             for matrix, values in targets.items():
-                pair_vectors = vectors[group.blocks] if key in graph.off_site else None
-                self.outputs[f"{matrix}:{key}"].fit(values[group.values], pair_vectors)
+                self.outputs[f"{matrix}:{key}"].fit(values[group.values], pair_vectors, neighbours)
 
     def parameter_count(self) -> int:
         """Number of trainable parameters."""

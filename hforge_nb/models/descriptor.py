@@ -57,6 +57,10 @@ class DescriptorConfig:
         Off-site blocks start from a two-center (Slater-Koster) fit to the
         training blocks (:class:`.TwoCenterPrior`), and the network learns
         what it leaves; both model kinds read it.
+    crystal_field : bool
+        On-site S blocks start from a fitted sum over neighbours of
+        two-body terms (:class:`.CrystalFieldPrior`), the form of PAW's
+        overlap corrections; both model kinds read it.
     """
 
     r_max: float = 5.0
@@ -69,6 +73,7 @@ class DescriptorConfig:
     num_polynomial_cutoff: int = 5
     avg_num_neighbors: float = 50.0
     two_center: bool = True
+    crystal_field: bool = True
 
     @property
     def node_irreps(self) -> str:

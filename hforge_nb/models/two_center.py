@@ -8,7 +8,7 @@ PAW overlap that form holds to about 1e-5 (the rest is the three-center
 part of the projector corrections); in H it is the distance trend of every
 block, on which the environment acts.
 
-:class:`TwoCenterPrior` holds f on a grid of ``STEP`` Å, linear between
+:class:`TwoCenterPrior` holds f on a grid of ``STEP`` Å (or ``step``), linear between
 grid points, fitted once to reference blocks (:meth:`TwoCenterPrior.fit`,
 closed form, not trained); the models learn what it leaves.  It is
 multiplied by MACE's polynomial envelope, so that blocks still vanish
@@ -36,6 +36,8 @@ class TwoCenterPrior(torch.nn.Module):
     cutoff : float
         Pair distance (Å) where the prior reaches zero (with its first
         derivatives, through the envelope).
+    step : float, optional
+        Grid spacing (Å) of the radial table; ``STEP`` by default.
 
     Examples
     --------
@@ -50,8 +52,9 @@ class TwoCenterPrior(torch.nn.Module):
     SMOOTHNESS = 1e-5  # second-difference penalty, relative to the data per grid point
     ENVELOPE_POWER = 5  # of MACE's PolynomialCutoff
 
-    def __init__(self, row: SpeciesBasis, col: SpeciesBasis, cutoff: float):
+    def __init__(self, row: SpeciesBasis, col: SpeciesBasis, cutoff: float, step: float | None = None):
         super().__init__()
+        self.step = self.STEP if step is None else step
         parts = block_decomposition(row, col)
         sh_index, allowed, part_of = _component_layout(parts)
         self.n_parts = len(parts)
@@ -59,7 +62,7 @@ class TwoCenterPrior(torch.nn.Module):
         self.register_buffer("sh_index", torch.as_tensor(sh_index))  # [dim] column of Y_L^m
         self.register_buffer("allowed", torch.as_tensor(allowed))  # [dim] bool, parity (-1)^L
         self.register_buffer("part_of", torch.as_tensor(part_of))  # [dim] which (p, q, L)
-        n_grid = int(np.ceil(cutoff / self.STEP)) + 2
+        n_grid = int(np.ceil(cutoff / self.step)) + 2
         self.envelope = import_mace_modules().radial.PolynomialCutoff(cutoff, self.ENVELOPE_POWER)
         self.register_buffer("table", torch.zeros(n_grid, len(sh_index)))  # [grid, dim] f at the grid
 
@@ -74,7 +77,7 @@ class TwoCenterPrior(torch.nn.Module):
 
         ``distances`` ``[n]`` Å.
         """
-        return linear_on_grid(self.table, distances, self.STEP) * self.envelope(distances.unsqueeze(1))
+        return linear_on_grid(self.table, distances, self.step) * self.envelope(distances.unsqueeze(1))
 
     def forward(self, vectors: torch.Tensor) -> torch.Tensor:
         return self.radial(vectors.norm(dim=1)) * self.harmonics(vectors)
@@ -95,8 +98,10 @@ class TwoCenterPrior(torch.nn.Module):
         projected /= torch.bincount(self.part_of, minlength=self.n_parts).double()
         distances = vectors.norm(dim=1)
         envelope = self.envelope(distances.unsqueeze(1)).double().numpy()  # [n, 1]
-        design = _hat_functions(distances.double().numpy(), self.STEP, len(self.table)) * envelope
-        coefficients = _penalized_least_squares(design, projected.numpy(), self.SMOOTHNESS)  # [grid, parts]
+        n_grid = len(self.table)
+        design = hat_functions(distances.double().numpy(), self.step, n_grid) * envelope
+        penalty = smoothness_penalty(n_grid, 1, 0, self.SMOOTHNESS * len(design) / n_grid)
+        coefficients = penalized_least_squares(design, projected.numpy(), penalty)  # [grid, parts]
         table = coefficients[:, self.part_of.numpy()] * self.allowed.numpy()
         self.table.copy_(torch.as_tensor(table, dtype=self.table.dtype))
 
@@ -124,7 +129,7 @@ def _component_layout(parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return sh_index, allowed, part_of
 
 
-def _hat_functions(distances: np.ndarray, step: float, n_grid: int) -> np.ndarray:
+def hat_functions(distances: np.ndarray, step: float, n_grid: int) -> np.ndarray:
     """``[n, n_grid]`` linear-interpolation weights of ``distances`` (Å) on a grid of ``step``."""
     position = np.clip(distances / step, 0, n_grid - 1.001)
     low = np.floor(position).astype(np.int64)
@@ -135,11 +140,19 @@ def _hat_functions(distances: np.ndarray, step: float, n_grid: int) -> np.ndarra
     return weights
 
 
-def _penalized_least_squares(design: np.ndarray, targets: np.ndarray, smoothness: float) -> np.ndarray:
-    """``[n_grid, k]`` argmin |design c - targets|^2 + lambda |D2 c|^2, lambda scaled by rows per grid point."""
-    n_grid = design.shape[1]
+def smoothness_penalty(n_grid: int, n_tables: int, n_free: int, strength: float) -> np.ndarray:
+    """``[n_tables * (n_grid - 2), n_tables * n_grid + n_free]`` second differences of each table, times sqrt(strength).
+
+    The columns are ``n_tables`` radial tables of ``n_grid`` points side
+    by side, then ``n_free`` unpenalized coefficients (constants).
+    """
     second_difference = np.diff(np.eye(n_grid), 2, axis=0)
-    weight = np.sqrt(smoothness * len(design) / n_grid)
-    stacked = np.vstack([design, weight * second_difference])
-    padded = np.vstack([targets, np.zeros((len(second_difference), targets.shape[1]))])
+    penalty = np.kron(np.eye(n_tables), second_difference)
+    return np.sqrt(strength) * np.hstack([penalty, np.zeros((len(penalty), n_free))])
+
+
+def penalized_least_squares(design: np.ndarray, targets: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+    """``[n_columns, k]`` argmin |design c - targets|^2 + |penalty c|^2 for ``targets`` ``[n, k]``."""
+    stacked = np.vstack([design, penalty])
+    padded = np.vstack([targets, np.zeros((len(penalty), targets.shape[1]))])
     return np.linalg.lstsq(stacked, padded, rcond=None)[0]
