@@ -207,18 +207,26 @@ def canonical_pairs(images: PeriodicImages, domain: np.ndarray, cutoff: float) -
 
 
 class _OnSiteSums:
-    """Neighbour contributions to every atom's on-site irreps, H and S, summed over its pairs."""
+    """Neighbour contributions to every atom's on-site irreps, H and S, summed over its pairs.
+
+    One row per atom of each species (``row`` maps an atom to its row).
+    """
 
     def __init__(self, model, species: np.ndarray, dtype: torch.dtype):
-        self.h, self.s = {}, {}
+        self.h, self.s, self.atoms = {}, {}, {}
+        self.row = torch.zeros(len(species), dtype=torch.long)  # [n_atoms] row within its species
         for symbol in np.unique(species):
+            atoms = np.flatnonzero(species == symbol)
+            self.atoms[symbol] = torch.as_tensor(atoms)
+            self.row[atoms] = torch.arange(len(atoms))
             dim = model.outputs[f"h:{symbol}"].dim
-            self.h[symbol] = torch.zeros((len(species), dim), dtype=dtype)
-            self.s[symbol] = torch.zeros((len(species), dim), dtype=dtype)
+            self.h[symbol] = torch.zeros((len(atoms), dim), dtype=dtype)
+            self.s[symbol] = torch.zeros((len(atoms), dim), dtype=dtype)
 
     def add(self, symbol: str, atoms: torch.Tensor, h: torch.Tensor, s: torch.Tensor) -> None:
-        self.h[symbol].index_add_(0, atoms, h)
-        self.s[symbol].index_add_(0, atoms, s)
+        """Add contributions ``[n, dim]`` to the on-site sums of ``atoms`` ``[n]`` (all of species ``symbol``)."""
+        self.h[symbol].index_add_(0, self.row[atoms], h)
+        self.s[symbol].index_add_(0, self.row[atoms], s)
 
 
 def _directed_blocks(model, key: str, features: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
@@ -264,14 +272,13 @@ def _pair_and_partner(pairs, shifts, h: torch.Tensor, s: torch.Tensor, n_i: int,
     )
 
 
-def _on_site_chunks(model, features: torch.Tensor, species: np.ndarray, sums: _OnSiteSums) -> Iterator[BlockChunk]:
+def _on_site_chunks(model, features: torch.Tensor, sums: _OnSiteSums) -> Iterator[BlockChunk]:
     """The on-site blocks (i, i, 0) of every species, Hermitian."""
-    for symbol in sums.h:
-        atoms = torch.as_tensor(np.flatnonzero(species == symbol))
+    for symbol, atoms in sums.atoms.items():
         h, s = model.on_site(symbol, features[atoms])
         n = model.basis[symbol].n_orbitals
-        h = model.outputs[f"h:{symbol}"](h + sums.h[symbol][atoms])
-        s = model.outputs[f"s:{symbol}"](s + sums.s[symbol][atoms])
+        h = model.outputs[f"h:{symbol}"](h + sums.h[symbol])
+        s = model.outputs[f"s:{symbol}"](s + sums.s[symbol])
         h, s = 0.5 * (h + _transposed(h, n, n)), 0.5 * (s + _transposed(s, n, n))
         home = atoms.numpy()
         yield BlockChunk(np.stack([home, home], axis=1), np.zeros((len(home), 3), np.int64),
@@ -297,7 +304,7 @@ def predict_in_chunks(model, atoms: ase.Atoms, config: ChunkConfig = ChunkConfig
     for domain in spatial_domains(atoms, config.chunk_atoms):
         pairs, shifts, vectors = canonical_pairs(images, domain, cutoff)
         yield from _off_site_chunk(model, features, species, pairs, shifts, vectors, keep_within, sums)
-    yield from _on_site_chunks(model, features, species, sums)
+    yield from _on_site_chunks(model, features, sums)
 
 
 def record_from_chunks(atoms: ase.Atoms, basis, chunks, provenance: Provenance | None = None) -> HamiltonianRecord:

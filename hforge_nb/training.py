@@ -65,9 +65,16 @@ class TrainingConfig:
     weight_decay : float
     batch_size : int
         Structures per optimiser step.
+    lr_schedule : str
+        ``"plateau"``: the learning rate is multiplied by ``lr_factor``
+        after ``lr_patience`` epochs without a better validation loss.
+        ``"cosine"``: it falls from ``learning_rate`` to
+        ``learning_rate * lr_final_ratio`` along a half cosine over
+        ``epochs`` (so a run cannot be resumed for more epochs).
     lr_factor, lr_patience : float, int
-        The learning rate is multiplied by ``lr_factor`` after ``lr_patience``
-        epochs without a better validation loss.
+        Of the ``"plateau"`` schedule.
+    lr_final_ratio : float
+        Of the ``"cosine"`` schedule.
     early_stopping_patience : int
         Stop after this many epochs without a better validation loss.
     ema_decay : float
@@ -100,8 +107,10 @@ class TrainingConfig:
     learning_rate: float = 5e-3
     weight_decay: float = 0.0
     batch_size: int = 1
+    lr_schedule: str = "plateau"
     lr_factor: float = 0.5
     lr_patience: int = 10
+    lr_final_ratio: float = 0.01
     early_stopping_patience: int = 30
     ema_decay: float = 0.0
     s_weight: float = 1.0
@@ -347,6 +356,20 @@ def _evaluate(model: HamiltonianModel, batches: list[Batch], loss: BlockLoss) ->
             "val_s_mae": s_error / max(n_values, 1)}
 
 
+LR_SCHEDULES = ("plateau", "cosine")
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, config: TrainingConfig):
+    """The learning-rate schedule ``config.lr_schedule`` names (see :class:`TrainingConfig`)."""
+    if config.lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.lr_factor,
+                                                          patience=config.lr_patience)
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1),
+                                                          eta_min=config.learning_rate * config.lr_final_ratio)
+    raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; choose one of {LR_SCHEDULES}")
+
+
 class Trainer:
     """One training run of one model into one folder (see :func:`train`)."""
 
@@ -364,8 +387,7 @@ class Trainer:
                                   config.h_spread_floor, config.s_spread_floor)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.lr_factor,
-                                                                    patience=config.lr_patience)
+        self.scheduler = _scheduler(self.optimizer, config)
         self.ema = _ema_copy(model, config.ema_decay) if config.ema_decay > 0 else None
         self.state = TrainingState()
         self.best_weights = copy.deepcopy(model.state_dict())
@@ -382,10 +404,11 @@ class Trainer:
     def resume(self, path: Path) -> None:
         """Continue from a checkpoint of the same model and training settings (``epochs`` may grow)."""
         content = read_checkpoint(path)
-        extendable = ("epochs", "early_stopping_patience")  # a run may be continued for longer
+        extendable = ("early_stopping_patience",) + (("epochs",) if self.config.lr_schedule == "plateau" else ())
         settings = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in extendable}
+        stored = {**dataclasses.asdict(TrainingConfig()), **content["config"]}  # fields added since: old behaviour
         same = (content["kind"] == self.model.kind and content["model_config"] == dataclasses.asdict(self.model.config)
-                and {k: v for k, v in content["config"].items() if k not in extendable} == settings)
+                and {k: v for k, v in stored.items() if k not in extendable} == settings)
         if not same:
             raise CorruptFileError(f"{path} belongs to another model or other training settings; "
                                    f"use another output folder or delete it")
@@ -432,7 +455,10 @@ class Trainer:
     def end_epoch(self, epoch: int, train_loss: float, seconds: float) -> dict:
         """Validate, step the schedule, track the best weights; returns the log row."""
         metrics = _evaluate(self.evaluated_model(), self.val_batches, self.loss)
-        self.scheduler.step(metrics["val_loss"])
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(metrics["val_loss"])
+        else:
+            self.scheduler.step()
         if metrics["val_loss"] < self.state.best_val_loss:
             self.state.best_val_loss, self.state.best_epoch = metrics["val_loss"], epoch
             self.state.epochs_without_improvement = 0

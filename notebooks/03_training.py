@@ -60,7 +60,8 @@ n_validation = 1  # cells of each size for validation
 n_test = 1  # cells of each size held out for testing
 epochs = 2  # the main job trains longer (profiles/default.toml)
 learning_rate = 1e-2
-lr_patience = 5  # epochs without improvement before the learning rate halves
+lr_schedule = "plateau"  # "plateau" or "cosine" (falls to 1% of learning_rate over `epochs`)
+lr_patience = 5  # "plateau": epochs without improvement before the learning rate halves
 early_stopping_patience = 15
 ema_decay = 0.0  # 0 turns the weight average off
 augment_baseline = True  # random rotations of the baseline's training structures
@@ -98,7 +99,7 @@ models = build_matched_models(model_kinds, pick(split.train), readout_channels, 
 # %%
 results = {}
 for kind, model in models.items():
-    config = TrainingConfig(epochs=epochs, learning_rate=learning_rate, lr_patience=lr_patience,
+    config = TrainingConfig(epochs=epochs, learning_rate=learning_rate, lr_schedule=lr_schedule, lr_patience=lr_patience,
                             early_stopping_patience=early_stopping_patience, ema_decay=ema_decay, s_weight=s_weight,
                             shell_width=shell_width,
                             augment_rotations=augment_baseline and kind == "baseline", seed=seed, threads=threads)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -146,6 +148,24 @@ def test_a_checkpoint_of_other_settings_is_refused(records, tmp_path):
     train(fresh_model("baseline", train_set), train_set, val_set, TrainingConfig(epochs=1), tmp_path, progress=False)
     with pytest.raises(CorruptFileError, match="other training settings"):
         train(fresh_model("baseline", train_set), train_set, val_set, TrainingConfig(epochs=2, learning_rate=1e-2),
+              tmp_path, progress=False)
+
+
+def test_the_cosine_schedule_ends_at_its_final_ratio(records, tmp_path):
+    train_set, val_set = records
+    config = TrainingConfig(epochs=3, learning_rate=1e-2, lr_schedule="cosine", lr_final_ratio=0.01)
+    result = train(fresh_model("baseline", train_set), train_set, val_set, config, tmp_path, progress=False)
+    expected = [1e-4 + (1e-2 - 1e-4) * (1 + np.cos(np.pi * t / 3)) / 2 for t in (1, 2, 3)]
+    assert [row["learning_rate"] for row in result.log] == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(CorruptFileError, match="other training settings"):  # its length is part of the schedule
+        train(fresh_model("baseline", train_set), train_set, val_set, dataclasses.replace(config, epochs=5),
+              tmp_path, progress=False)
+
+
+def test_an_unknown_schedule_is_named(records, tmp_path):
+    train_set, val_set = records
+    with pytest.raises(ValueError, match="'linear'.*plateau"):
+        train(fresh_model("baseline", train_set), train_set, val_set, TrainingConfig(lr_schedule="linear"),
               tmp_path, progress=False)
 
 

@@ -212,9 +212,8 @@ class HamiltonianModel(torch.nn.Module):
     def _block_output(self, matrix: str, key: str, row: str, col: str) -> BlockOutput:
         """The :class:`BlockOutput` of one matrix and group, with the priors ``config`` asks for.
 
-        The crystal-field prior serves S only: for H's on-site blocks the
-        two-body form fitted to small cells extrapolates worse than the
-        mean block to larger ones (see the README).
+        The crystal-field prior serves S only: H's on-site blocks depend on
+        the neighbours' potentials, which are not a sum of two-body terms.
         """
         if "-" in key:
             return BlockOutput(self.basis[row], self.basis[col], self.config.edge_cutoff if self.config.two_center else None)
