@@ -45,6 +45,7 @@ from .model_graph import BlockGroup, ModelGraph, StructureBlocks, build_model_gr
 from .models.base import HamiltonianModel, block_groups
 from .record import HamiltonianRecord
 from .rotations import random_rotation, rotate_record
+from .spectral_loss import SpectralLossConfig, SpectralTarget, spectral_loss, spectral_target
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "training_log.csv"
@@ -101,6 +102,12 @@ class TrainingConfig:
     h_spread_floor, s_spread_floor : float
         Smallest spread (eV for H, dimensionless for S) a class is divided
         by: errors below these do not matter and are not amplified.
+    spectral_weight : float
+        Weight (per eV^2) of :func:`.spectral_loss.spectral_loss`, the H
+        error seen by the eigenvalues near E_F in the well-conditioned part
+        of the basis (0, the default: off).
+    spectral_kpoints, spectral_threshold, spectral_window : int, float, float
+        Its :class:`.SpectralLossConfig`.
     """
 
     epochs: int = 100
@@ -121,6 +128,17 @@ class TrainingConfig:
     shell_width: float = 0.0
     h_spread_floor: float = 1e-3
     s_spread_floor: float = 1e-5
+    spectral_weight: float = 0.0
+    spectral_kpoints: int = 1
+    spectral_threshold: float = 1e-3
+    spectral_window: float = 3.0
+
+    @property
+    def spectral(self) -> SpectralLossConfig | None:
+        """The spectral loss's settings, None when it is off."""
+        if self.spectral_weight <= 0:
+            return None
+        return SpectralLossConfig(self.spectral_kpoints, self.spectral_threshold, self.spectral_window)
 
 
 # ------------------------------------------------------------------ loss
@@ -210,13 +228,18 @@ class Batch:
     s: torch.Tensor  # [n_values]
     classes: torch.Tensor  # [n_values]
     elements: torch.Tensor  # [n_values]
+    spectral: list[tuple[slice, SpectralTarget]] = dataclasses.field(default_factory=list)  # per structure
 
 
-def make_batch(items: list[StructureBlocks], model: HamiltonianModel, classes: ValueClasses) -> Batch:
-    """Graph, targets and classes of some structures, in the model's dtype."""
+def make_batch(items: list[StructureBlocks], model: HamiltonianModel, classes: ValueClasses,
+               spectral_targets: list[SpectralTarget] | None = None) -> Batch:
+    """Graph, targets and classes of some structures, in the model's dtype; ``spectral_targets`` one per item."""
     graph = build_model_graph(items, model.basis, model.config.r_max).to(model.dtype)
     h, s = stack_targets(items, model.dtype)
-    return Batch(graph, h, s, classes.of(graph), classes.elements(graph))
+    ends = np.cumsum([len(item.h_values) for item in items])
+    slices = [slice(int(end - len(item.h_values)), int(end)) for item, end in zip(items, ends)]
+    return Batch(graph, h, s, classes.of(graph), classes.elements(graph),
+                 list(zip(slices, spectral_targets)) if spectral_targets else [])
 
 
 class BlockLoss:
@@ -229,18 +252,22 @@ class BlockLoss:
     so predicting those means scores 1 per matrix.
     """
 
-    def __init__(self, h_scale: torch.Tensor, s_scale: torch.Tensor, s_weight: float):
+    def __init__(self, h_scale: torch.Tensor, s_scale: torch.Tensor, s_weight: float, spectral_weight: float = 0.0):
         self.h_scale, self.s_scale, self.s_weight = h_scale, s_scale, s_weight
+        self.spectral_weight = spectral_weight
 
     @classmethod
     def fit(cls, batches: list[Batch], n_classes: int, s_weight: float, h_floor: float = 0.0,
-            s_floor: float = 0.0) -> "BlockLoss":
-        """Class spreads of H and S over training batches, at least ``h_floor`` (eV) and ``s_floor``."""
+            s_floor: float = 0.0, spectral_weight: float = 0.0) -> "BlockLoss":
+        """Class spreads of H and S over training batches, at least ``h_floor`` (eV) and ``s_floor``.
+
+        ``spectral_weight`` (per eV^2) adds the spectral loss of batches that carry spectral targets.
+        """
         classes = torch.cat([b.classes for b in batches])
         elements = torch.cat([b.elements for b in batches])
         h = class_spread(torch.cat([b.h for b in batches]), classes, elements, n_classes)
         s = class_spread(torch.cat([b.s for b in batches]), classes, elements, n_classes)
-        return cls(h.clamp(min=h_floor), s.clamp(min=s_floor), s_weight)
+        return cls(h.clamp(min=h_floor), s.clamp(min=s_floor), s_weight, spectral_weight)
 
     @staticmethod
     def _class_mean(errors: torch.Tensor, classes: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -253,8 +280,12 @@ class BlockLoss:
         n_classes = len(self.h_scale)
         h_error = (prediction.h - batch.h) / self.h_scale.to(batch.h.dtype)[batch.classes]
         s_error = (prediction.s - batch.s) / self.s_scale.to(batch.s.dtype)[batch.classes]
-        return (self._class_mean(h_error, batch.classes, n_classes)
+        loss = (self._class_mean(h_error, batch.classes, n_classes)
                 + self.s_weight * self._class_mean(s_error, batch.classes, n_classes))
+        if self.spectral_weight > 0 and batch.spectral:
+            spectral = torch.stack([spectral_loss(prediction.h[values], target) for values, target in batch.spectral])
+            loss = loss + self.spectral_weight * spectral.mean().to(loss.dtype)
+        return loss
 
 
 # ------------------------------------------------------------------ state and files
@@ -380,11 +411,11 @@ class Trainer:
         self.train_records = list(train_records)
         self.train_items = [StructureBlocks.of_record(r, self.cutoff) for r in self.train_records]
         self.classes = ValueClasses(model.basis, config.shell_width, self.cutoff)
-        self.val_batches = [make_batch([StructureBlocks.of_record(r, self.cutoff)], model, self.classes)
-                            for r in val_records]
-        train_batches = [make_batch([item], model, self.classes) for item in self.train_items]
+        self._spectral_cache: dict[int, SpectralTarget] = {}
+        self.val_batches = [self._batch([StructureBlocks.of_record(r, self.cutoff)]) for r in val_records]
+        train_batches = [self._batch([item]) for item in self.train_items]
         self.loss = BlockLoss.fit(train_batches, self.classes.n_classes, config.s_weight,
-                                  config.h_spread_floor, config.s_spread_floor)
+                                  config.h_spread_floor, config.s_spread_floor, config.spectral_weight)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
         self.scheduler = _scheduler(self.optimizer, config)
@@ -392,6 +423,21 @@ class Trainer:
         self.state = TrainingState()
         self.best_weights = copy.deepcopy(model.state_dict())
         self.parallel = (torch.nn.parallel.DistributedDataParallel(model) if self.world > 1 else model)
+
+    def _batch(self, items: list[StructureBlocks]) -> Batch:
+        """:func:`make_batch` with spectral targets when the spectral loss is on (kept for unrotated items)."""
+        spectral = self.config.spectral
+        if spectral is None:
+            return make_batch(items, self.model, self.classes)
+        targets = []
+        for item in items:
+            if not any(item is kept for kept in self.train_items):  # validation or a rotated copy: used once
+                targets.append(spectral_target(item, self.model.basis, spectral))
+                continue
+            if id(item) not in self._spectral_cache:
+                self._spectral_cache[id(item)] = spectral_target(item, self.model.basis, spectral)
+            targets.append(self._spectral_cache[id(item)])
+        return make_batch(items, self.model, self.classes, targets)
 
     # -------------------------------------------------------------- checkpoints
     def checkpoint(self) -> dict:
@@ -433,7 +479,7 @@ class Trainer:
         items = (items + items[:padding])[self.rank :: self.world]  # as torch's DistributedSampler pads
         losses = []
         for start in range(0, len(items), self.config.batch_size):
-            batch = make_batch(items[start : start + self.config.batch_size], self.model, self.classes)
+            batch = self._batch(items[start : start + self.config.batch_size])
             self.optimizer.zero_grad()
             loss = self.loss(self.parallel(batch.graph), batch)
             loss.backward()

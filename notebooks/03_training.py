@@ -67,6 +67,8 @@ ema_decay = 0.0  # 0 turns the weight average off
 augment_baseline = True  # random rotations of the baseline's training structures
 s_weight = 1.0  # weight of the S loss
 shell_width = 0.0  # Å; > 0 splits off-site loss classes into distance shells
+spectral_weight = 0.0  # per eV^2; > 0 adds the loss on H near E_F in the well-conditioned basis
+spectral_window = 3.0  # eV around E_F of the states that loss looks through
 seed = 0
 threads = 1  # torch threads
 n_kpoints = 2  # k-points per periodic direction for eigenvalue errors
@@ -101,7 +103,8 @@ results = {}
 for kind, model in models.items():
     config = TrainingConfig(epochs=epochs, learning_rate=learning_rate, lr_schedule=lr_schedule, lr_patience=lr_patience,
                             early_stopping_patience=early_stopping_patience, ema_decay=ema_decay, s_weight=s_weight,
-                            shell_width=shell_width,
+                            shell_width=shell_width, spectral_weight=spectral_weight,
+                            spectral_window=spectral_window,
                             augment_rotations=augment_baseline and kind == "baseline", seed=seed, threads=threads)
     results[kind] = train(model, pick(split.train), pick(split.validation), config, out / kind)
 fig = plot_learning_curves({kind: result.log for kind, result in results.items()})

@@ -81,10 +81,8 @@ def test_gpaw_on_site_overlap_is_a_neighbour_sum():
                         dtype=torch.float64)
     model.fit_statistics(train)
     graph, (_, s) = _graph_and_targets(samples["aBN-0032-holdout-00"], model)
-    vectors = graph.block_vectors()
     for species, group in graph.on_site.items():
-        neighbours = [Neighbours(model.group_species[pair][1], rows, vectors[graph.off_site[pair].blocks])
-                      for pair, rows in model._neighbour_rows(graph, species)]
+        neighbours = model.on_site_neighbours(graph, species, graph.block_vectors())
         output = model.outputs[f"s:{species}"]
         prior = (output.shift + output.crystal_field.sums(neighbours, len(group.blocks), torch.float64)) @ output.change
         reference = s[group.values]

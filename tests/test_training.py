@@ -101,6 +101,24 @@ def test_a_few_steps_lower_the_loss(kind, records, tmp_path):
     assert after < 0.95 * before, (before, after)
 
 
+def test_training_with_the_spectral_loss_lowers_it(records, tmp_path):
+    from hforge_nb.spectral_loss import SpectralLossConfig, spectral_loss, spectral_target
+
+    train_set, _ = records
+    model = fresh_model("baseline", train_set)
+    items = [StructureBlocks.of_record(r, model.config.edge_cutoff) for r in train_set]
+    targets = [spectral_target(item, BN_BASIS, SpectralLossConfig(window=50.0)) for item in items]
+
+    def spectral_now():  # predict() gives the blocks of StructureBlocks.of_record, in its order
+        return sum(spectral_loss(torch.as_tensor(model.predict(r).h_values[:, 0]), t).item()
+                   for r, t in zip(train_set, targets))
+
+    before = spectral_now()
+    config = TrainingConfig(epochs=4, learning_rate=1e-2, spectral_weight=1.0, spectral_window=50.0)
+    train(model, train_set, train_set, config, tmp_path, progress=False)
+    assert spectral_now() < 0.9 * before
+
+
 class Interrupt(Exception):
     pass
 

@@ -279,6 +279,14 @@ class HamiltonianModel(torch.nn.Module):
             irreps[species] = (h, s)
         return irreps
 
+    def on_site_neighbours(self, graph: ModelGraph, species: str, vectors: torch.Tensor) -> list[Neighbours]:
+        """The pairs from atoms of ``species`` to each neighbour species; rows index the species' on-site group.
+
+        ``vectors`` ``[n_blocks, 3]`` Å are the graph's :meth:`.ModelGraph.block_vectors`.
+        """
+        return [Neighbours(self.group_species[pair][1], rows, vectors[graph.off_site[pair].blocks])
+                for pair, rows in self._neighbour_rows(graph, species)]
+
     def _neighbour_rows(self, graph: ModelGraph, species: str) -> list[tuple[str, torch.Tensor]]:
         """Per off-site group from atoms of ``species``: its key and the on-site row of each block's atom i."""
         row_of_atom = torch.zeros(graph.n_atoms, dtype=torch.long)
@@ -331,9 +339,7 @@ class HamiltonianModel(torch.nn.Module):
         vectors = graph.block_vectors()
         for key, group in graph.groups():
             pair_vectors = vectors[group.blocks] if key in graph.off_site else None
-            neighbours = None if key in graph.off_site else [
-                Neighbours(self.group_species[pair][1], rows, vectors[graph.off_site[pair].blocks])
-                for pair, rows in self._neighbour_rows(graph, key)]
+            neighbours = None if key in graph.off_site else self.on_site_neighbours(graph, key, vectors)
             for matrix, values in targets.items():
                 self.outputs[f"{matrix}:{key}"].fit(values[group.values], pair_vectors, neighbours)
 

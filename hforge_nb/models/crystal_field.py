@@ -117,10 +117,9 @@ class CrystalFieldPrior(torch.nn.Module):
 
     def _design(self, l: int, neighbours: list[Neighbours], n_atoms: int) -> np.ndarray:
         """``[n_atoms * (2l+1), n_species * n_grid (+1 for l = 0)]``: neighbour sums of hat functions times Y_l^m."""
-        o3_terms = list(self.terms.items())
-        n_grid = len(o3_terms[0][1].table)
+        n_grid = len(next(iter(self.terms.values())).table)
         blocks = []
-        for species, term in o3_terms:
+        for species, term in self.terms.items():
             summed = np.zeros((n_atoms, 2 * l + 1, n_grid))
             for group in (g for g in neighbours if g.species == species):
                 vectors = group.vectors.double()

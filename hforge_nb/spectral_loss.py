@@ -1,0 +1,106 @@
+"""A loss on H where eigenvalues feel it: in the well-conditioned basis, near the Fermi level.
+
+GPAW's ``dzp`` overlap of dense BN is nearly singular, so an error ΔH in a
+direction where S(k) has a small eigenvalue s moves the eigenvalues of
+H c = E S c by about ΔH / s.  Element-wise losses do not see this.  Here
+the reference S(k) of each training structure gives the orthonormal frame
+X = U_kept s_kept^(-1/2) of :func:`.evaluation.projected_hamiltonian`, and
+the reference's projected H its eigenvectors V near E_F; with Y = X V
+(``[n_orb, n_window]``) the loss is the mean of |Y^H (H_pred(k) - H_ref(k)) Y|^2
+over the entries (eV^2).  Its diagonal is the first-order change of the
+eigenvalues within ``window`` of E_F.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .basis import Basis
+from .model_graph import StructureBlocks
+from .record import value_positions
+
+
+@dataclass(frozen=True)
+class SpectralLossConfig:
+    """Where the spectral loss looks.
+
+    Attributes
+    ----------
+    kpoints : int
+        k-points per periodic direction (Gamma-centred grid; 1: Gamma only).
+    threshold : float
+        Smallest S(k) eigenvalue kept in the frame (as in the projected
+        eigenvalue metric).
+    window : float
+        eV around E_F (0 in records) of the eigenvectors the loss looks through.
+    """
+
+    kpoints: int = 1
+    threshold: float = 1e-3
+    window: float = 3.0
+
+
+@dataclass
+class SpectralTarget:
+    """What the spectral loss of one structure needs (see the module docstring)."""
+
+    rows: torch.Tensor  # [n_values] orbital of each value's row
+    cols: torch.Tensor  # [n_values] orbital of each value's column
+    phases: torch.Tensor  # [n_k, n_values] complex, e^(2 pi i k.R) of each value's block (k with window states)
+    frames: list[torch.Tensor]  # per k, Y [n_orb, n_window] complex
+    references: list[torch.Tensor]  # per k, Y^H H_ref(k) Y [n_window, n_window] complex
+    n_orbitals: int
+
+
+def spectral_target(item: StructureBlocks, basis: Basis, config: SpectralLossConfig) -> SpectralTarget:
+    """The frames and projected reference H of one structure with reference values."""
+    counts = np.array([basis[s].n_orbitals for s in item.species])
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    block, row, col = value_positions(np.stack([counts[item.pairs[:, 0]], counts[item.pairs[:, 1]]], axis=1))
+    rows, cols = offsets[item.pairs[block, 0]] + row, offsets[item.pairs[block, 1]] + col
+    n_orbitals = int(offsets[-1])
+    grid = [config.kpoints if periodic else 1 for periodic in item.atoms.pbc]
+    kpoints = np.stack(np.meshgrid(*[np.arange(n) / n for n in grid], indexing="ij"), axis=-1).reshape(-1, 3)
+    phases = np.exp(2j * np.pi * (item.shifts @ kpoints.T))[block].T  # [n_k, n_values]
+    kept, frames, references = [], [], []
+    for phase in phases:
+        h, s = (_dense(values * phase, rows, cols, n_orbitals) for values in (item.h_values, item.s_values))
+        frame = _window_frame(h, s, config)
+        if frame.shape[1] == 0:  # no state within the window at this k-point
+            continue
+        kept.append(phase)
+        frames.append(torch.as_tensor(frame))
+        references.append(torch.as_tensor(frame.conj().T @ h @ frame))
+    return SpectralTarget(torch.as_tensor(rows), torch.as_tensor(cols), torch.as_tensor(np.array(kept)), frames,
+                          references, n_orbitals)
+
+
+def spectral_loss(h_values: torch.Tensor, target: SpectralTarget) -> torch.Tensor:
+    """Mean over k-points and entries of |Y^H (H_pred(k) - H_ref(k)) Y|^2 (eV^2); ``h_values`` ``[n_values]`` eV."""
+    if not target.frames:
+        return h_values.sum() * 0.0  # no state within the window anywhere: nothing to compare
+    losses = []
+    values = h_values.to(torch.float64)
+    for phase, frame, reference in zip(target.phases, target.frames, target.references):
+        hk = torch.zeros((target.n_orbitals, target.n_orbitals), dtype=torch.complex128)
+        hk = hk.index_put((target.rows, target.cols), values * phase, accumulate=True)
+        losses.append((frame.conj().T @ hk @ frame - reference).abs().square().mean())
+    return torch.stack(losses).mean()
+
+
+def _dense(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
+    matrix = np.zeros((n, n), dtype=complex)
+    np.add.at(matrix, (rows, cols), values)
+    return matrix
+
+
+def _window_frame(h: np.ndarray, s: np.ndarray, config: SpectralLossConfig) -> np.ndarray:
+    """Y ``[n_orb, n_window]``: reference eigenvectors within ``window`` of E_F in the canonical frame of S."""
+    overlap_eigenvalues, vectors = np.linalg.eigh(s)
+    keep = overlap_eigenvalues >= config.threshold
+    frame = vectors[:, keep] / np.sqrt(overlap_eigenvalues[keep])
+    energies, states = np.linalg.eigh(frame.conj().T @ h @ frame)
+    return frame @ states[:, np.abs(energies) <= config.window]

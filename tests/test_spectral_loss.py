@@ -1,0 +1,58 @@
+"""The spectral loss: zero at the reference, exact for H + cS, blind to the nearly linearly dependent directions."""
+
+import numpy as np
+import pytest
+import torch
+
+from hforge_nb import dataset
+from hforge_nb.model_graph import StructureBlocks
+from hforge_nb.paths import project_path
+from hforge_nb.record import value_positions
+from hforge_nb.spectral_loss import SpectralLossConfig, spectral_loss, spectral_target
+
+
+@pytest.fixture(scope="module")
+def cell():
+    record = dataset.read_samples(project_path("data/aBN-dzp"))["aBN-0008-train-00"]
+    item = StructureBlocks.of_record(record, 9.0)
+    return record, item, spectral_target(item, record.basis, SpectralLossConfig(kpoints=2, window=3.0))
+
+
+def test_the_reference_scores_zero_and_h_plus_c_s_scores_c_squared_per_window_state(cell):
+    _, item, target = cell
+    h, s = torch.as_tensor(item.h_values), torch.as_tensor(item.s_values)
+    assert spectral_loss(h, target).item() < 1e-24
+    n_window = np.array([frame.shape[1] for frame in target.frames])
+    assert len(n_window) > 0 and n_window.min() > 0  # k-points without states in the window are left out
+    expected = np.mean(0.01**2 / n_window)  # Y^H S Y = 1: every window state moves by c
+    assert spectral_loss(h + 0.01 * s, target).item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_errors_along_nearly_dependent_orbital_combinations_do_not_count(cell):
+    record, item, _ = cell
+    target = spectral_target(item, record.basis, SpectralLossConfig(kpoints=1, threshold=1e-3))
+    _, s = record.matrices_at_k(np.zeros(3))
+    s_eigenvalues, vectors = np.linalg.eigh(s.real)
+    assert s_eigenvalues[0] < 1e-3  # the basis is nearly linearly dependent
+    h = torch.as_tensor(item.h_values)
+    along_small = _home_cell_values(record, item, 0.5 * np.outer(vectors[:, 0], vectors[:, 0]))  # 0.5 eV
+    along_large = _home_cell_values(record, item, 0.5 * np.outer(vectors[:, -1], vectors[:, -1]))
+    assert spectral_loss(h + along_small, target).item() < 1e-20
+    assert spectral_loss(h + along_large, target).item() > 1e-7  # counts (little: it is far from E_F)
+
+
+def _home_cell_values(record, item, dense: np.ndarray) -> torch.Tensor:
+    """``[n_values]`` a dense ``[n_orb, n_orb]`` matrix put into the home-cell blocks (so H(Gamma) changes by it)."""
+    counts = np.diff(record.orbital_offsets)
+    block, row, col = value_positions(np.stack([counts[item.pairs[:, 0]], counts[item.pairs[:, 1]]], axis=1))
+    first = record.orbital_offsets[:-1]
+    values = dense[first[item.pairs[block, 0]] + row, first[item.pairs[block, 1]] + col]
+    assert len(np.unique(item.pairs[np.all(item.shifts == 0, axis=1)], axis=0)) == record.n_atoms**2  # all pairs
+    return torch.as_tensor(np.where(np.all(item.shifts[block] == 0, axis=1), values, 0.0))
+
+
+def test_its_gradient_reaches_every_value(cell):
+    _, item, target = cell
+    h = torch.as_tensor(item.h_values).clone().requires_grad_(True)
+    spectral_loss(h + 0.01, target).backward()
+    assert torch.isfinite(h.grad).all() and (h.grad != 0).float().mean() > 0.5
