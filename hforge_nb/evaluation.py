@@ -114,7 +114,10 @@ def block_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord) ->
 
 
 def monkhorst_pack(record: HamiltonianRecord, n_k: int) -> np.ndarray:
-    """``[n, 3]`` reduced k-points of an n_k-per-direction Gamma-centred grid (1 along non-periodic axes)."""
+    """``[n, 3]`` reduced k-points of an n_k-per-direction Gamma-centred grid (1 along non-periodic axes).
+
+    ``record`` is anything with the structure as ``.atoms`` (a record or a :class:`.StructureBlocks`).
+    """
     counts = [n_k if periodic else 1 for periodic in record.atoms.pbc]
     axes = [np.arange(n) / n for n in counts]
     return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
@@ -202,16 +205,21 @@ def noisy_reference(reference: HamiltonianRecord, h_mae: float, seed: int = 0) -
     return dataclasses.replace(reference, h_values=reference.h_values + noise).symmetrized()
 
 
-def projected_hamiltonian(h: np.ndarray, s_reference: np.ndarray, threshold: float) -> np.ndarray:
-    """H ``[n, n]`` in the orthonormal basis of the reference S's eigenvectors with eigenvalue >= ``threshold``.
+def canonical_frame(s_reference: np.ndarray, threshold: float) -> np.ndarray:
+    """X ``[n, n_kept]`` = U_kept s_kept^(-1/2): the reference S's eigenvectors with eigenvalue >= ``threshold``.
 
-    Canonical orthogonalization (Löwdin): X = U_kept s_kept^(-1/2), and
-    X^H H X ``[n_kept, n_kept]`` has the eigenvalues of H c = E S c with
-    the nearly linearly dependent combinations of orbitals removed.
+    Canonical orthogonalization (Löwdin): X^H S X = 1, and X^H H X has the
+    eigenvalues of H c = E S c with the nearly linearly dependent
+    combinations of orbitals removed.
     """
     overlap_eigenvalues, vectors = np.linalg.eigh(s_reference)
     keep = overlap_eigenvalues >= threshold
-    x = vectors[:, keep] / np.sqrt(overlap_eigenvalues[keep])
+    return vectors[:, keep] / np.sqrt(overlap_eigenvalues[keep])
+
+
+def projected_hamiltonian(h: np.ndarray, s_reference: np.ndarray, threshold: float) -> np.ndarray:
+    """H ``[n, n]`` in the :func:`canonical_frame` of the reference S, ``[n_kept, n_kept]``."""
+    x = canonical_frame(s_reference, threshold)
     return x.conj().T @ h @ x
 
 

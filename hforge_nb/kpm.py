@@ -327,7 +327,8 @@ class KPMResult:
         return {"kpm_bounds_eV": list(self.bounds), "kpm_resolution_eV": self.resolution_eV,
                 "kpm_n_moments": len(self.moments), "kpm_solver_iterations": self.solver_iterations,
                 "kpm_unconverged_solves": self.unconverged_solves,
-                "kpm_worst_solver_residual": self.worst_solver_residual, "kpm_seconds": self.seconds, "kpm_n_orbitals": self.n_orbitals, "kpm_n_atoms": self.n_atoms}
+                "kpm_worst_solver_residual": self.worst_solver_residual, "kpm_seconds": self.seconds,
+                "kpm_n_orbitals": self.n_orbitals, "kpm_n_atoms": self.n_atoms}
 
 
 def kpm_dos(record: HamiltonianRecord, energies: np.ndarray, config: KPMConfig = KPMConfig()) -> KPMResult:

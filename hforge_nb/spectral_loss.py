@@ -4,7 +4,7 @@ GPAW's ``dzp`` overlap of dense BN is nearly singular, so an error ΔH in a
 direction where S(k) has a small eigenvalue s moves the eigenvalues of
 H c = E S c by about ΔH / s.  Element-wise losses do not see this.  Here
 the reference S(k) of each training structure gives the orthonormal frame
-X = U_kept s_kept^(-1/2) of :func:`.evaluation.projected_hamiltonian`, and
+X = U_kept s_kept^(-1/2) of :func:`.evaluation.canonical_frame`, and
 the reference's projected H its eigenvectors V near E_F; with Y = X V
 (``[n_orb, n_window]``) the loss is the mean of |Y^H (H_pred(k) - H_ref(k)) Y|^2
 over the entries (eV^2).  Its diagonal is the first-order change of the
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .basis import Basis
+from .evaluation import canonical_frame, monkhorst_pack
 from .model_graph import StructureBlocks
 from .record import value_positions
 
@@ -62,8 +63,7 @@ def spectral_target(item: StructureBlocks, basis: Basis, config: SpectralLossCon
     block, row, col = value_positions(np.stack([counts[item.pairs[:, 0]], counts[item.pairs[:, 1]]], axis=1))
     rows, cols = offsets[item.pairs[block, 0]] + row, offsets[item.pairs[block, 1]] + col
     n_orbitals = int(offsets[-1])
-    grid = [config.kpoints if periodic else 1 for periodic in item.atoms.pbc]
-    kpoints = np.stack(np.meshgrid(*[np.arange(n) / n for n in grid], indexing="ij"), axis=-1).reshape(-1, 3)
+    kpoints = monkhorst_pack(item, config.kpoints)  # [n_k, 3]
     phases = np.exp(2j * np.pi * (item.shifts @ kpoints.T))[block].T  # [n_k, n_values]
     kept, frames, references = [], [], []
     for phase in phases:
@@ -99,8 +99,6 @@ def _dense(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int) -> np
 
 def _window_frame(h: np.ndarray, s: np.ndarray, config: SpectralLossConfig) -> np.ndarray:
     """Y ``[n_orb, n_window]``: reference eigenvectors within ``window`` of E_F in the canonical frame of S."""
-    overlap_eigenvalues, vectors = np.linalg.eigh(s)
-    keep = overlap_eigenvalues >= config.threshold
-    frame = vectors[:, keep] / np.sqrt(overlap_eigenvalues[keep])
+    frame = canonical_frame(s, config.threshold)
     energies, states = np.linalg.eigh(frame.conj().T @ h @ frame)
     return frame @ states[:, np.abs(energies) <= config.window]

@@ -411,7 +411,9 @@ class Trainer:
         self.train_records = list(train_records)
         self.train_items = [StructureBlocks.of_record(r, self.cutoff) for r in self.train_records]
         self.classes = ValueClasses(model.basis, config.shell_width, self.cutoff)
-        self._spectral_cache: dict[int, SpectralTarget] = {}
+        spectral = config.spectral
+        self._spectral_targets = {id(item): spectral_target(item, model.basis, spectral)
+                                  for item in self.train_items} if spectral else {}  # by training item
         self.val_batches = [self._batch([StructureBlocks.of_record(r, self.cutoff)]) for r in val_records]
         train_batches = [self._batch([item]) for item in self.train_items]
         self.loss = BlockLoss.fit(train_batches, self.classes.n_classes, config.s_weight,
@@ -425,18 +427,16 @@ class Trainer:
         self.parallel = (torch.nn.parallel.DistributedDataParallel(model) if self.world > 1 else model)
 
     def _batch(self, items: list[StructureBlocks]) -> Batch:
-        """:func:`make_batch` with spectral targets when the spectral loss is on (kept for unrotated items)."""
+        """:func:`make_batch` with spectral targets when the spectral loss is on.
+
+        A training item's target is the one computed at start; validation
+        items and rotated copies get their own.
+        """
         spectral = self.config.spectral
         if spectral is None:
             return make_batch(items, self.model, self.classes)
-        targets = []
-        for item in items:
-            if not any(item is kept for kept in self.train_items):  # validation or a rotated copy: used once
-                targets.append(spectral_target(item, self.model.basis, spectral))
-                continue
-            if id(item) not in self._spectral_cache:
-                self._spectral_cache[id(item)] = spectral_target(item, self.model.basis, spectral)
-            targets.append(self._spectral_cache[id(item)])
+        targets = [self._spectral_targets.get(id(item)) or spectral_target(item, self.model.basis, spectral)
+                   for item in items]
         return make_batch(items, self.model, self.classes, targets)
 
     # -------------------------------------------------------------- checkpoints

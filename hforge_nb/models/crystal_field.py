@@ -101,7 +101,7 @@ class CrystalFieldPrior(torch.nn.Module):
             components = _components_of_l(first, l)  # [n_parts_l, 2l + 1]
             if len(components) == 0:
                 continue
-            design = self._design(l, neighbours, len(irreps))  # [n_atoms * (2l+1), n_columns]
+            design = self._design(components[0], neighbours, len(irreps))  # [n_atoms * (2l+1), n_columns]
             targets = irreps.double()[:, components].permute(0, 2, 1).reshape(-1, len(components))
             n_grid = len(first.table)
             penalty = smoothness_penalty(n_grid, len(self.terms), int(l == 0),
@@ -115,21 +115,24 @@ class CrystalFieldPrior(torch.nn.Module):
             term.table.copy_(torch.as_tensor(tables[species], dtype=term.table.dtype))
         return constant
 
-    def _design(self, l: int, neighbours: list[Neighbours], n_atoms: int) -> np.ndarray:
-        """``[n_atoms * (2l+1), n_species * n_grid (+1 for l = 0)]``: neighbour sums of hat functions times Y_l^m."""
+    def _design(self, columns: np.ndarray, neighbours: list[Neighbours], n_atoms: int) -> np.ndarray:
+        """``[n_atoms * (2l+1), n_species * n_grid (+1 for l = 0)]``: neighbour sums of hat functions times Y_l^m.
+
+        ``columns`` ``[2l+1]`` are the irreps components of one part of angular momentum l.
+        """
         n_grid = len(next(iter(self.terms.values())).table)
         blocks = []
         for species, term in self.terms.items():
-            summed = np.zeros((n_atoms, 2 * l + 1, n_grid))
+            summed = np.zeros((n_atoms, len(columns), n_grid))
             for group in (g for g in neighbours if g.species == species):
                 vectors = group.vectors.double()
                 distances = vectors.norm(dim=1)
-                y = _harmonic(vectors, l)  # [n, 2l+1]
+                y = term.harmonics(vectors)[:, columns].numpy()  # [n, 2l+1]
                 radial = hat_functions(distances.numpy(), term.step, n_grid) * term.envelope(
                     distances.unsqueeze(1)).numpy()  # [n, n_grid]
                 np.add.at(summed, group.rows.numpy(), y[:, :, None] * radial[:, None, :])
             blocks.append(summed.reshape(-1, n_grid))
-        if l == 0:
+        if len(columns) == 1:  # l = 0: the constant
             blocks.append(np.ones((n_atoms, 1)))
         return np.hstack(blocks)
 
@@ -141,9 +144,3 @@ def _components_of_l(prior: TwoCenterPrior, l: int) -> np.ndarray:
     starts = np.flatnonzero(allowed & (sh_index == l * l))  # first component (m = -l) of each part
     return starts[:, None] + np.arange(2 * l + 1)[None, :]
 
-
-def _harmonic(vectors: torch.Tensor, l: int) -> np.ndarray:
-    """``[n, 2l+1]`` e3nn's Y_l^m(r̂) (component normalization)."""
-    from .._compat import import_o3
-
-    return import_o3().spherical_harmonics(l, vectors, normalize=True, normalization="component").numpy()
