@@ -7,6 +7,9 @@ from pathlib import Path
 
 #: Environment variable that points at the SIESTA example folder.
 SIESTA_DATA_ENV = "HFORGE_SIESTA_DATA"
+#: Environment variable that moves the default output folders of notebooks run by hand
+#: (``runs/interactive``); the tests point it at a temporary folder.
+INTERACTIVE_DIR_ENV = "HFORGE_INTERACTIVE_DIR"
 
 
 def project_root() -> Path:
@@ -29,10 +32,12 @@ def project_path(path: str | os.PathLike) -> Path:
 def output_folder(output_dir: str, notebook: str) -> Path:
     """A notebook's output folder, created if needed.
 
-    An empty ``output_dir`` means ``<root>/runs/interactive/<notebook>``;
-    a relative one is taken from the project root.
+    An empty ``output_dir`` means ``<root>/runs/interactive/<notebook>``
+    (or ``$HFORGE_INTERACTIVE_DIR/<notebook>``); a relative one is taken
+    from the project root.
     """
-    folder = Path(output_dir) if output_dir else Path("runs") / "interactive" / notebook
+    interactive = Path(os.environ.get(INTERACTIVE_DIR_ENV) or Path("runs") / "interactive")
+    folder = Path(output_dir) if output_dir else interactive / notebook
     folder = folder if folder.is_absolute() else project_root() / folder
     folder.mkdir(parents=True, exist_ok=True)
     return folder

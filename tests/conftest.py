@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -11,7 +14,7 @@ from ase import Atoms
 from hforge_nb import io
 from hforge_nb.basis import Basis, SpeciesBasis, dzp_shells
 from hforge_nb.graph import build_pair_graph
-from hforge_nb.paths import siesta_data_dir
+from hforge_nb.paths import INTERACTIVE_DIR_ENV, siesta_data_dir
 from hforge_nb.record import HamiltonianRecord, Provenance
 from hforge_nb.spin import SpinKind
 
@@ -30,6 +33,25 @@ def _siesta_dir_or_none():
         return siesta_data_dir()
     except FileNotFoundError:
         return None
+
+
+def pytest_configure(config):
+    """Notebooks run by nbval write to a fresh temporary folder instead of ``runs/interactive``.
+
+    A test run then neither resumes from nor trips over checkpoints left
+    there by hand, and leaves nothing in the checkout.  The kernels nbval
+    starts inherit the variable.
+    """
+    if not os.environ.get(INTERACTIVE_DIR_ENV):
+        config._hforge_interactive = tempfile.mkdtemp(prefix="hforge-nbval-")
+        os.environ[INTERACTIVE_DIR_ENV] = config._hforge_interactive
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_hforge_interactive", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(INTERACTIVE_DIR_ENV, None)
 
 
 def pytest_collection_modifyitems(config, items):
