@@ -3,10 +3,11 @@
 Each size runs in a fresh process (so the peak memory is that sample's),
 single-threaded, with the data set's settings: melt-and-quench aBN at
 2.1 g/cm^3, then SCF and the Fourier step to H(R), S(R).  Results go to
-``benchmarks/results/gpaw_cost.json``; the ML-vs-DFT speed ratio of later
-notebooks reads them.
+``benchmarks/results/gpaw_cost.json`` (a size measured again replaces its
+row, others stay); ``benchmarks/model_cost.py`` times the models on the
+same structures for the ML-vs-DFT speed ratio.
 
-    python benchmarks/gpaw_cost.py --sizes 8 16 32 64
+    python benchmarks/gpaw_cost.py --sizes 8 16 32 64 128
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def measure_one(n_atoms: int, seed: int) -> dict:
     reference = gpaw_record(atoms, settings)
     return {
         "n_atoms": n_atoms,
+        "seed": seed,
         "n_orbitals": reference.record.n_orbitals,
         "n_blocks": reference.record.n_blocks,
         "scf_kgrid": list(reference.scf_kgrid),
@@ -42,6 +44,13 @@ def measure_one(n_atoms: int, seed: int) -> dict:
         "peak_rss_GB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
         "settings": settings.as_dict(),
     }
+
+
+def _merged(rows: list[dict]) -> list[dict]:
+    """The results file's samples with ``rows`` added, a size measured again replacing its old row."""
+    previous = json.loads(RESULTS.read_text())["samples"] if RESULTS.is_file() else []
+    by_size = {row["n_atoms"]: row for row in previous + rows}
+    return [by_size[size] for size in sorted(by_size)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from hforge_nb._atomic import write_json
 
     write_json(RESULTS, {"benchmark": "gpaw_cost", "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                         "samples": rows})
+                         "samples": _merged(rows)})
     print(f"-> {RESULTS}")
     return 0
 

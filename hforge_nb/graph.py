@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import ase
 import numpy as np
-from ase.neighborlist import neighbor_list
 
 from .basis import Basis
 from .errors import MissingBasisError
+from .neighbours import neighbour_pairs
 from .record import HamiltonianRecord
 from .structure import check_structure
 
@@ -117,7 +117,11 @@ def build_pair_graph(atoms: ase.Atoms, basis: Basis, species=None, cutoff: float
         raise ValueError(f"reach must be 'overlap' or 'hamiltonian', got {reach!r}")
     if reach == "hamiltonian":
         radii = radii + projector_reach(basis, species)
-    i, j, shifts, vectors = neighbor_list("ijSD", atoms, radii if cutoff is None else float(cutoff))
+    i, j, shifts = neighbour_pairs(atoms, 2 * radii.max(initial=0.0) if cutoff is None else float(cutoff))
+    vectors = atoms.positions[j] + shifts @ atoms.cell.array - atoms.positions[i]  # [n, 3] Å
+    if cutoff is None:
+        keep = np.linalg.norm(vectors, axis=1) < radii[i] + radii[j]
+        i, j, shifts, vectors = i[keep], j[keep], shifts[keep], vectors[keep]
     order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], j, i))
     return PairGraph(
         edge_index=np.stack([i[order], j[order]]).astype(np.int64),

@@ -37,9 +37,9 @@ from typing import Iterator, NamedTuple
 import ase
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
 
 from .model_graph import StructureBlocks, build_model_graph
+from .neighbours import PeriodicImages, face_spacings
 from .record import HamiltonianRecord, Provenance
 from .structure import check_structure
 
@@ -87,69 +87,10 @@ class BlockChunk(NamedTuple):
     s_values: np.ndarray
 
 
-# ----------------------------------------------------------------- geometry
-class PeriodicImages:
-    """The structure's atoms plus every periodic image within ``reach`` (Å) of the cell, in a k-d tree.
-
-    Attributes
-    ----------
-    positions : numpy.ndarray
-        ``[n_padded, 3]`` Å, the home cell's atoms first.
-    atom : numpy.ndarray
-        ``[n_padded]`` int, the home-cell atom of every point.
-    image : numpy.ndarray
-        ``[n_padded, 3]`` int, its lattice image relative to the wrapped home cell.
-    home : numpy.ndarray
-        ``[n_atoms, 3]`` Å, the atoms wrapped into the cell.
-    wrap : numpy.ndarray
-        ``[n_atoms, 3]`` int, the lattice vector wrapping took off every atom's given position.
-    """
-
-    def __init__(self, atoms: ase.Atoms, reach: float):
-        cell = atoms.cell.array
-        fractional = atoms.cell.scaled_positions(atoms.positions) if atoms.pbc.any() else np.zeros((len(atoms), 3))
-        self.wrap = np.where(atoms.pbc, np.floor(fractional), 0).astype(np.int64)
-        fractional = fractional - self.wrap
-        spacings = _face_spacings(cell) if atoms.pbc.any() else np.ones(3)
-        margin = np.where(atoms.pbc, reach / spacings, 0.0)  # [3] reach in cell fractions
-        ranges = [np.arange(-int(np.ceil(m)), int(np.ceil(m)) + 1) for m in margin]
-        images = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1).reshape(-1, 3)
-        images = images[np.argsort(np.abs(images).sum(axis=1), kind="stable")]  # (0, 0, 0) first
-        atom, image = [], []
-        for shift in images:
-            shifted = fractional + shift
-            inside = np.all((shifted >= -margin) & (shifted < 1.0 + margin), axis=1)
-            atom.append(np.flatnonzero(inside))
-            image.append(np.broadcast_to(shift, (len(atom[-1]), 3)))
-        self.atom, self.image = np.concatenate(atom), np.concatenate(image).astype(np.int64)
-        self.home = fractional @ cell if atoms.pbc.any() else atoms.positions.copy()  # [n_atoms, 3] wrapped
-        self.positions = self.home[self.atom] + self.image @ cell
-        self.tree = cKDTree(self.positions)
-
-    def within(self, atoms_i: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-        """Points (padded indices) closer than ``radius`` (Å) to each of ``atoms_i``: ``(i, point)``, self excluded."""
-        found = self.tree.query_ball_point(self.home[atoms_i], radius)
-        counts = np.fromiter((len(f) for f in found), dtype=np.int64, count=len(found))
-        i = np.repeat(atoms_i, counts)
-        point = np.concatenate([np.asarray(f, dtype=np.int64) for f in found]) if len(found) else np.zeros(0, np.int64)
-        keep = ~((self.atom[point] == i) & ~self.image[point].any(axis=1))
-        return i[keep], point[keep]
-
-    def shifts(self, i: np.ndarray, point: np.ndarray) -> np.ndarray:
-        """``[n, 3]`` int lattice images R of the pairs (i, point) in the given (unwrapped) positions' frame."""
-        return self.image[point] - self.wrap[self.atom[point]] + self.wrap[i]
-
-
-def _face_spacings(cell: np.ndarray) -> np.ndarray:
-    """``[3]`` Å, distance between opposite faces of the cell along each lattice vector."""
-    volume = abs(np.linalg.det(cell))
-    return volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
-
-
 def spatial_domains(atoms: ase.Atoms, chunk_atoms: int) -> list[np.ndarray]:
     """Atoms split into compact domains of about ``chunk_atoms`` (a grid in cell fractions), none empty."""
     n_domains = max(1, int(np.ceil(len(atoms) / chunk_atoms)))
-    spacings = _face_spacings(atoms.cell.array) if atoms.pbc.all() else np.ptp(atoms.positions, axis=0) + 1.0
+    spacings = face_spacings(atoms.cell.array) if atoms.pbc.all() else np.ptp(atoms.positions, axis=0) + 1.0
     grid = np.maximum(1, np.round(spacings * (n_domains / np.prod(spacings)) ** (1 / 3))).astype(int)
     if atoms.pbc.all():
         fractional = atoms.cell.scaled_positions(atoms.positions) % 1.0
@@ -170,21 +111,30 @@ def receptive_field(model) -> float:
 @torch.no_grad()
 def node_features_in_chunks(model, atoms: ase.Atoms, images: PeriodicImages,
                             domains: list[np.ndarray]) -> torch.Tensor:
-    """``[n_atoms, n_features]`` node features of a periodic structure, one domain (plus halo) at a time."""
+    """``[n_atoms, n_features]`` node features of a periodic structure, one domain (plus halo) at a time.
+
+    A single domain is the structure itself: its own (periodic) graph, no halo.
+    """
     species = np.asarray(atoms.get_chemical_symbols())
+    if len(domains) == 1:
+        return model.node_features(_graph_without_blocks(model, atoms))
     features = None
     for domain in domains:
         _, points = images.within(domain, receptive_field(model))
         points = np.unique(np.concatenate([domain, points]))  # home-cell atoms 0..n-1 come first
         cluster = ase.Atoms(species[images.atom[points]].tolist(), positions=images.positions[points], pbc=False)
-        item = StructureBlocks(cluster, tuple(cluster.get_chemical_symbols()),
-                               np.zeros((0, 2), np.int64), np.zeros((0, 3), np.int64))
-        graph = build_model_graph([item], model.basis, model.config.r_max).to(model.dtype)
-        cluster_features = model.node_features(graph)
+        cluster_features = model.node_features(_graph_without_blocks(model, cluster))
         if features is None:
             features = torch.zeros((len(atoms), cluster_features.shape[1]), dtype=cluster_features.dtype)
         features[torch.as_tensor(domain)] = cluster_features[torch.as_tensor(np.searchsorted(points, domain))]
     return features
+
+
+def _graph_without_blocks(model, atoms: ase.Atoms):
+    """The model graph of ``atoms`` for node features only (no blocks), in the model's dtype."""
+    item = StructureBlocks(atoms, tuple(atoms.get_chemical_symbols()), np.zeros((0, 2), np.int64),
+                           np.zeros((0, 3), np.int64))
+    return build_model_graph([item], model.basis, model.config.r_max).to(model.dtype)
 
 
 def canonical_pairs(images: PeriodicImages, domain: np.ndarray, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

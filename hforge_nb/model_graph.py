@@ -21,12 +21,11 @@ from dataclasses import dataclass
 import ase
 import numpy as np
 import torch
-from ase.neighborlist import neighbor_list
-from scipy.spatial import cKDTree
 
 from .basis import Basis
 from .graph import block_list, build_pair_graph
-from .record import HamiltonianRecord, adjoint_value_index, on_site_mask
+from .neighbours import neighbour_pairs
+from .record import HamiltonianRecord, adjoint_value_index, find_blocks, on_site_mask
 from .structure import check_structure
 
 
@@ -166,11 +165,7 @@ def stack_targets(items: list[StructureBlocks], dtype: torch.dtype = torch.float
 def _message_passing_edges(atoms: ase.Atoms, r_max: float) -> tuple[np.ndarray, np.ndarray]:
     """``[2, n]`` sender/receiver and ``[n, 3]`` lattice images of all pairs closer than ``r_max`` (Å)."""
     check_structure(atoms)
-    if not atoms.pbc.any():  # a k-d tree is much faster than ase's list for large clusters
-        pairs = cKDTree(atoms.positions).query_pairs(float(r_max), output_type="ndarray").astype(np.int64)
-        edges = np.concatenate([pairs, pairs[:, ::-1]]).T
-        return edges, np.zeros((edges.shape[1], 3), np.int64)
-    i, j, shifts = neighbor_list("ijS", atoms, float(r_max))
+    i, j, shifts = neighbour_pairs(atoms, float(r_max))
     return np.stack([i, j]).astype(np.int64), shifts.astype(np.int64)
 
 
@@ -180,7 +175,7 @@ def _check_blocks(item: StructureBlocks, basis: Basis) -> None:
     if len(item.pairs) and (item.pairs.min() < 0 or item.pairs.max() >= n_atoms):
         raise ValueError(f"block atom indices outside 0..{n_atoms - 1}")
     basis.for_symbols(item.species)
-    missing = adjoint_value_index(item.pairs, item.shifts, np.ones(n_atoms, int)) < 0
+    missing = find_blocks(item.pairs, item.shifts, item.pairs[:, ::-1], -item.shifts) < 0
     if missing.any():
         b = int(np.flatnonzero(missing)[0])
         raise ValueError(f"block (i, j, R) = ({item.pairs[b].tolist()}, {item.shifts[b].tolist()}) has no "
@@ -245,5 +240,12 @@ def _block_groups(pairs: np.ndarray, unit_shifts: np.ndarray, species: list[str]
             key = label.split("-")[0] if kind == "on_site" else label
             groups[kind][key] = BlockGroup(torch.as_tensor(blocks), torch.as_tensor(values))
     order = [g.values.reshape(-1) for kind in ("on_site", "off_site") for g in groups[kind].values()]
-    groups["assembly_index"] = torch.argsort(torch.cat(order)) if order else torch.zeros(0, dtype=torch.long)
+    groups["assembly_index"] = _inverse_permutation(torch.cat(order)) if order else torch.zeros(0, dtype=torch.long)
     return groups
+
+
+def _inverse_permutation(permutation: torch.Tensor) -> torch.Tensor:
+    """``inverse`` with ``inverse[permutation] = arange``: the argsort of a permutation, in linear time."""
+    inverse = torch.empty_like(permutation)
+    inverse[permutation] = torch.arange(len(permutation))
+    return inverse

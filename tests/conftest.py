@@ -178,7 +178,7 @@ def cbn_reference(gpaw):
 
 # ------------------------------------------------------------------ models
 #: Small model settings for tests: both kinds build in about a second.
-SMALL_MODEL = dict(r_max=3.0, channels=4, num_interactions=2, edge_cutoff=4.5)
+SMALL_MODEL = dict(r_max=3.0, channels=4, num_interactions=2, edge_cutoff=4.5, network_cutoff=3.5)
 
 
 @functools.cache

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -24,8 +26,8 @@ def supercell():
 
 
 def _with_neighbour_terms(kind: str):
-    """The small model with non-zero neighbour contributions to the on-site blocks."""
-    model = small_model(kind)
+    """A copy of the small model with non-zero neighbour contributions to the on-site blocks."""
+    model = copy.deepcopy(small_model(kind))
     heads = model.h_readout.neighbour if kind == "equivariant" else model.h_heads.neighbour
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():

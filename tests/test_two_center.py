@@ -90,3 +90,49 @@ def test_models_without_the_prior_have_none(kind):
               else BaselineConfig(r_max=3.0, channels=4, edge_cutoff=4.5, hidden=16, two_center=False))
     model = build_model(kind, config, BN_BASIS)
     assert all(output.two_center is None for output in model.outputs.values())
+
+
+@pytest.mark.parametrize("kind", ["equivariant", "baseline"])
+def test_blocks_beyond_the_network_cutoff_are_the_priors_alone(kind):
+    """New network weights change the blocks within ``network_cutoff`` and not one beyond it."""
+    import copy
+
+    from conftest import hbn_atoms, random_record, small_model
+
+    model = copy.deepcopy(small_model(kind, network_cutoff=3.0))
+    assert model.network_cutoff == 3.0
+    record = random_record(hbn_atoms(rattle=0.05), seed=3)
+    before = model.predict(record)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    after = model.predict(record)
+    distances = np.repeat(np.linalg.norm(before.pair_vectors, axis=1), np.diff(before.block_offsets))
+    on_site = np.repeat(before.on_site, np.diff(before.block_offsets))
+    far, near = ~on_site & (distances > 3.0), ~on_site & (distances < 3.0)
+    assert far.sum() > 1000 and near.sum() > 1000
+    np.testing.assert_array_equal(after.h_values[far], before.h_values[far])
+    np.testing.assert_array_equal(after.s_values[far], before.s_values[far])
+    assert np.abs(after.h_values[near] - before.h_values[near]).min() > 0
+
+
+@pytest.mark.parametrize("kind", ["equivariant", "baseline"])
+def test_network_terms_vanish_smoothly_at_the_network_cutoff(kind):
+    from conftest import small_model
+
+    model = small_model(kind, network_cutoff=3.0)
+    features = torch.randn(2, model.descriptor.irreps_out.dim, dtype=torch.float64)
+    direction = torch.tensor([[0.48, -0.6, 0.64]], dtype=torch.float64)
+    terms = [model.off_site("B-N", features[:1], features[1:], direction * length) for length in (1.5, 2.999)]
+    assert terms[0].h.abs().max() > 0 and terms[0].s.abs().max() > 0
+    for inside, at_cutoff in zip(*terms):  # blocks, then contributions to on-site blocks
+        assert at_cutoff.abs().max() <= 1e-6 * inside.abs().max()
+
+
+def test_network_cutoff_applies_only_with_the_two_center_prior():
+    from conftest import small_model
+
+    assert small_model("equivariant", network_cutoff=3.0, two_center=False).network_cutoff == 4.5  # edge_cutoff
+    assert small_model("equivariant", network_cutoff=None).network_cutoff == 4.5
+    with pytest.raises(ValueError, match="network_cutoff"):
+        small_model("equivariant", network_cutoff=-1.0)

@@ -235,16 +235,37 @@ class HamiltonianModel(torch.nn.Module):
         """H and S irreps of blocks i -> image of j and of j's on-site contributions, ``vectors`` ``[n, 3]`` Å."""
         raise NotImplementedError
 
+    @property
+    def network_cutoff(self) -> float:
+        """Pairs closer than this (Å) get the networks' terms, farther ones only the priors.
+
+        ``config.network_cutoff`` with the two-center prior, else ``config.edge_cutoff``.
+        """
+        cutoff = getattr(self.config, "network_cutoff", None)
+        if cutoff is None or not self.config.two_center:
+            return self.config.edge_cutoff
+        return min(cutoff, self.config.edge_cutoff)
+
     def pair_irreps(self, pair: str, features_i: torch.Tensor, features_j: torch.Tensor,
                     vectors: torch.Tensor) -> PairIrreps:
-        """:meth:`off_site` plus the crystal-field prior in the on-site contributions (of outputs that have one)."""
-        irreps = self.off_site(pair, features_i, features_j, vectors)
+        """:meth:`off_site` of the pairs within :attr:`network_cutoff` (zero beyond), plus the crystal-field
+        prior in the on-site contributions of every pair (for outputs that have one)."""
+        irreps = self._network_pair_irreps(pair, features_i, features_j, vectors)
         row, col = self.group_species[pair]
         on_site = {}
         for matrix in ("h", "s"):
             output, own = self.outputs[f"{matrix}:{row}"], getattr(irreps, f"{matrix}_on_site")
             on_site[f"{matrix}_on_site"] = own if output.crystal_field is None else own + output.neighbour_term(col, vectors)
         return irreps._replace(**on_site)
+
+    def _network_pair_irreps(self, pair: str, features_i, features_j, vectors) -> PairIrreps:
+        """:meth:`off_site` evaluated on the pairs within :attr:`network_cutoff`, zero rows for the others."""
+        near = torch.nonzero(vectors.norm(dim=1) < self.network_cutoff)[:, 0]  # [n_near]
+        if len(near) == len(vectors):
+            return self.off_site(pair, features_i, features_j, vectors)
+        part = self.off_site(pair, features_i[near], features_j[near], vectors[near])
+        return PairIrreps(*(values.new_zeros(len(vectors), values.shape[1]).index_copy(0, near, values)
+                            for values in part))
 
     # ------------------------------------------------------------------- forward
     def forward(self, graph: ModelGraph) -> BlockValues:

@@ -37,7 +37,7 @@ class BaselineConfig(DescriptorConfig):
     depth : int
         Hidden layers of every MLP.
     num_radial : int
-        Bessel functions of |r_ij| on [0, edge_cutoff].
+        Bessel functions of |r_ij| on [0, network cutoff] (:attr:`.HamiltonianModel.network_cutoff`).
     """
 
     edge_cutoff: float = 9.0
@@ -99,8 +99,8 @@ class BaselineModel(HamiltonianModel):
             self.h_heads = BaselineHeads(config, basis, n_features)
             self.s_heads = BaselineHeads(config, basis, n_features)
             modules = import_mace_modules()
-            self.radial = modules.radial.BesselBasis(config.edge_cutoff, config.num_radial)
-            self.envelope = modules.radial.PolynomialCutoff(config.edge_cutoff, config.num_polynomial_cutoff)
+            self.radial = modules.radial.BesselBasis(self.network_cutoff, config.num_radial)
+            self.envelope = modules.radial.PolynomialCutoff(self.network_cutoff, config.num_polynomial_cutoff)
 
     def node_features(self, graph: ModelGraph) -> torch.Tensor:
         return self.descriptor(graph)
@@ -110,7 +110,7 @@ class BaselineModel(HamiltonianModel):
 
     def off_site(self, pair, features_i, features_j, vectors):
         lengths = torch.linalg.norm(vectors, dim=1, keepdim=True)  # [n, 1] Å
-        inputs = torch.cat([features_i, features_j, vectors / self.config.edge_cutoff, self.radial(lengths)], dim=1)
+        inputs = torch.cat([features_i, features_j, vectors / self.network_cutoff, self.radial(lengths)], dim=1)
         envelope = self.envelope(lengths)
         neighbour_envelope = envelope / self.config.avg_num_neighbors
         h_trunk, s_trunk = self.h_heads.trunk(inputs), self.s_heads.trunk(inputs)

@@ -61,6 +61,15 @@ class DescriptorConfig:
         On-site S blocks start from a fitted sum over neighbours of
         two-body terms (:class:`.CrystalFieldPrior`), the form of PAW's
         overlap corrections; both model kinds read it.
+    network_cutoff : float or None
+        With ``two_center``, the networks' pair terms (off-site corrections
+        and neighbour contributions to on-site blocks) act on pairs closer
+        than this (Å) and vanish smoothly there; blocks between it and
+        ``edge_cutoff`` come from the two-center prior alone.  Most pairs
+        lie there, so this is where prediction time goes, while their DFT
+        blocks are small and close to two-center.  ``None`` (or
+        ``two_center=False``): the networks cover every pair up to
+        ``edge_cutoff``.
     """
 
     r_max: float = 5.0
@@ -74,6 +83,11 @@ class DescriptorConfig:
     avg_num_neighbors: float = 50.0
     two_center: bool = True
     crystal_field: bool = True
+    network_cutoff: float | None = 5.0
+
+    def __post_init__(self):
+        if self.network_cutoff is not None and not self.network_cutoff > 0:
+            raise ValueError(f"network_cutoff must be positive (Å) or None, got {self.network_cutoff}")
 
     @property
     def node_irreps(self) -> str:

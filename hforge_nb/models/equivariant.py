@@ -42,7 +42,7 @@ class EquivariantConfig(DescriptorConfig):
     edge_sh_lmax : int
         Largest l of the edge spherical harmonics (4 reaches every L of a d-d block).
     num_radial : int
-        Bessel functions of |r_ij| on [0, edge_cutoff].
+        Bessel functions of |r_ij| on [0, network cutoff] (:attr:`.HamiltonianModel.network_cutoff`).
     radial_hidden : int
         Width of the two hidden layers of the radial MLP.
     """
@@ -74,9 +74,13 @@ class OnSiteHead(torch.nn.Module):
 
 
 class EdgeMessage(torch.nn.Module):
-    """Equivariant features ``[n, irreps_out.dim]`` of directed pairs, and their envelope ``[n, 1]``."""
+    """Equivariant features ``[n, irreps_out.dim]`` of directed pairs, and their envelope ``[n, 1]``.
 
-    def __init__(self, config: EquivariantConfig, node_irreps, scalar_index: torch.Tensor, target_irreps):
+    The radial basis spans [0, ``cutoff``] Å and the envelope vanishes there.
+    """
+
+    def __init__(self, config: EquivariantConfig, node_irreps, scalar_index: torch.Tensor, target_irreps,
+                 cutoff: float):
         super().__init__()
         o3, modules = import_o3(), import_mace_modules()
         from e3nn.nn import FullyConnectedNet
@@ -90,8 +94,8 @@ class EdgeMessage(torch.nn.Module):
             readout, self.spherical_harmonics.irreps_out, o3.Irreps(target_irreps))
         self.product = o3.TensorProduct(readout, self.spherical_harmonics.irreps_out, self.irreps_out,
                                         instructions, shared_weights=False, internal_weights=False)
-        self.radial = modules.radial.BesselBasis(config.edge_cutoff, config.num_radial)
-        self.envelope = modules.radial.PolynomialCutoff(config.edge_cutoff, config.num_polynomial_cutoff)
+        self.radial = modules.radial.BesselBasis(cutoff, config.num_radial)
+        self.envelope = modules.radial.PolynomialCutoff(cutoff, config.num_polynomial_cutoff)
         self.register_buffer("scalar_index", scalar_index)
         n_in = config.num_radial + 2 * len(scalar_index)
         self.weights = FullyConnectedNet([n_in, config.radial_hidden, config.radial_hidden, self.product.weight_numel],
@@ -109,14 +113,14 @@ class EdgeMessage(torch.nn.Module):
 class EquivariantReadout(torch.nn.Module):
     """Irreps of every block group of one matrix (H or S) from node features."""
 
-    def __init__(self, config: EquivariantConfig, basis: Basis, node_irreps, scalar_index):
+    def __init__(self, config: EquivariantConfig, basis: Basis, node_irreps, scalar_index, cutoff: float):
         super().__init__()
         o3 = import_o3()
         groups = block_groups(basis)
         targets = {key: block_irreps(basis[row], basis[col]) for key, (row, col) in groups.items()}
         off_site = [key for key in targets if "-" in key]
         union = o3.Irreps("+".join(targets[k] for k in off_site)).sort().irreps.simplify()
-        self.message = EdgeMessage(config, node_irreps, scalar_index, union)
+        self.message = EdgeMessage(config, node_irreps, scalar_index, union, cutoff)
         self.on_site = torch.nn.ModuleDict({
             key: OnSiteHead(node_irreps, config.readout_irreps, targets[key]) for key in targets if "-" not in key})
         self.off_site = torch.nn.ModuleDict({
@@ -153,8 +157,8 @@ class EquivariantModel(HamiltonianModel):
             self.descriptor = MACEDescriptor(config, basis)
             scalars = self.descriptor.scalar_index()
             irreps = self.descriptor.irreps_out
-            self.h_readout = EquivariantReadout(config, basis, irreps, scalars)
-            self.s_readout = EquivariantReadout(config, basis, irreps, scalars)
+            self.h_readout = EquivariantReadout(config, basis, irreps, scalars, self.network_cutoff)
+            self.s_readout = EquivariantReadout(config, basis, irreps, scalars, self.network_cutoff)
 
     def node_features(self, graph: ModelGraph) -> torch.Tensor:
         return self.descriptor(graph)

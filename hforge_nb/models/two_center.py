@@ -62,25 +62,33 @@ class TwoCenterPrior(torch.nn.Module):
         self.register_buffer("sh_index", torch.as_tensor(sh_index))  # [dim] column of Y_L^m
         self.register_buffer("allowed", torch.as_tensor(allowed))  # [dim] bool, parity (-1)^L
         self.register_buffer("part_of", torch.as_tensor(part_of))  # [dim] which (p, q, L)
+        first = np.unique(part_of, return_index=True)[1]
+        self.register_buffer("part_first", torch.as_tensor(first), persistent=False)  # [parts] a component of each
         n_grid = int(np.ceil(cutoff / self.step)) + 2
         self.envelope = import_mace_modules().radial.PolynomialCutoff(cutoff, self.ENVELOPE_POWER)
         self.register_buffer("table", torch.zeros(n_grid, len(sh_index)))  # [grid, dim] f at the grid
 
     def harmonics(self, vectors: torch.Tensor) -> torch.Tensor:
         """``[n, dim]`` Y_L^m(r̂) of every irrep component, zero where the two-center form forbids it."""
+        return self._all_harmonics(vectors) * self.allowed
+
+    def _all_harmonics(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``[n, dim]`` Y_L^m(r̂) of every irrep component."""
         o3 = import_o3()
         sh = o3.spherical_harmonics(list(range(self.lmax + 1)), vectors, normalize=True, normalization="component")
-        return sh[:, self.sh_index] * self.allowed
+        return sh[:, self.sh_index]
 
     def radial(self, distances: torch.Tensor) -> torch.Tensor:
         """``[n, dim]`` f(|r|) of every component: linear between grid points, times the envelope.
 
-        ``distances`` ``[n]`` Å.
+        ``distances`` ``[n]`` Å.  The components of one (p, q, L) share their
+        column of the table, so each part is interpolated once.
         """
-        return linear_on_grid(self.table, distances, self.step) * self.envelope(distances.unsqueeze(1))
+        per_part = linear_on_grid(self.table[:, self.part_first], distances, self.step)  # [n, parts]
+        return per_part[:, self.part_of] * self.envelope(distances.unsqueeze(1))
 
     def forward(self, vectors: torch.Tensor) -> torch.Tensor:
-        return self.radial(vectors.norm(dim=1)) * self.harmonics(vectors)
+        return self.radial(vectors.norm(dim=1)) * self._all_harmonics(vectors)  # f = 0 where forbidden
 
     @torch.no_grad()
     def fit(self, irreps: torch.Tensor, vectors: torch.Tensor) -> None:
