@@ -56,14 +56,15 @@ class ChunkConfig:
     feature_chunk_atoms : int
         The same for the node features.  Each domain is computed with a
         halo of ``num_interactions * r_max`` around it, so larger domains
-        waste less work on halos (and take more memory).
+        waste less work on halos and take more memory
+        (``benchmarks/results/large_scale.json`` has both at the default).
     block_cutoff : float or None
         Keep off-site blocks closer than this (Å); ``None`` keeps every block
         the model predicts (closer than its ``edge_cutoff``).
     """
 
     chunk_atoms: int = 1000
-    feature_chunk_atoms: int = 4000
+    feature_chunk_atoms: int = 16000
     block_cutoff: float | None = None
 
     def __post_init__(self) -> None:
@@ -88,8 +89,13 @@ class BlockChunk(NamedTuple):
 
 
 def spatial_domains(atoms: ase.Atoms, chunk_atoms: int) -> list[np.ndarray]:
-    """Atoms split into compact domains of about ``chunk_atoms`` (a grid in cell fractions), none empty."""
+    """Atoms split into compact domains of about ``chunk_atoms`` (a grid in cell fractions), none empty.
+
+    A structure of at most ``chunk_atoms`` atoms is one domain, whatever its shape.
+    """
     n_domains = max(1, int(np.ceil(len(atoms) / chunk_atoms)))
+    if n_domains == 1:
+        return [np.arange(len(atoms))]
     spacings = face_spacings(atoms.cell.array) if atoms.pbc.all() else np.ptp(atoms.positions, axis=0) + 1.0
     grid = np.maximum(1, np.round(spacings * (n_domains / np.prod(spacings)) ** (1 / 3))).astype(int)
     if atoms.pbc.all():

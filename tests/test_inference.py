@@ -70,6 +70,11 @@ def test_every_unordered_pair_is_taken_once(supercell):
     assert not any((j, i, *(-np.array(r))) in keys for (i, j, *r) in keys)
 
 
+def test_a_flat_cell_within_one_chunk_is_one_domain():
+    flat = hbn_atoms(c=3.4, rattle=0.05).repeat((6, 6, 1))  # 15 x 15 x 3.4 Å, 144 atoms
+    assert [len(d) for d in spatial_domains(flat, 200)] == [144]
+
+
 def test_domains_cover_every_atom_once(supercell):
     domains = spatial_domains(supercell, 7)
     assert sorted(np.concatenate(domains).tolist()) == list(range(len(supercell)))
