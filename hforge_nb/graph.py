@@ -21,7 +21,7 @@ import numpy as np
 
 from .basis import Basis
 from .errors import MissingBasisError
-from .neighbours import neighbour_pairs
+from .neighbours import neighbour_pairs, pair_vectors
 from .record import HamiltonianRecord
 from .structure import check_structure
 
@@ -118,7 +118,7 @@ def build_pair_graph(atoms: ase.Atoms, basis: Basis, species=None, cutoff: float
     if reach == "hamiltonian":
         radii = radii + projector_reach(basis, species)
     i, j, shifts = neighbour_pairs(atoms, 2 * radii.max(initial=0.0) if cutoff is None else float(cutoff))
-    vectors = atoms.positions[j] + shifts @ atoms.cell.array - atoms.positions[i]  # [n, 3] Å
+    vectors = pair_vectors(atoms, i, j, shifts)  # [n, 3] Å
     if cutoff is None:
         keep = np.linalg.norm(vectors, axis=1) < radii[i] + radii[j]
         i, j, shifts, vectors = i[keep], j[keep], shifts[keep], vectors[keep]

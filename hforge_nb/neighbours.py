@@ -71,6 +71,11 @@ def face_spacings(cell: np.ndarray) -> np.ndarray:
     return volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
 
 
+def pair_vectors(atoms: ase.Atoms, i: np.ndarray, j: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """``[n, 3]`` Å from atom i to the image R of atom j: x_j + R @ cell - x_i, with the given positions."""
+    return atoms.positions[j] + shifts @ atoms.cell.array - atoms.positions[i]
+
+
 def neighbour_pairs(atoms: ase.Atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every ordered pair (i, j, R) of atoms closer than ``cutoff`` (Å), an atom and itself (R = 0) excluded.
 

@@ -22,6 +22,7 @@ import scipy.linalg
 
 from .basis import Basis, SpeciesBasis
 from .errors import BasisMismatchError, NonFiniteValuesError
+from .neighbours import pair_vectors
 from .spin import SpinKind, spin_box
 from .structure import check_finite
 
@@ -166,8 +167,7 @@ class HamiltonianRecord:
     @property
     def pair_vectors(self) -> np.ndarray:
         """``[n_blocks, 3]`` Å, from atom i to the image of atom j."""
-        pos = self.atoms.positions
-        return pos[self.pairs[:, 1]] + self.shifts @ self.atoms.cell.array - pos[self.pairs[:, 0]]
+        return pair_vectors(self.atoms, self.pairs[:, 0], self.pairs[:, 1], self.shifts)
 
     @property
     def on_site(self) -> np.ndarray:
@@ -273,9 +273,7 @@ class HamiltonianRecord:
         """CSR sums over blocks of values times their block's phase ``[n_blocks]`` (duplicates summed)."""
         import scipy.sparse
 
-        block, row, col = value_positions(self.block_shapes)
-        first = self.orbital_offsets
-        rows, cols = first[self.pairs[block, 0]] + row, first[self.pairs[block, 1]] + col
+        block, rows, cols = value_orbitals(self.pairs, self.atom_orbital_counts)
         shape = (self.n_orbitals, self.n_orbitals)
         hk = scipy.sparse.csr_matrix((self.h_values[:, spin_index] * phases[block], (rows, cols)), shape=shape)
         sk = scipy.sparse.csr_matrix((self.s_values * phases[block], (rows, cols)), shape=shape)
@@ -352,6 +350,17 @@ def value_positions(shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     block = np.repeat(np.arange(len(shapes)), sizes)
     row, col = np.divmod(np.arange(offsets[-1]) - offsets[block], shapes[block, 1])
     return block, row, col
+
+
+def value_orbitals(pairs: np.ndarray, orbital_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Block, row orbital and column orbital ``[n_values]`` of every value, in the whole structure's orbital order.
+
+    Blocks are laid out as in :func:`value_positions`; ``orbital_counts``
+    ``[n_atoms]`` gives every atom's orbitals, numbered atom after atom.
+    """
+    first = np.concatenate([[0], np.cumsum(orbital_counts)])
+    block, row, col = value_positions(np.stack([orbital_counts[pairs[:, 0]], orbital_counts[pairs[:, 1]]], axis=1))
+    return block, first[pairs[block, 0]] + row, first[pairs[block, 1]] + col
 
 
 def adjoint_value_index(pairs: np.ndarray, shifts: np.ndarray, orbital_counts: np.ndarray) -> np.ndarray:

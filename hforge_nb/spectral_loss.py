@@ -21,7 +21,7 @@ import torch
 from .basis import Basis
 from .evaluation import canonical_frame, monkhorst_pack
 from .model_graph import StructureBlocks
-from .record import value_positions
+from .record import value_orbitals
 
 
 @dataclass(frozen=True)
@@ -58,11 +58,9 @@ class SpectralTarget:
 
 def spectral_target(item: StructureBlocks, basis: Basis, config: SpectralLossConfig) -> SpectralTarget:
     """The frames and projected reference H of one structure with reference values."""
-    counts = np.array([basis[s].n_orbitals for s in item.species])
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    block, row, col = value_positions(np.stack([counts[item.pairs[:, 0]], counts[item.pairs[:, 1]]], axis=1))
-    rows, cols = offsets[item.pairs[block, 0]] + row, offsets[item.pairs[block, 1]] + col
-    n_orbitals = int(offsets[-1])
+    counts = basis.orbital_counts(item.species)
+    block, rows, cols = value_orbitals(item.pairs, counts)
+    n_orbitals = int(counts.sum())
     kpoints = monkhorst_pack(item, config.kpoints)  # [n_k, 3]
     phases = np.exp(2j * np.pi * (item.shifts @ kpoints.T))[block].T  # [n_k, n_values]
     kept, frames, references = [], [], []

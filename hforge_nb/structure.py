@@ -6,7 +6,7 @@ import ase
 import numpy as np
 
 from .errors import NonFiniteValuesError, OverlappingAtomsError
-from .neighbours import neighbour_pairs
+from .neighbours import neighbour_pairs, pair_vectors
 
 #: Closest approach (Å) accepted between two atoms; closer means a broken structure.
 MIN_DISTANCE = 0.5
@@ -22,7 +22,7 @@ def check_structure(atoms: ase.Atoms, min_distance: float = MIN_DISTANCE) -> Non
     """Raise on non-finite coordinates or atoms closer than ``min_distance`` (Å)."""
     check_finite(atoms)
     i, j, shifts = neighbour_pairs(atoms, min_distance)
-    d = np.linalg.norm(atoms.positions[j] + shifts @ atoms.cell.array - atoms.positions[i], axis=1)
+    d = np.linalg.norm(pair_vectors(atoms, i, j, shifts), axis=1)
     if len(d):
         k = int(np.argmin(d))
         symbols = atoms.get_chemical_symbols()

@@ -241,10 +241,9 @@ class HamiltonianModel(torch.nn.Module):
 
         ``config.network_cutoff`` with the two-center prior, else ``config.edge_cutoff``.
         """
-        cutoff = getattr(self.config, "network_cutoff", None)
-        if cutoff is None or not self.config.two_center:
+        if self.config.network_cutoff is None or not self.config.two_center:
             return self.config.edge_cutoff
-        return min(cutoff, self.config.edge_cutoff)
+        return min(self.config.network_cutoff, self.config.edge_cutoff)
 
     def pair_irreps(self, pair: str, features_i: torch.Tensor, features_j: torch.Tensor,
                     vectors: torch.Tensor) -> PairIrreps:
