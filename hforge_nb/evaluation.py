@@ -264,6 +264,78 @@ def projected_spectral_errors(prediction: HamiltonianRecord, reference: Hamilton
     }
 
 
+def _from_the_bottom(reference: list[np.ndarray], prediction: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``[n_k, n]`` reference and predicted eigenvalues per k, both cut to the shorter list (NaN-padded over k)."""
+    n = min(min(len(e) for e in reference), min(len(e) for e in prediction))
+    return np.array([e[:n] for e in reference]), np.array([e[:n] for e in prediction])
+
+
+def fermi_level_by_filling(energies: np.ndarray, n_filled: int) -> float:
+    """Fermi level (eV) with ``n_filled`` states below it: midway between the n_filled-th and the next lowest of
+    ``energies`` ``[n_k, n_bands]`` (all k-points weighted alike).
+
+    >>> fermi_level_by_filling(np.array([[-2.0, -1.0, 1.0], [-1.5, 0.5, 3.0]]), 3)
+    -0.25
+    """
+    ordered = np.sort(energies[np.isfinite(energies)])
+    if not 0 < n_filled < ordered.size:
+        raise ValueError(f"cannot fill {n_filled} of {ordered.size} states")
+    return float((ordered[n_filled - 1] + ordered[n_filled]) / 2)
+
+
+def filtered_spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
+                             window: float = 2.0, threshold: float = 1e-2, broadening: float = 0.1,
+                             reference_energies: np.ndarray | None = None) -> dict:
+    """Eigenvalue, gap and DOS errors with each record's near-linear dependencies removed from its own basis.
+
+    Each record's H is solved in the canonical frame of its own S(k)
+    (:func:`projected_eigenvalues` with the record as its own frame):
+    eigenvectors of S(k) with eigenvalue below ``threshold`` are dropped,
+    as electronic-structure codes do with a nearly linearly dependent basis.
+    This needs no reference, so it is how a prediction alone is
+    diagonalized; it removes the spurious states that errors of H along
+    nearly null directions of S create (at thousands of eV), and the
+    directions where a predicted S is not positive definite when they are
+    shallower than ``threshold``.
+
+    Each spectrum is then referred to its own Fermi level at the
+    reference's filling (:func:`fermi_level_by_filling`; for a gapped cell,
+    mid-gap), since E_F is set by the electron count of the whole cell,
+    which local blocks do not carry: ``fermi_level_offset_eV`` is how far
+    the prediction's E_F lies from the zero of its H (the reference's from
+    its own, subtracted).  Bands are compared by index from the bottom,
+    where the filtered reference lies within ``window`` eV of E_F.
+    ``filter_shift_meV`` is what the filter costs the reference: the
+    largest distance from a filtered reference eigenvalue in the window to
+    the nearest unfiltered one.  ``n_dropped_reference`` and
+    ``n_dropped_prediction`` are the mean numbers of dropped directions per
+    k-point.  ``reference_energies``: as in :func:`spectral_errors`.
+    """
+    full = eigenvalues(reference, kpoints) if reference_energies is None else reference_energies
+    kept_ref = projected_eigenvalues(reference, reference, kpoints, threshold)
+    kept_pred = projected_eigenvalues(prediction, prediction, kpoints, threshold)
+    e_ref, e_pred = _from_the_bottom(kept_ref, kept_pred)
+    n_filled = int((e_ref <= 0).sum())  # the reference's filling (E_F = 0)
+    fermi_ref, fermi_pred = fermi_level_by_filling(e_ref, n_filled), fermi_level_by_filling(e_pred, n_filled)
+    e_ref, e_pred = e_ref - fermi_ref, e_pred - fermi_pred
+    full = full - fermi_ref
+    inside = np.abs(e_ref) <= window
+    shift = np.abs(e_ref[inside][:, None] - full.reshape(-1)[None, :]).min(axis=1) if inside.any() else np.zeros(0)
+    grid = np.linspace(-window, window, 401)
+    dos_ref, dos_pred = density_of_states(e_ref, grid, broadening), density_of_states(e_pred, grid, broadening)
+    n_orbitals = full.shape[1]
+    return {
+        "threshold": threshold, "window_eV": window, "n_eigenvalues": int(inside.sum()),
+        **difference_errors((e_pred - e_ref)[inside]),
+        "gap_reference_eV": band_gap(e_ref), "gap_predicted_eV": band_gap(e_pred),
+        "dos_difference": float(np.trapezoid(np.abs(dos_pred - dos_ref), grid) / np.trapezoid(dos_ref, grid)),
+        "filter_shift_meV": float(shift.max() * 1000) if shift.size else float("nan"),
+        "fermi_level_offset_eV": fermi_pred - fermi_ref,
+        "n_dropped_reference": float(n_orbitals - np.mean([len(e) for e in kept_ref])),
+        "n_dropped_prediction": float(n_orbitals - np.mean([len(e) for e in kept_pred])),
+    }
+
+
 def with_reference_overlap(prediction: HamiltonianRecord, reference: HamiltonianRecord) -> HamiltonianRecord:
     """The prediction with S replaced by the reference's S on the same blocks (to judge H alone)."""
     import dataclasses
@@ -289,6 +361,11 @@ SUMMARY_KEYS = {
     "eigenvalue_mae_projected_meV": ("spectrum_projected", "eigenvalue_mae_meV"),
     "eigenvalue_max_projected_meV": ("spectrum_projected", "eigenvalue_max_meV"),
     "eigenvalue_mae_projected_random_noise_meV": ("random_noise_same_mae_projected", "eigenvalue_mae_meV"),
+    "eigenvalue_mae_filtered_meV": ("spectrum_filtered", "eigenvalue_mae_meV"),
+    "eigenvalue_max_filtered_meV": ("spectrum_filtered", "eigenvalue_max_meV"),
+    "dos_difference_filtered": ("spectrum_filtered", "dos_difference"),
+    "filter_shift_meV": ("spectrum_filtered", "filter_shift_meV"),
+    "eigenvalue_mae_filtered_random_noise_meV": ("random_noise_same_mae_filtered", "eigenvalue_mae_meV"),
     "smallest_S_eigenvalue": ("smallest_S_eigenvalue",),
 }
 
@@ -299,7 +376,7 @@ def summary_value(sample: dict, key: str) -> float:
 
 
 def evaluate(model, records: dict[str, HamiltonianRecord], n_kpoints: int = 2, window: float = 2.0,
-             overlap_threshold: float = 1e-3) -> dict:
+             overlap_threshold: float = 1e-3, filter_threshold: float = 1e-2) -> dict:
     """Block and spectral errors of a model on every record, and their means over records.
 
     ``spectrum`` uses the predicted H and S; ``spectrum_reference_S`` the
@@ -307,8 +384,13 @@ def evaluate(model, records: dict[str, HamiltonianRecord], n_kpoints: int = 2, w
     indefinite when the basis is nearly linearly dependent);
     ``spectrum_projected`` the predicted H in the part of the basis where
     the reference S's eigenvalues are at least ``overlap_threshold``
-    (:func:`projected_spectral_errors`).  ``random_noise_same_mae`` and
-    ``random_noise_same_mae_projected`` are the yardstick of
+    (:func:`projected_spectral_errors`); ``spectrum_filtered`` the predicted
+    H and S with the prediction's own nearly linearly dependent directions
+    (S eigenvalues below ``filter_threshold``) removed, against the
+    reference filtered alike (:func:`filtered_spectral_errors`: no
+    reference information enters the prediction's spectrum).
+    ``random_noise_same_mae``, ``random_noise_same_mae_projected`` and
+    ``random_noise_same_mae_filtered`` are the yardstick of
     :func:`noisy_reference` at the prediction's H MAE,
     ``smallest_S_eigenvalue`` the reference's.
     """
@@ -328,6 +410,10 @@ def evaluate(model, records: dict[str, HamiltonianRecord], n_kpoints: int = 2, w
                                                                          overlap_threshold, energies),
             "spectrum_projected": projected_spectral_errors(prediction, reference, kpoints, window,
                                                             overlap_threshold, energies),
+            "random_noise_same_mae_filtered": filtered_spectral_errors(noisy, reference, kpoints, window,
+                                                                       filter_threshold, reference_energies=energies),
+            "spectrum_filtered": filtered_spectral_errors(prediction, reference, kpoints, window, filter_threshold,
+                                                          reference_energies=energies),
             "spectrum": spectral_errors(prediction, reference, kpoints, window, reference_energies=energies),
             "spectrum_reference_S": spectral_errors(with_reference_overlap(prediction, reference), reference,
                                                     kpoints, window, reference_energies=energies),

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import hbn_atoms, random_record
 
-from hforge_nb.evaluation import (band_gap, block_errors, distance_shells, monkhorst_pack, projected_spectral_errors,
-                                  spectral_errors, value_labels)
+from hforge_nb.evaluation import (band_gap, block_errors, distance_shells, filtered_spectral_errors, monkhorst_pack,
+                                  projected_spectral_errors, smallest_overlap_eigenvalue, spectral_errors, value_labels)
 from hforge_nb.record import drop_small_blocks
 
 
@@ -117,3 +117,28 @@ def test_projection_keeps_h_plus_c_s_a_shift_by_c_and_costs_nothing_when_it_drop
     reduced = projected_spectral_errors(shifted, reference, kpoints, window=5.0, threshold=threshold)
     assert reduced["n_dropped_per_k"] > 0 and reduced["projection_shift_meV"] > 0
     assert reduced["eigenvalue_max_meV"] == pytest.approx(25.0, abs=1e-6)
+
+
+def test_filtering_reads_h_plus_c_s_as_a_moved_fermi_level_not_an_error(reference):
+    kpoints = monkhorst_pack(reference, 2)
+    shifted = dataclasses.replace(reference, h_values=reference.h_values + 0.025 * reference.s_values[:, None])
+    errors = filtered_spectral_errors(shifted, reference, kpoints, window=5.0, threshold=0.0)
+    assert errors["n_eigenvalues"] > 0 and errors["n_dropped_prediction"] == errors["n_dropped_reference"] == 0
+    assert errors["eigenvalue_max_meV"] == pytest.approx(0.0, abs=1e-6) and errors["filter_shift_meV"] < 1e-6
+    assert errors["fermi_level_offset_eV"] == pytest.approx(0.025, abs=1e-9)
+    bent = dataclasses.replace(reference, h_values=reference.h_values * 1.01)  # not a shift: a real error
+    assert filtered_spectral_errors(bent, reference, kpoints, window=5.0, threshold=0.0)["eigenvalue_mae_meV"] > 1.0
+
+
+def test_filtering_removes_the_directions_where_a_predicted_overlap_is_not_positive(reference):
+    kpoints = monkhorst_pack(reference, 1)
+    depth = smallest_overlap_eigenvalue(reference, kpoints) + 1e-3
+    diagonal = np.zeros(len(reference.s_values))
+    for b in np.flatnonzero(reference.on_site):
+        start, n = reference.block_offsets[b], reference.block_shapes[b, 0]
+        diagonal[start + np.arange(n) * (n + 1)] = 1.0
+    indefinite = dataclasses.replace(reference, s_values=reference.s_values - depth * diagonal)  # S - depth * 1
+    assert spectral_errors(indefinite, reference, kpoints, window=5.0)["positive_definite_S"] is False
+    errors = filtered_spectral_errors(indefinite, reference, kpoints, window=5.0, threshold=2e-3)
+    assert np.isfinite(errors["eigenvalue_mae_meV"]) and errors["n_eigenvalues"] > 0
+    assert errors["n_dropped_prediction"] >= 1 + errors["n_dropped_reference"]
