@@ -5,11 +5,12 @@ whose descriptor and readout tensors grow with it; at 10^4 atoms they no
 longer fit in memory.  :func:`predict_in_chunks` gives the same blocks
 chunk by chunk:
 
-1. **Node features** of the atoms of one spatial domain come from a
-   cluster of the domain plus every atom (periodic images included) within
-   the descriptor's receptive field, ``num_interactions * r_max``: MACE
-   features depend on nothing farther, so they equal the whole-structure
-   features.
+1. **Node features** are computed one interaction layer at a time, one
+   spatial domain at a time: a layer's features of the domain's atoms need
+   only the previous layer's features of their neighbours within ``r_max``
+   (periodic images included), which are kept for all atoms between layers.
+   They equal the whole-structure features, and no work is repeated on
+   halos.
 2. **Blocks**: every unordered pair {i, j(R)} closer than the model's
    ``edge_cutoff`` is taken once, in the domain of its first atom, and the
    readouts run in both directions: the Hermitian block
@@ -39,6 +40,7 @@ import numpy as np
 import torch
 
 from .model_graph import StructureBlocks, build_model_graph
+from .models.descriptor import DomainGraph
 from .neighbours import PeriodicImages, face_spacings
 from .record import HamiltonianRecord, Provenance
 from .structure import check_structure
@@ -54,17 +56,17 @@ class ChunkConfig:
         Target number of atoms per spatial domain of the blocks; peak memory
         grows with it, not with the structure.
     feature_chunk_atoms : int
-        The same for the node features.  Each domain is computed with a
-        halo of ``num_interactions * r_max`` around it, so larger domains
-        waste less work on halos and take more memory
-        (``benchmarks/results/large_scale.json`` has both at the default).
+        The same for the node features.  A structure of at most this many
+        atoms gets its features from its own periodic graph; a larger one
+        domain by domain, one interaction layer at a time, so no halo is
+        recomputed (:meth:`.MACEDescriptor.forward_in_domains`).
     block_cutoff : float or None
         Keep off-site blocks closer than this (Å); ``None`` keeps every block
         the model predicts (closer than its ``edge_cutoff``).
     """
 
     chunk_atoms: int = 1000
-    feature_chunk_atoms: int = 16000
+    feature_chunk_atoms: int = 1000
     block_cutoff: float | None = None
 
     def __post_init__(self) -> None:
@@ -109,31 +111,33 @@ def spatial_domains(atoms: ase.Atoms, chunk_atoms: int) -> list[np.ndarray]:
 
 
 # ------------------------------------------------------------- the model
-def receptive_field(model) -> float:
-    """Distance (Å) beyond which atoms do not change a node feature: ``num_interactions * r_max``."""
-    return model.config.num_interactions * model.config.r_max
+def domain_graph(images: PeriodicImages, domain: np.ndarray, r_max: float, dtype: torch.dtype) -> DomainGraph:
+    """The message-passing edges (closer than ``r_max``, Å) into the atoms of ``domain``, as a :class:`.DomainGraph`."""
+    receiver, point = images.within(domain, r_max)
+    sender = images.atom[point]
+    nodes = np.unique(np.concatenate([domain, sender]))
+    edge_index = np.stack([np.searchsorted(nodes, sender), np.searchsorted(nodes, receiver)])
+    vectors = images.home[receiver] - images.positions[point]  # [n_edges, 3] Å, sender's image -> receiver
+    return DomainGraph(torch.as_tensor(nodes), torch.as_tensor(np.searchsorted(nodes, domain)),
+                       torch.as_tensor(edge_index), torch.as_tensor(vectors, dtype=dtype))
 
 
 @torch.no_grad()
 def node_features_in_chunks(model, atoms: ase.Atoms, images: PeriodicImages,
                             domains: list[np.ndarray]) -> torch.Tensor:
-    """``[n_atoms, n_features]`` node features of a periodic structure, one domain (plus halo) at a time.
+    """``[n_atoms, n_features]`` node features of a periodic structure, one domain at a time.
 
-    A single domain is the structure itself: its own (periodic) graph, no halo.
+    A single domain is the structure itself: its own (periodic) graph.
+    Several go through the descriptor layer by layer
+    (:meth:`.MACEDescriptor.forward_in_domains`), each domain reading the
+    previous layer's features of its neighbours, so no halo is recomputed.
     """
-    species = np.asarray(atoms.get_chemical_symbols())
     if len(domains) == 1:
         return model.node_features(_graph_without_blocks(model, atoms))
-    features = None
-    for domain in domains:
-        _, points = images.within(domain, receptive_field(model))
-        points = np.unique(np.concatenate([domain, points]))  # home-cell atoms 0..n-1 come first
-        cluster = ase.Atoms(species[images.atom[points]].tolist(), positions=images.positions[points], pbc=False)
-        cluster_features = model.node_features(_graph_without_blocks(model, cluster))
-        if features is None:
-            features = torch.zeros((len(atoms), cluster_features.shape[1]), dtype=cluster_features.dtype)
-        features[torch.as_tensor(domain)] = cluster_features[torch.as_tensor(np.searchsorted(points, domain))]
-    return features
+    symbols = list(model.basis.symbols)
+    species_index = torch.as_tensor([symbols.index(s) for s in atoms.get_chemical_symbols()])
+    graphs = [domain_graph(images, domain, model.config.r_max, model.dtype) for domain in domains]
+    return model.descriptor.forward_in_domains(species_index, graphs)
 
 
 def _graph_without_blocks(model, atoms: ase.Atoms):
@@ -254,7 +258,7 @@ def predict_in_chunks(model, atoms: ase.Atoms, config: ChunkConfig = ChunkConfig
     model.basis.for_symbols(species.tolist())
     cutoff = model.config.edge_cutoff
     keep_within = cutoff if config.block_cutoff is None else min(cutoff, config.block_cutoff)
-    images = PeriodicImages(atoms, max(cutoff, receptive_field(model)))
+    images = PeriodicImages(atoms, max(cutoff, model.config.r_max))
     features = node_features_in_chunks(model, atoms, images, spatial_domains(atoms, config.feature_chunk_atoms))
     sums = _OnSiteSums(model, species, features.dtype)
     for domain in spatial_domains(atoms, config.chunk_atoms):

@@ -107,3 +107,16 @@ def test_a_cluster_without_periodicity_is_predicted_the_same():
     h, s = aligned_values(chunked, whole)
     assert chunked.n_blocks == whole.n_blocks and not chunked.shifts.any()
     np.testing.assert_allclose(h, whole.h_values[:, 0], atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["equivariant", "baseline"])
+def test_features_layer_by_layer_in_domains_equal_the_whole_graph(kind, supercell):
+    from hforge_nb.inference import _graph_without_blocks, node_features_in_chunks
+
+    model = small_model(kind)
+    whole = model.node_features(_graph_without_blocks(model, supercell))
+    images = PeriodicImages(supercell, model.config.r_max)
+    domains = spatial_domains(supercell, 4)
+    assert len(domains) > 4
+    in_domains = node_features_in_chunks(model, supercell, images, domains)
+    assert torch.allclose(in_domains, whole, rtol=0, atol=1e-12) and whole.abs().max() > 0.1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -95,6 +96,23 @@ class DescriptorConfig:
         return irreps_up_to(self.channels, self.max_l)
 
 
+class DomainGraph(NamedTuple):
+    """The message-passing edges into one domain of a large structure, in the domain's local numbering.
+
+    ``nodes`` ``[n_nodes]`` int: the structure's atoms the domain's layers
+    read (its own atoms and their neighbours within r_max), sorted;
+    ``receivers`` ``[n_domain]`` int: positions of the domain's atoms in
+    ``nodes``; ``edge_index`` ``[2, n_edges]`` int: sender and receiver
+    positions in ``nodes`` (MACE's order), every receiver in the domain;
+    ``vectors`` ``[n_edges, 3]`` Å from the sender's image to the receiver.
+    """
+
+    nodes: torch.Tensor
+    receivers: torch.Tensor
+    edge_index: torch.Tensor
+    vectors: torch.Tensor
+
+
 @contextlib.contextmanager
 def building_in(dtype: torch.dtype):
     """Build modules in ``dtype``, so constants computed at construction keep full precision.
@@ -162,6 +180,49 @@ class MACEDescriptor(torch.nn.Module):
         chunk_mean = torch.zeros(n_chunks, dtype=squares.dtype).index_add_(0, self.feature_chunk, squares)
         chunk_mean /= torch.bincount(self.feature_chunk, minlength=n_chunks)
         self.feature_scale.copy_(chunk_mean.sqrt().clamp(min=1e-12).reciprocal()[self.feature_chunk])
+
+    @torch.no_grad()
+    def forward_in_domains(self, species_index: torch.Tensor, domains: list[DomainGraph]) -> torch.Tensor:
+        """:meth:`forward` of a structure too large for one graph, one interaction layer at a time, domain by domain.
+
+        A layer's features of an atom depend only on the previous layer's
+        features of its neighbours within r_max, so each layer is computed
+        for every domain from the previous layer's features of all atoms:
+        a domain costs its own edges, with no halo recomputed through the
+        earlier layers.  Equal to :meth:`forward` on the whole structure.
+
+        Parameters
+        ----------
+        species_index
+            ``[n_atoms]`` int, position of every atom's species in the one-hot order.
+        domains
+            :class:`DomainGraph` of every domain; each atom is a receiver in exactly one.
+        """
+        one_hot = torch.nn.functional.one_hot(species_index, self.n_species).to(domains[0].vectors.dtype)
+        features = self.mace.node_embedding(one_hot)  # [n_atoms, n_embedding]
+        layers = []
+        for index, (interaction, product) in enumerate(zip(self.mace.interactions, self.mace.products)):
+            previous, features = features, None
+            for domain in domains:
+                own = self._layer_in_domain(interaction, product, index == 0, one_hot, previous, domain)
+                if features is None:
+                    features = torch.zeros((len(species_index), own.shape[1]), dtype=own.dtype)
+                features[domain.nodes[domain.receivers]] = own
+            layers.append(features)
+        return torch.cat([one_hot, *layers], dim=1) * self.feature_scale
+
+    def _layer_in_domain(self, interaction, product, first: bool, one_hot: torch.Tensor, features: torch.Tensor,
+                         domain: DomainGraph) -> torch.Tensor:
+        """``[n_domain, dim]`` one layer's node features of a domain's atoms, from the last layer's of all atoms."""
+        attrs = one_hot[domain.nodes]  # [n_nodes, n_species]
+        lengths = domain.vectors.norm(dim=1, keepdim=True)  # [n_edges, 1] Å
+        edge_attrs = self.mace.spherical_harmonics(domain.vectors)
+        edge_feats, cutoff = self.mace.radial_embedding(lengths, attrs, domain.edge_index, self.mace.atomic_numbers)
+        messages, skip = interaction(node_attrs=attrs, node_feats=features[domain.nodes], edge_attrs=edge_attrs,
+                                     edge_feats=edge_feats, edge_index=domain.edge_index, cutoff=cutoff,
+                                     first_layer=first)
+        own = domain.receivers
+        return product(node_feats=messages[own], sc=None if skip is None else skip[own], node_attrs=attrs[own])
 
     def forward(self, graph: ModelGraph) -> torch.Tensor:
         """``[n_atoms, irreps_out.dim]`` species one-hot and every layer's node features, scaled."""
