@@ -44,6 +44,8 @@ HEADLINES = tuple(
         ("H_bonded_reference_meV", "mean abs(H), bonded pairs (0-2 Å), reference", "meV"),
         ("H_on_site_mae_meV", "H MAE, on-site blocks", "meV"),
         ("S_mae", "S MAE", ""),
+        ("eigenvalue_mae_filtered_meV", "eigenvalue MAE within the window, filtered", "meV"),
+        ("eigenvalue_mae_filtered_random_noise_meV", "same, random noise of the same H MAE", "meV"),
         ("eigenvalue_mae_projected_meV", "eigenvalue MAE within the window, projected", "meV"),
         ("eigenvalue_mae_projected_random_noise_meV", "same, random noise of the same H MAE", "meV"))]
     + [Headline(f"baseline H MAE over equivariant H MAE, {sample}, models trained on small cells", "04_transferability",
