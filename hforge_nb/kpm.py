@@ -190,18 +190,24 @@ def chebyshev_moments(hamiltonian, solver: OverlapSolver, bounds: tuple[float, f
 
     ``left`` ``[n_orb, m]`` holds the l (default: the x themselves).
     """
+    return operator_moments(lambda v: solver.solve(hamiltonian @ v), bounds, n_moments, vectors, left)
+
+
+def operator_moments(apply, bounds: tuple[float, float], n_moments: int, vectors: np.ndarray,
+                     left: np.ndarray | None = None) -> np.ndarray:
+    """``[n_moments]`` mean over the columns x of ``vectors`` of l^T T_n(A~) x, A = ``apply`` scaled into (-1, 1)."""
     scale, centre = _scale_and_centre(bounds)
     left = vectors if left is None else left
 
-    def apply(v):
-        return (solver.solve(hamiltonian @ v) - centre * v) / scale
+    def scaled(v):
+        return (apply(v) - centre * v) / scale
 
     moments = np.zeros(n_moments)
-    previous, current = vectors, apply(vectors)
+    previous, current = vectors, scaled(vectors)
     moments[0] = np.einsum("ij,ij->", left, previous) / vectors.shape[1]
     moments[1] = np.einsum("ij,ij->", left, current) / vectors.shape[1]
     for n in range(2, n_moments):
-        previous, current = current, 2.0 * apply(current) - previous
+        previous, current = current, 2.0 * scaled(current) - previous
         moments[n] = np.einsum("ij,ij->", left, current) / vectors.shape[1]
     return moments
 

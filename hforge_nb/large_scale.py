@@ -18,6 +18,7 @@ import numpy as np
 
 from . import io
 from .inference import ChunkConfig, chunked_provenance, predict_in_chunks, record_from_chunks
+from .filtered_kpm import OverlapFilter, exact_filtered_dos, filtered_kpm_dos
 from .kpm import KPMConfig, KPMResult, exact_kpm_dos, kpm_dos
 from .record import HamiltonianRecord, keep_blocks, repeat_record
 
@@ -166,6 +167,26 @@ def kpm_check(cell: HamiltonianRecord, repeats, energies: np.ndarray, config: KP
     repeats = tuple(int(n) for n in repeats)
     result = kpm_dos(repeat_record(cell, repeats), energies, config)
     return KPMCheck(result, exact_kpm_dos(cell, result, repeats), repeats)
+
+
+def filtered_kpm_check(record: HamiltonianRecord, energies: np.ndarray, config: KPMConfig,
+                       overlap_filter: OverlapFilter) -> KPMCheck:
+    """Filtered KPM of ``record`` at k = 0 against exact diagonalization of the same filtered operator.
+
+    Unlike :func:`kpm_check`, it runs on any S, a predicted one too (:mod:`.filtered_kpm`).
+    """
+    result, operator = filtered_kpm_dos(record, energies, config, overlap_filter)
+    return KPMCheck(result, exact_filtered_dos(record, result, operator), (1, 1, 1))
+
+
+def dos_difference(dos: np.ndarray, reference: np.ndarray, energies: np.ndarray) -> float:
+    """Integral of |dos - reference| over ``energies`` relative to that of ``reference`` (0 same, 2 disjoint).
+
+    >>> energies = np.linspace(0.0, 1.0, 11)
+    >>> dos_difference(2 * np.ones(11), np.ones(11), energies)
+    1.0
+    """
+    return float(np.trapezoid(np.abs(dos - reference), energies) / np.trapezoid(reference, energies))
 
 
 def smallest_overlap_eigenvalue(record: HamiltonianRecord) -> float:
