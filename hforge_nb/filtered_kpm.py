@@ -29,11 +29,11 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse
 from numpy.polynomial import chebyshev
 
-from .kpm import KPMConfig, KPMResult, _scale_and_centre, density_from_moments, eigenvalue_moments, operator_moments
+from .kpm import (KPMConfig, KPMResult, _scale_and_centre, density_from_moments, eigenvalue_moments,
+                  operator_moments, ritz_bounds)
 from .record import HamiltonianRecord
 
 
@@ -89,11 +89,7 @@ def lanczos_bounds(apply, n: int, steps: int, seed: int = 0, margin: float = 0.0
         if beta < 1e-12:
             break
         previous, q = q, w / beta
-    ritz, vectors = scipy.linalg.eigh_tridiagonal(np.array(alphas), np.array(betas[:-1]))
-    residual = abs(betas[-1]) * np.abs(vectors[-1])
-    low, high = ritz[0] - residual[0], ritz[-1] + residual[-1]
-    pad = margin * (high - low) + 1e-9
-    return float(low - pad), float(high + pad)
+    return ritz_bounds(alphas, betas, margin)
 
 
 class FilteredOperator:

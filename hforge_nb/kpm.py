@@ -170,6 +170,12 @@ def spectral_bounds(hamiltonian, solver: OverlapSolver, steps: int, seed: int = 
         if beta < 1e-12:
             break
         previous, q = q, w / beta
+    return ritz_bounds(alphas, betas, margin)
+
+
+def ritz_bounds(alphas: list[float], betas: list[float], margin: float) -> tuple[float, float]:
+    """Bounds from a Lanczos tridiagonal: the extreme Ritz values widened by their residual bounds
+    ``beta_m |y_m|`` and then by ``margin`` times the width."""
     ritz, vectors = scipy.linalg.eigh_tridiagonal(np.array(alphas), np.array(betas[:-1]))
     residual = abs(betas[-1]) * np.abs(vectors[-1])
     low, high = ritz[0] - residual[0], ritz[-1] + residual[-1]
