@@ -41,6 +41,9 @@ def test_keeping_every_direction_gives_the_generalized_eigenvalues(record):
     np.testing.assert_allclose(np.linalg.eigvalsh(operator.dense()), expected, atol=1e-6)
     vectors = np.random.default_rng(0).standard_normal((record.n_orbitals, 3))
     np.testing.assert_allclose(operator @ vectors, operator.dense() @ vectors, atol=1e-9)
+    blocked = FilteredOperator(hamiltonian, overlap, OverlapFilter(threshold=smallest / 20, degree=400), block_size=13)
+    assert blocked.overlap.format == "bsr" and operator.overlap.format == "csr"
+    np.testing.assert_allclose(blocked @ vectors, operator @ vectors, atol=1e-9)
 
 
 def test_dropped_directions_are_parked_and_the_kept_ones_solved_in_the_canonical_frame(record):
