@@ -45,7 +45,9 @@ def child(model_path: str, structure: str, repeats: int, n_moments: int, n_rando
         result, _ = filtered_kpm_dos(record, np.linspace(-10, 10, 201), KPMConfig(n_moments=n_moments,
                                                                                  n_random=n_random),
                                      OverlapFilter(degree=degree))
+    _, overlap = record.sparse_matrices_at_k()
     return {"repeats": repeats, "n_atoms": len(atoms), "n_orbitals": result.n_orbitals,
+            "nonzeros_per_atom": overlap.nnz / len(atoms),  # of S(k = 0): periodic images fold onto one entry
             "prediction_seconds": prediction.seconds, "kpm_seconds": result.seconds,
             "kpm_seconds_per_atom": result.seconds / len(atoms), "kpm_bounds_eV": list(result.bounds),
             "kpm_resolution_eV": result.resolution_eV, "peak_rss_GB": max(prediction.peak_rss_GB, memory.peak_GB)}
