@@ -70,7 +70,7 @@ def measure_inference(kind: str) -> dict:
     model = _models([samples[n] for n in sorted(samples) if "train" in n][:2])[kind]
     rows = []
     for name, record in sorted(samples.items(), key=lambda item: item[1].n_atoms):
-        seconds = _prediction_seconds(model, record)
+        seconds, _ = _prediction_seconds(model, record)
         gpaw = sum(manifest[name]["timings_s"].values())
         rows.append({"sample": name, "n_atoms": record.n_atoms, "n_blocks": record.n_blocks, "seconds": seconds,
                      "seconds_per_atom": seconds / record.n_atoms, "gpaw_seconds": gpaw,
@@ -80,15 +80,16 @@ def measure_inference(kind: str) -> dict:
             "peak_rss_GB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
 
 
-def _prediction_seconds(model, structure, repeats: int = REPEATS) -> float:
-    """The shortest of ``repeats`` timed ``model.predict(structure)`` calls, after one untimed call."""
-    model.predict(structure)  # warm-up
+def _prediction_seconds(model, structure, repeats: int = REPEATS) -> tuple[float, object]:
+    """The shortest of ``repeats`` timed ``model.predict(structure)`` calls, after one untimed call, and the
+    prediction."""
+    prediction = model.predict(structure)  # warm-up
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        model.predict(structure)
+        prediction = model.predict(structure)
         times.append(time.perf_counter() - started)
-    return min(times)
+    return min(times), prediction
 
 
 def _gpaw_only_samples(data_set_samples) -> list[dict]:
@@ -104,7 +105,7 @@ def _gpaw_cost_sample(model, row: dict) -> dict:
     from hforge_nb.melt_quench import MeltQuenchSchedule, melt_quench
 
     atoms = melt_quench(MeltQuenchSchedule(n_atoms=row["n_atoms"], seed=row.get("seed", 1))).atoms
-    seconds, prediction = _prediction_seconds(model, atoms), model.predict(atoms)
+    seconds, prediction = _prediction_seconds(model, atoms)
     gpaw = sum(row["seconds"].values())
     return {"sample": f"gpaw_cost.json, {row['n_atoms']} atoms", "n_atoms": row["n_atoms"],
             "n_blocks": prediction.n_blocks, "seconds": seconds, "seconds_per_atom": seconds / row["n_atoms"],

@@ -150,6 +150,16 @@ def density_of_states(energies: np.ndarray, grid: np.ndarray, broadening: float)
     return weights.sum(axis=1) / (broadening * np.sqrt(2 * np.pi) * len(energies))
 
 
+def dos_difference(dos: np.ndarray, reference: np.ndarray, energies: np.ndarray) -> float:
+    """Integral of |dos - reference| over ``energies`` relative to that of ``reference`` (0 same, 2 disjoint).
+
+    >>> energies = np.linspace(0.0, 1.0, 11)
+    >>> dos_difference(2 * np.ones(11), np.ones(11), energies)
+    1.0
+    """
+    return float(np.trapezoid(np.abs(dos - reference), energies) / np.trapezoid(reference, energies))
+
+
 def difference_errors(difference: np.ndarray) -> dict[str, float]:
     """``eigenvalue_mae_meV`` and ``eigenvalue_max_meV`` of eigenvalue differences (eV); NaN when there are none."""
     if not difference.size:
@@ -181,7 +191,7 @@ def spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord,
         "window_eV": window, "n_kpoints": len(kpoints), "n_eigenvalues": int(inside.sum()),
         **difference_errors(difference),
         "gap_reference_eV": band_gap(e_ref), "gap_predicted_eV": band_gap(e_pred),
-        "dos_difference": float(np.trapezoid(np.abs(dos_pred - dos_ref), grid) / np.trapezoid(dos_ref, grid)),
+        "dos_difference": dos_difference(dos_pred, dos_ref, grid),
         "positive_definite_S": bool(np.isfinite(e_pred).all()),
     }
 
@@ -228,10 +238,18 @@ def projected_eigenvalues(record: HamiltonianRecord, reference: HamiltonianRecor
     """Per k-point, eigenvalues (eV) of ``record``'s H projected with :func:`projected_hamiltonian` on the reference's S."""
     result = []
     for k in np.atleast_2d(kpoints):
-        h, _ = record.matrices_at_k(k)
-        _, s_reference = reference.matrices_at_k(k)
+        h, s = record.matrices_at_k(k)
+        s_reference = s if reference is record else reference.matrices_at_k(k)[1]
         result.append(np.linalg.eigvalsh(projected_hamiltonian(h, s_reference, threshold)))
     return result
+
+
+def largest_shift_meV(kept: list[np.ndarray], full: np.ndarray, window: float) -> float:
+    """Largest distance (meV), over k-points, from a kept eigenvalue within ``window`` of E_F to the nearest
+    eigenvalue of the whole basis at the same k: what projecting or filtering costs a spectrum; NaN without any."""
+    shifts = [np.abs(e[np.abs(e) <= window][:, None] - e_full[None, :]).min(axis=1) for e, e_full in zip(kept, full)]
+    shift = np.concatenate(shifts) if shifts else np.zeros(0)
+    return float(shift.max() * 1000) if shift.size else float("nan")
 
 
 def projected_spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
@@ -250,22 +268,18 @@ def projected_spectral_errors(prediction: HamiltonianRecord, reference: Hamilton
     full = eigenvalues(reference, kpoints) if reference_energies is None else reference_energies
     projected_reference = projected_eigenvalues(reference, reference, kpoints, threshold)
     predicted = projected_eigenvalues(prediction, reference, kpoints, threshold)
-    differences, shifts = [], []
-    for e_full, e_ref, e_pred in zip(full, projected_reference, predicted):
-        inside = np.abs(e_ref) <= window
-        differences.append(np.abs(e_pred - e_ref)[inside])
-        shifts.append(np.abs(e_ref[inside][:, None] - e_full[None, :]).min(axis=1))
-    difference, shift = np.concatenate(differences), np.concatenate(shifts)
+    difference = np.concatenate([np.abs(e_pred - e_ref)[np.abs(e_ref) <= window]
+                                 for e_ref, e_pred in zip(projected_reference, predicted)])
     return {
         "threshold": threshold, "window_eV": window, "n_eigenvalues": int(difference.size),
         "n_dropped_per_k": float(np.mean([len(e) - len(p) for e, p in zip(full, projected_reference)])),
         **difference_errors(difference),
-        "projection_shift_meV": float(shift.max() * 1000) if shift.size else float("nan"),
+        "projection_shift_meV": largest_shift_meV(projected_reference, full, window),
     }
 
 
 def _from_the_bottom(reference: list[np.ndarray], prediction: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """``[n_k, n]`` reference and predicted eigenvalues per k, both cut to the shorter list (NaN-padded over k)."""
+    """``[n_k, n]`` reference and predicted eigenvalues per k, every list cut to the shortest one's length."""
     n = min(min(len(e) for e in reference), min(len(e) for e in prediction))
     return np.array([e[:n] for e in reference]), np.array([e[:n] for e in prediction])
 
@@ -285,7 +299,8 @@ def fermi_level_by_filling(energies: np.ndarray, n_filled: int) -> float:
 
 def filtered_spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
                              window: float = 2.0, threshold: float = 1e-2, broadening: float = 0.1,
-                             reference_energies: np.ndarray | None = None) -> dict:
+                             reference_energies: np.ndarray | None = None,
+                             reference_filtered: list[np.ndarray] | None = None) -> dict:
     """Eigenvalue, gap and DOS errors with each record's near-linear dependencies removed from its own basis.
 
     Each record's H is solved in the canonical frame of its own S(k)
@@ -309,18 +324,20 @@ def filtered_spectral_errors(prediction: HamiltonianRecord, reference: Hamiltoni
     largest distance from a filtered reference eigenvalue in the window to
     the nearest unfiltered one.  ``n_dropped_reference`` and
     ``n_dropped_prediction`` are the mean numbers of dropped directions per
-    k-point.  ``reference_energies``: as in :func:`spectral_errors`.
+    k-point.  ``reference_energies``: as in :func:`spectral_errors`;
+    ``reference_filtered``, the reference's own filtered eigenvalues
+    (:func:`projected_eigenvalues` of the reference on itself at
+    ``threshold``), likewise saves computing them again.
     """
     full = eigenvalues(reference, kpoints) if reference_energies is None else reference_energies
-    kept_ref = projected_eigenvalues(reference, reference, kpoints, threshold)
+    kept_ref = (projected_eigenvalues(reference, reference, kpoints, threshold) if reference_filtered is None
+                else reference_filtered)
     kept_pred = projected_eigenvalues(prediction, prediction, kpoints, threshold)
     e_ref, e_pred = _from_the_bottom(kept_ref, kept_pred)
     n_filled = int((e_ref <= 0).sum())  # the reference's filling (E_F = 0)
     fermi_ref, fermi_pred = fermi_level_by_filling(e_ref, n_filled), fermi_level_by_filling(e_pred, n_filled)
     e_ref, e_pred = e_ref - fermi_ref, e_pred - fermi_pred
-    full = full - fermi_ref
     inside = np.abs(e_ref) <= window
-    shift = np.abs(e_ref[inside][:, None] - full.reshape(-1)[None, :]).min(axis=1) if inside.any() else np.zeros(0)
     grid = np.linspace(-window, window, 401)
     dos_ref, dos_pred = density_of_states(e_ref, grid, broadening), density_of_states(e_pred, grid, broadening)
     n_orbitals = full.shape[1]
@@ -328,8 +345,8 @@ def filtered_spectral_errors(prediction: HamiltonianRecord, reference: Hamiltoni
         "threshold": threshold, "window_eV": window, "n_eigenvalues": int(inside.sum()),
         **difference_errors((e_pred - e_ref)[inside]),
         "gap_reference_eV": band_gap(e_ref), "gap_predicted_eV": band_gap(e_pred),
-        "dos_difference": float(np.trapezoid(np.abs(dos_pred - dos_ref), grid) / np.trapezoid(dos_ref, grid)),
-        "filter_shift_meV": float(shift.max() * 1000) if shift.size else float("nan"),
+        "dos_difference": dos_difference(dos_pred, dos_ref, grid),
+        "filter_shift_meV": largest_shift_meV([e - fermi_ref for e in kept_ref], full - fermi_ref, window),
         "fermi_level_offset_eV": fermi_pred - fermi_ref,
         "n_dropped_reference": float(n_orbitals - np.mean([len(e) for e in kept_ref])),
         "n_dropped_prediction": float(n_orbitals - np.mean([len(e) for e in kept_pred])),
@@ -401,6 +418,7 @@ def evaluate(model, records: dict[str, HamiltonianRecord], n_kpoints: int = 2, w
         blocks = block_errors(prediction, reference)
         energies = eigenvalues(reference, kpoints)  # [n_k, n_bands], shared by the three spectra
         noisy = noisy_reference(reference, blocks["H_meV"]["overall"]["mae"] / 1000)
+        filtered = projected_eigenvalues(reference, reference, kpoints, filter_threshold)  # shared by two spectra
         samples[name] = {
             "n_atoms": reference.n_atoms,
             "blocks": blocks,
@@ -410,10 +428,11 @@ def evaluate(model, records: dict[str, HamiltonianRecord], n_kpoints: int = 2, w
                                                                          overlap_threshold, energies),
             "spectrum_projected": projected_spectral_errors(prediction, reference, kpoints, window,
                                                             overlap_threshold, energies),
-            "random_noise_same_mae_filtered": filtered_spectral_errors(noisy, reference, kpoints, window,
-                                                                       filter_threshold, reference_energies=energies),
+            "random_noise_same_mae_filtered": filtered_spectral_errors(
+                noisy, reference, kpoints, window, filter_threshold, reference_energies=energies,
+                reference_filtered=filtered),
             "spectrum_filtered": filtered_spectral_errors(prediction, reference, kpoints, window, filter_threshold,
-                                                          reference_energies=energies),
+                                                          reference_energies=energies, reference_filtered=filtered),
             "spectrum": spectral_errors(prediction, reference, kpoints, window, reference_energies=energies),
             "spectrum_reference_S": spectral_errors(with_reference_overlap(prediction, reference), reference,
                                                     kpoints, window, reference_energies=energies),

@@ -17,8 +17,9 @@ import ase
 import numpy as np
 
 from . import io
-from .inference import ChunkConfig, chunked_provenance, predict_in_chunks, record_from_chunks
+from .evaluation import dos_difference
 from .filtered_kpm import OverlapFilter, exact_filtered_dos, filtered_kpm_dos
+from .inference import ChunkConfig, chunked_provenance, predict_in_chunks, record_from_chunks
 from .kpm import KPMConfig, KPMResult, exact_kpm_dos, kpm_dos
 from .record import HamiltonianRecord, keep_blocks, repeat_record
 
@@ -159,7 +160,7 @@ class KPMCheck:
         energies = self.result.energies
         return {**self.result.summary(), "kpm_repeats": list(self.repeats),
                 "kpm_max_error_relative": float(difference.max() / self.exact.max()),
-                "kpm_l1_error_relative": float(np.trapezoid(difference, energies) / np.trapezoid(self.exact, energies))}
+                "kpm_l1_error_relative": dos_difference(self.result.dos, self.exact, energies)}
 
 
 def kpm_check(cell: HamiltonianRecord, repeats, energies: np.ndarray, config: KPMConfig) -> KPMCheck:
@@ -177,16 +178,6 @@ def filtered_kpm_check(record: HamiltonianRecord, energies: np.ndarray, config: 
     """
     result, operator = filtered_kpm_dos(record, energies, config, overlap_filter)
     return KPMCheck(result, exact_filtered_dos(record, result, operator), (1, 1, 1))
-
-
-def dos_difference(dos: np.ndarray, reference: np.ndarray, energies: np.ndarray) -> float:
-    """Integral of |dos - reference| over ``energies`` relative to that of ``reference`` (0 same, 2 disjoint).
-
-    >>> energies = np.linspace(0.0, 1.0, 11)
-    >>> dos_difference(2 * np.ones(11), np.ones(11), energies)
-    1.0
-    """
-    return float(np.trapezoid(np.abs(dos - reference), energies) / np.trapezoid(reference, energies))
 
 
 def smallest_overlap_eigenvalue(record: HamiltonianRecord) -> float:

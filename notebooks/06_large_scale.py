@@ -43,11 +43,11 @@ import torch
 from hforge_nb import dataset, io
 from hforge_nb._atomic import write_json
 from hforge_nb.comparison import save_figure
-from hforge_nb.evaluation import aligned_values
-from hforge_nb.inference import ChunkConfig
+from hforge_nb.evaluation import aligned_values, dos_difference
 from hforge_nb.filtered_kpm import OverlapFilter
+from hforge_nb.inference import ChunkConfig
 from hforge_nb.kpm import KPMConfig, OverlapNotPositiveDefiniteError, kpm_dos
-from hforge_nb.large_scale import (dos_difference, filtered_kpm_check, gpaw_timings, kpm_check, measure_prediction,
+from hforge_nb.large_scale import (filtered_kpm_check, gpaw_timings, kpm_check, measure_prediction,
                                    overlap_eigenvalues_by_shell, smallest_overlap_eigenvalue,
                                    truncated_overlap_eigenvalues, tshs_round_trip_error, write_exports)
 from hforge_nb.melt_quench import MeltQuenchSchedule, melt_quench
