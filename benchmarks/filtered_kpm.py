@@ -25,7 +25,7 @@ RESULTS = Path(__file__).parent / "results" / "filtered_kpm.json"
 
 
 def child(model_path: str, structure: str, repeats: int, n_moments: int, n_random: int, degree: int,
-          threads: int) -> dict:
+          lanczos_steps: int, threads: int) -> dict:
     """Predict the structure repeated ``repeats`` times along each axis, then its filtered KPM; times and memory."""
     import ase.io
     import numpy as np
@@ -42,12 +42,10 @@ def child(model_path: str, structure: str, repeats: int, n_moments: int, n_rando
     atoms = ase.io.read(structure).repeat((repeats,) * 3)
     record, prediction = measure_prediction(model, atoms, ChunkConfig(), keep=True)
     with PeakMemory() as memory:
-        result, _ = filtered_kpm_dos(record, np.linspace(-10, 10, 201), KPMConfig(n_moments=n_moments,
-                                                                                 n_random=n_random),
-                                     OverlapFilter(degree=degree))
-    _, overlap = record.sparse_matrices_at_k()
+        config = KPMConfig(n_moments=n_moments, n_random=n_random, lanczos_steps=lanczos_steps)
+        result, operator = filtered_kpm_dos(record, np.linspace(-10, 10, 201), config, OverlapFilter(degree=degree))
     return {"repeats": repeats, "n_atoms": len(atoms), "n_orbitals": result.n_orbitals,
-            "nonzeros_per_atom": overlap.nnz / len(atoms),  # of S(k = 0): periodic images fold onto one entry
+            "nonzeros_per_atom": operator.overlap.nnz / len(atoms),  # of S(k = 0): periodic images fold onto one
             "prediction_seconds": prediction.seconds, "kpm_seconds": result.seconds,
             "kpm_seconds_per_atom": result.seconds / len(atoms), "kpm_bounds_eV": list(result.bounds),
             "kpm_resolution_eV": result.resolution_eV, "peak_rss_GB": max(prediction.peak_rss_GB, memory.peak_GB)}
@@ -72,27 +70,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-moments", type=int, default=64)
     parser.add_argument("--n-random", type=int, default=1)
     parser.add_argument("--degree", type=int, default=100)
+    parser.add_argument("--lanczos-steps", type=int, default=20, help="Lanczos steps bracketing B's spectrum")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file (JSON)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)  # structure file, repeats
     args = parser.parse_args(argv)
-    settings = [str(args.n_moments), str(args.n_random), str(args.degree)]
+    settings = [str(args.n_moments), str(args.n_random), str(args.degree), str(args.lanczos_steps)]
     if args.child:
         print(json.dumps(child(args.model, args.child[0], int(args.child[1]), args.n_moments, args.n_random,
-                               args.degree, args.threads)))
+                               args.degree, args.lanczos_steps, args.threads)))
         return 0
     from hforge_nb._atomic import write_json
 
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OPENBLAS_NUM_THREADS": "1"}
     report = {"benchmark": "filtered_kpm", "model": args.model, "threads": args.threads,
               "n_moments": args.n_moments, "n_random": args.n_random, "degree": args.degree,
+              "lanczos_steps": args.lanczos_steps,
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "results": []}
     with tempfile.TemporaryDirectory() as folder:
         path = base_cell(Path(folder))
         for repeats in args.repeats:
             out = subprocess.run([sys.executable, __file__, "--child", str(path), str(repeats), "--model", args.model,
                                   "--n-moments", settings[0], "--n-random", settings[1], "--degree", settings[2],
-                                  "--threads", str(args.threads)],
+                                  "--lanczos-steps", settings[3], "--threads", str(args.threads)],
                                  capture_output=True, text=True, env=env, check=True).stdout
             report["results"].append(json.loads(out.strip().splitlines()[-1]))
             write_json(args.out, report)

@@ -32,8 +32,8 @@ import numpy as np
 import scipy.sparse
 from numpy.polynomial import chebyshev
 
-from .kpm import (KPMConfig, KPMResult, _scale_and_centre, density_from_moments, eigenvalue_moments,
-                  operator_moments, ritz_bounds)
+from .kpm import (KPMConfig, KPMResult, _scale_and_centre, density_from_moments, eigenvalue_moments, ritz_bounds,
+                  symmetric_operator_moments)
 from .record import HamiltonianRecord
 
 
@@ -112,6 +112,8 @@ class FilteredOperator:
     def __init__(self, hamiltonian, overlap, overlap_filter: OverlapFilter = OverlapFilter(),
                  lanczos_steps: int = 60, seed: int = 0, block_size: int | None = None):
         def stored(matrix):
+            if block_size and matrix.format == "bsr" and matrix.blocksize == (block_size, block_size):
+                return matrix
             matrix = scipy.sparse.csr_matrix(matrix)
             return matrix.tobsr(blocksize=(block_size, block_size)) if block_size else matrix
 
@@ -162,14 +164,15 @@ def filtered_kpm_dos(record: HamiltonianRecord, energies: np.ndarray, config: KP
     application of B (there are no solves).
     """
     start = time.perf_counter()
-    hamiltonian, overlap = record.sparse_matrices_at_k()
     counts = np.unique(record.atom_orbital_counts)
+    uniform = len(counts) == 1
+    hamiltonian, overlap = record.block_sparse_matrices_at_gamma() if uniform else record.sparse_matrices_at_k()
     operator = FilteredOperator(hamiltonian, overlap, overlap_filter, seed=config.seed,
-                                block_size=int(counts[0]) if len(counts) == 1 else None)
+                                block_size=int(counts[0]) if uniform else None)
     bounds = lanczos_bounds(operator.__matmul__, record.n_orbitals, config.lanczos_steps, config.seed,
                             config.bound_margin)
     random = np.random.default_rng(config.seed + 1).choice([-1.0, 1.0], size=(record.n_orbitals, config.n_random))
-    moments = operator_moments(operator.__matmul__, bounds, config.n_moments, random)
+    moments = symmetric_operator_moments(operator.__matmul__, bounds, config.n_moments, random)
     dos = density_from_moments(moments, bounds, energies) / record.n_atoms
     result = KPMResult(np.asarray(energies, dtype=float), dos, moments, bounds,
                        np.pi * _scale_and_centre(bounds)[0] / config.n_moments, record.n_atoms, record.n_orbitals,

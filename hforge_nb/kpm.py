@@ -218,6 +218,34 @@ def operator_moments(apply, bounds: tuple[float, float], n_moments: int, vectors
     return moments
 
 
+def symmetric_operator_moments(apply, bounds: tuple[float, float], n_moments: int, vectors: np.ndarray) -> np.ndarray:
+    """:func:`operator_moments` (with ``left`` the vectors themselves) of a symmetric ``apply``, at half the cost.
+
+    With v_k = T_k(A~) x, T_2k = 2 T_k^2 - T_0 and T_2k+1 = 2 T_k+1 T_k - T_1
+    give mu_2k = 2 v_k.v_k - mu_0 and mu_2k+1 = 2 v_k+1.v_k - mu_1 (Weisse et
+    al., Rev. Mod. Phys. 78, 275 (2006), Eq. 34), so n_moments moments take
+    about n_moments / 2 products with A instead of n_moments - 1.
+    """
+    scale, centre = _scale_and_centre(bounds)
+    count = vectors.shape[1]
+
+    def scaled(v):
+        return (apply(v) - centre * v) / scale
+
+    def dot(a, b):
+        return np.einsum("ij,ij->", a, b) / count
+
+    moments = np.zeros(n_moments)
+    previous, current = vectors, scaled(vectors)
+    moments[0], moments[1] = dot(vectors, vectors), dot(vectors, current)
+    for k in range(1, (n_moments + 1) // 2):  # current = v_k, previous = v_k-1
+        moments[2 * k] = 2.0 * dot(current, current) - moments[0]
+        if 2 * k + 1 < n_moments:
+            previous, current = current, 2.0 * scaled(current) - previous
+            moments[2 * k + 1] = 2.0 * dot(current, previous) - moments[1]
+    return moments
+
+
 def inverse_square_root_factor(solver: OverlapSolver, orbital_counts: np.ndarray, vectors: np.ndarray,
                                tolerance: float = 1e-6, max_steps: int = 3000) -> np.ndarray:
     """``[n_orb, m]`` X r for the columns r of ``vectors``, where X = D (D S D)^(-1/2) and X X^T = S^-1.

@@ -279,6 +279,34 @@ class HamiltonianRecord:
         sk = scipy.sparse.csr_matrix((self.s_values * phases[block], (rows, cols)), shape=shape)
         return hk, sk
 
+    def block_sparse_matrices_at_gamma(self, spin_index: int = 0):
+        """H (eV) and S at k = 0 as ``scipy.sparse.bsr_matrix`` ``[n_orb, n_orb]`` of ``[n, n]`` atom blocks.
+
+        For structures whose atoms all have the same ``n`` orbitals.  The
+        blocks of every atom pair are summed over their periodic images
+        without the per-value row and column indices that
+        :meth:`sparse_matrices_at_k` builds, so the peak memory stays close
+        to that of the values (a 10^4-atom cell has about 3e8 of them).
+        """
+        import scipy.sparse
+
+        counts = np.unique(self.atom_orbital_counts)
+        if len(counts) != 1:
+            raise ValueError(f"block-sparse matrices need one orbital count per atom, got {counts.tolist()}")
+        n = int(counts[0])
+        keys = self.pairs[:, 0].astype(np.int64) * self.n_atoms + self.pairs[:, 1]  # [n_blocks]
+        in_order = bool(np.all(np.diff(keys) >= 0))  # as predictions come: then no copy of the values is sorted
+        order = slice(None) if in_order else np.argsort(keys, kind="stable")
+        unique, starts = np.unique(keys[order], return_index=True)
+        indptr = np.searchsorted(unique // self.n_atoms, np.arange(self.n_atoms + 1))
+        shape = (self.n_orbitals, self.n_orbitals)
+
+        def summed(values: np.ndarray) -> scipy.sparse.bsr_matrix:
+            blocks = np.add.reduceat(values.reshape(self.n_blocks, n, n)[order], starts, axis=0)
+            return scipy.sparse.bsr_matrix((blocks, (unique % self.n_atoms).astype(np.int32), indptr), shape=shape)
+
+        return summed(self.h_values[:, spin_index]), summed(self.s_values)
+
     def eigenvalues(self, kpoints: np.ndarray) -> np.ndarray:
         """Eigenvalues (eV, relative to E_F) at reduced k-points.
 

@@ -18,7 +18,9 @@ from hforge_nb.kpm import (
     exact_kpm_dos,
     jackson_kernel,
     kpm_dos,
+    operator_moments,
     spectral_bounds,
+    symmetric_operator_moments,
 )
 from hforge_nb.record import repeat_record, supercell_kpoints
 
@@ -55,6 +57,25 @@ def test_full_trace_moments_equal_the_exact_ones(record):
     bounds = (eigenvalues.min() - 1.0, eigenvalues.max() + 1.0)
     moments = chebyshev_moments(hamiltonian, _solver(record), bounds, 64, np.eye(record.n_orbitals))
     np.testing.assert_allclose(moments * record.n_orbitals, eigenvalue_moments(eigenvalues, bounds, 64), atol=1e-7)
+
+
+@pytest.mark.parametrize("n_moments", [2, 3, 8, 33])
+def test_moments_of_a_symmetric_operator_by_doubling_equal_the_plain_recursion(n_moments):
+    rng = np.random.default_rng(1)
+    matrix = rng.standard_normal((40, 40))
+    matrix = matrix + matrix.T  # [40, 40] symmetric
+    values = np.linalg.eigvalsh(matrix)
+    bounds, vectors = (values[0] - 0.5, values[-1] + 0.5), rng.standard_normal((40, 3))
+    products = []
+
+    def apply(v):
+        products.append(1)
+        return matrix @ v
+
+    doubled = symmetric_operator_moments(apply, bounds, n_moments, vectors)
+    assert len(products) == n_moments // 2  # half of the plain recursion's n_moments - 1
+    np.testing.assert_allclose(doubled, operator_moments(lambda v: matrix @ v, bounds, n_moments, vectors),
+                               atol=1e-10)
 
 
 def test_exact_moments_integrate_to_the_number_of_orbitals(record):

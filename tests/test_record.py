@@ -70,6 +70,24 @@ def test_gamma_point_sums_all_images(bn_record):
                                            if bn_record.pairs[b, 0] == bn_record.pairs[b, 1]))
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_block_sparse_gamma_matrices_equal_the_value_by_value_sums(bn_record, shuffle):
+    """Blocks of one atom pair summed over images, as sparse_matrices_at_k sums value by value (any block order)."""
+    from hforge_nb.record import repeat_record
+
+    record = repeat_record(bn_record, (2, 1, 1))
+    if shuffle:
+        order = np.random.default_rng(0).permutation(record.n_blocks)
+        values = np.concatenate([np.arange(record.block_offsets[b], record.block_offsets[b + 1]) for b in order])
+        record = dataclasses.replace(record, pairs=record.pairs[order], shifts=record.shifts[order],
+                                     h_values=record.h_values[values], s_values=record.s_values[values])
+    assert np.unique(record.pairs, axis=0).shape[0] < record.n_blocks  # some pairs have several images
+    h, s = record.sparse_matrices_at_k()
+    h_blocks, s_blocks = record.block_sparse_matrices_at_gamma()
+    assert h_blocks.format == "bsr" and h_blocks.blocksize == (13, 13)
+    assert abs(h - h_blocks).max() < 1e-12 and abs(s - s_blocks).max() < 1e-12
+
+
 @pytest.mark.parametrize("spin", list(SpinKind))
 def test_sisl_round_trip_every_spin_kind(spin):
     record = random_record(hbn_atoms(rattle=0.05), spin=spin, seed=2)
