@@ -15,6 +15,7 @@ part of the basis that is not nearly linearly dependent.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import operator
 
@@ -208,8 +209,6 @@ def noisy_reference(reference: HamiltonianRecord, h_mae: float, seed: int = 0) -
     even uncorrelated noise of a fraction of a meV moves eigenvalues near
     E_F by far more (the reference S is kept).
     """
-    import dataclasses
-
     rng = np.random.default_rng(seed)
     noise = rng.normal(size=reference.h_values.shape) * h_mae * np.sqrt(np.pi / 2)  # E|x| = sigma sqrt(2/pi)
     return dataclasses.replace(reference, h_values=reference.h_values + noise).symmetrized()
@@ -353,10 +352,32 @@ def filtered_spectral_errors(prediction: HamiltonianRecord, reference: Hamiltoni
     }
 
 
+def eigenvalue_errors_by_shell(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
+                              window: float = 2.0, threshold: float = 1e-2) -> dict[str, float]:
+    """Filtered eigenvalue MAE (meV) with one part of the prediction put into the reference at a time.
+
+    For each distance shell of :data:`SHELL_NAMES`, the reference with the
+    predicted H values of that shell alone, and ``"S"``, the reference with
+    the whole predicted S, each scored by :func:`filtered_spectral_errors`.
+    A shell whose H MAE is tiny can still move eigenvalues far: the
+    errors of hundreds of neighbours add up coherently along the nearly
+    linearly dependent directions of S.  The shells' errors do not add up
+    to the whole prediction's.
+    """
+    h_predicted, s_predicted = aligned_values(prediction, reference)  # [n_values] eV, [n_values]
+    shell_of_value = np.repeat(distance_shells(reference), np.diff(reference.block_offsets))
+    reference_filtered = projected_eigenvalues(reference, reference, kpoints, threshold)
+    variants = {str(shell): dataclasses.replace(reference, h_values=np.where(
+        shell_of_value == shell, h_predicted, reference.h_values[:, 0])[:, None])
+        for shell in SHELL_NAMES if shell in set(shell_of_value)}
+    variants["S"] = dataclasses.replace(reference, s_values=s_predicted)
+    return {label: filtered_spectral_errors(variant, reference, kpoints, window, threshold,
+                                            reference_filtered=reference_filtered)["eigenvalue_mae_meV"]
+            for label, variant in variants.items()}
+
+
 def with_reference_overlap(prediction: HamiltonianRecord, reference: HamiltonianRecord) -> HamiltonianRecord:
     """The prediction with S replaced by the reference's S on the same blocks (to judge H alone)."""
-    import dataclasses
-
     _, reference_s = aligned_values(reference, prediction)
     return dataclasses.replace(prediction, s_values=reference_s)
 

@@ -34,6 +34,7 @@
 # 10^5 atoms, one process per size.
 
 # %%
+import dataclasses
 import json
 
 import matplotlib.pyplot as plt
@@ -78,7 +79,9 @@ kpm_n_random = [2, 8]  # random vectors, one KPM run each (the error should fall
 kpm_solver_tolerance = 1e-3  # relative residual of the S solves
 kpm_filter_threshold = 1e-2  # S eigenvalue where the filtered KPM cuts (half way)
 kpm_filter_degree = 100  # Chebyshev degree of the filtered KPM's functions of S
-kpm_large_cell = False  # also the filtered KPM of the large predicted cell (about 2 min at 128 atoms)
+kpm_lanczos_steps = 20  # Lanczos steps that bracket each KPM's spectrum
+kpm_large_cell = True  # also the filtered KPM of the large predicted cell (its matrices are then kept)
+kpm_exact_max_orbitals = 4000  # the large cell's filtered KPM is checked by exact diagonalization up to this size
 energy_window = 10.0  # eV around E_F of the DOS plots
 overlap_cutoffs = [5.0, 6.0, 7.0]  # Å: the DFT S of kpm_sample cut there, checked for positive definiteness
 figures_dir = ""  # empty: this notebook's output folder; the main job uses papers/figures
@@ -125,14 +128,15 @@ chunk_check
 
 # %% [markdown]
 # ## Prediction of the large cell, and export
-# With `export`, the blocks are kept in memory (0.8 MB per atom as
-# float64) and written; without, they are only counted.
+# With `export` or `kpm_large_cell`, the blocks are kept in memory (0.8 MB
+# per atom as float64), and with `export` written; otherwise they are only
+# counted.
 # `.TSHS` is what TBtrans reads (with sisl, `sisl.get_sile(path).read_hamiltonian()`);
 # `.nc` is sisl's netCDF; `.npz` is hforge-nb's own record, read with
 # `hforge_nb.io.read_record`.  The `.TSHS` is read back to check it.
 
 # %%
-large, large_cost = measure_prediction(model, quenched.atoms, chunks, keep=export)
+large, large_cost = measure_prediction(model, quenched.atoms, chunks, keep=export or kpm_large_cell)
 exported = write_exports(large, out, f"aBN-{n_atoms:05d}-{model_kind}") if export else {}
 export_error = tshs_round_trip_error(large, exported["TSHS"]) if export else None
 {"cost": large_cost.as_dict(), "files": {k: p.name for k, p in exported.items()},
@@ -170,7 +174,8 @@ plt.show()
 # %%
 energies = np.linspace(-energy_window, energy_window, 401)
 checks = {n: kpm_check(samples[kpm_sample], kpm_repeats, energies,
-                       KPMConfig(n_moments=kpm_n_moments, n_random=n, solver_tolerance=kpm_solver_tolerance))
+                       KPMConfig(n_moments=kpm_n_moments, n_random=n, solver_tolerance=kpm_solver_tolerance,
+                                 lanczos_steps=kpm_lanczos_steps))
           for n in kpm_n_random}
 panels = {f"{kpm_sample} x{kpm_repeats}, {n} vectors": (c.result.dos, c.exact) for n, c in checks.items()}
 fig = plot_kpm_check(energies, panels, checks[kpm_n_random[-1]].result.resolution_eV)
@@ -200,8 +205,8 @@ overlap_check = {"reference_min_S_eigenvalue": smallest_overlap_eigenvalue(sampl
                                                                                      samples[kpm_sample]),
                  "reference_min_S_eigenvalue_truncated": truncated_overlap_eigenvalues(samples[kpm_sample],
                                                                                       overlap_cutoffs)}
-try:  # the large cell's matrices are kept only when exported
-    if large is not None:
+try:  # on the exported large cell: the plain KPM checks S on the way
+    if export:
         predicted_dos = kpm_dos(large, energies, KPMConfig(n_moments=kpm_n_moments, n_random=1,
                                                            solver_tolerance=kpm_solver_tolerance))
         overlap_check.update(predicted_kpm="done", **predicted_dos.summary())
@@ -219,29 +224,32 @@ overlap_check
 # those well below it (negative ones included), which go to E_park, below
 # the bands.  Each DOS is checked against exact diagonalization of its own
 # B; the predicted cell's DOS is compared with the DFT cell's, both in
-# their exact limits.  With `kpm_large_cell` (the full profile) the large
-# predicted cell gets its DOS the same way, with `min(kpm_n_random)` random
-# vectors.
+# their exact limits.  With `kpm_large_cell` the large predicted cell gets
+# its DOS the same way, with `min(kpm_n_random)` random vectors (it has
+# more orbitals to average over), checked against exact diagonalization
+# when it has at most `kpm_exact_max_orbitals` orbitals.
 
 # %%
 overlap_filter = OverlapFilter(threshold=kpm_filter_threshold, degree=kpm_filter_degree)
-filtered_config = KPMConfig(n_moments=kpm_n_moments, n_random=max(kpm_n_random))
+filtered_config = KPMConfig(n_moments=kpm_n_moments, n_random=max(kpm_n_random), lanczos_steps=kpm_lanczos_steps)
 filtered_checks = {f"{kpm_sample}, DFT": filtered_kpm_check(samples[kpm_sample], energies, filtered_config,
                                                             overlap_filter),
                    f"{kpm_sample}, ML": filtered_kpm_check(kpm_prediction, energies, filtered_config, overlap_filter)}
-if kpm_large_cell and large is not None:  # fewer random vectors: the cell has more orbitals to average over
+if kpm_large_cell:
     filtered_checks[f"{n_atoms} atoms, ML"] = filtered_kpm_check(
-        large, energies, KPMConfig(n_moments=kpm_n_moments, n_random=min(kpm_n_random)), overlap_filter)
+        large, energies, dataclasses.replace(filtered_config, n_random=min(kpm_n_random)), overlap_filter,
+        kpm_exact_max_orbitals)
 fig = plot_kpm_check(energies, {f"filtered: {label}": (c.result.dos, c.exact) for label, c in filtered_checks.items()},
                      filtered_checks[f"{kpm_sample}, DFT"].result.resolution_eV)
 save_figure(fig, figures, "kpm_filtered")
 saved["kpm_filtered"] = (f"filtered KPM DOS (S eigenvalues cut at {kpm_filter_threshold:g}) of {kpm_sample} from DFT "
-                         f"and from ML, and of the {n_atoms}-atom ML cell, against exact diagonalization")
+                         f"and from ML, and of the {n_atoms}-atom ML cell, against exact diagonalization where "
+                         "it was done")
 plt.show()
 filtered_summary = {label: c.summary() for label, c in filtered_checks.items()}
 filtered_summary["ml_against_dft_dos_difference"] = dos_difference(
     filtered_checks[f"{kpm_sample}, ML"].exact, filtered_checks[f"{kpm_sample}, DFT"].exact, energies)
-{label: {k: s[k] for k in ("kpm_l1_error_relative", "kpm_bounds_eV", "kpm_resolution_eV", "kpm_seconds")}
+{label: {k: s.get(k) for k in ("kpm_l1_error_relative", "kpm_bounds_eV", "kpm_resolution_eV", "kpm_seconds")}
  if isinstance(s, dict) else s for label, s in filtered_summary.items()}
 
 # %% [markdown]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import hbn_atoms, random_record
 
-from hforge_nb.evaluation import (band_gap, block_errors, distance_shells, filtered_spectral_errors, monkhorst_pack,
-                                  projected_spectral_errors, smallest_overlap_eigenvalue, spectral_errors, value_labels)
+from hforge_nb.evaluation import (band_gap, block_errors, distance_shells, eigenvalue_errors_by_shell,
+                                  filtered_spectral_errors, monkhorst_pack, projected_spectral_errors, smallest_overlap_eigenvalue, spectral_errors, value_labels)
 from hforge_nb.record import drop_small_blocks
 
 
@@ -142,3 +142,15 @@ def test_filtering_removes_the_directions_where_a_predicted_overlap_is_not_posit
     errors = filtered_spectral_errors(indefinite, reference, kpoints, window=5.0, threshold=2e-3)
     assert np.isfinite(errors["eigenvalue_mae_meV"]) and errors["n_eigenvalues"] > 0
     assert errors["n_dropped_prediction"] >= 1 + errors["n_dropped_reference"]
+
+
+def test_eigenvalue_errors_by_shell_name_the_shell_that_was_changed(reference):
+    """1% more H on the bonded pairs only: only the 0-2 Å entry moves eigenvalues; S unchanged costs nothing."""
+    kpoints = monkhorst_pack(reference, 2)
+    bonded = np.repeat(distance_shells(reference) == "0-2 Å", np.diff(reference.block_offsets))
+    changed = dataclasses.replace(reference, h_values=reference.h_values * np.where(bonded, 1.01, 1.0)[:, None])
+    by_shell = eigenvalue_errors_by_shell(changed, reference, kpoints, window=5.0, threshold=1e-3)
+    assert set(by_shell) == {*set(distance_shells(reference)), "S"}
+    whole = filtered_spectral_errors(changed, reference, kpoints, window=5.0, threshold=1e-3)["eigenvalue_mae_meV"]
+    assert by_shell["0-2 Å"] == pytest.approx(whole, rel=1e-9) and whole > 1.0
+    assert all(mae < 1e-6 for shell, mae in by_shell.items() if shell != "0-2 Å")
