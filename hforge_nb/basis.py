@@ -178,6 +178,18 @@ class Basis:
         """``[n_atoms]`` number of orbitals of every atom."""
         return np.array([b.n_orbitals for b in self.for_symbols(symbols)], dtype=int)
 
+    def species_indices(self, symbols: Iterable[str]) -> np.ndarray:
+        """``[n_atoms]`` position in :attr:`symbols` of every atom's species (the models' one-hot index).
+
+        >>> shells = dzp_shells(n=2, radii=(4.35, 2.9, 4.35, 2.9, 4.35))
+        >>> Basis((SpeciesBasis("B", 5, shells), SpeciesBasis("N", 7, shells))).species_indices(["N", "B", "N"])
+        array([1, 0, 1])
+        """
+        symbols = list(symbols)
+        self.for_symbols(symbols)  # names any species the basis lacks
+        position = {symbol: index for index, symbol in enumerate(self.symbols)}
+        return np.array([position[s] for s in symbols], dtype=np.int64)
+
     def merged(self, other: "Basis") -> "Basis":
         """This basis plus the species of ``other`` it lacks."""
         extra = [s for s in other.species if s.symbol not in self]

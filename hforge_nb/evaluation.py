@@ -53,7 +53,7 @@ def value_labels(record: HamiltonianRecord) -> dict[str, np.ndarray]:
     """
     block, row, col = value_positions(record.block_shapes)
     symbols = list(record.basis.symbols)
-    species_index = np.array([symbols.index(s) for s in record.species])
+    species_index = record.basis.species_indices(record.species)
     species_i, species_j = species_index[record.pairs[block, 0]], species_index[record.pairs[block, 1]]
     l_row, l_col = np.zeros_like(row), np.zeros_like(col)
     for k, symbol in enumerate(symbols):

@@ -134,8 +134,7 @@ def node_features_in_chunks(model, atoms: ase.Atoms, images: PeriodicImages,
     """
     if len(domains) == 1:
         return model.node_features(_graph_without_blocks(model, atoms))
-    symbols = list(model.basis.symbols)
-    species_index = torch.as_tensor([symbols.index(s) for s in atoms.get_chemical_symbols()])
+    species_index = torch.as_tensor(model.basis.species_indices(atoms.get_chemical_symbols()))
     graphs = [domain_graph(images, domain, model.config.r_max, model.dtype) for domain in domains]
     return model.descriptor.forward_in_domains(species_index, graphs)
 

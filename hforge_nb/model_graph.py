@@ -210,7 +210,7 @@ def build_model_graph(items: list[StructureBlocks], basis: Basis, r_max: float) 
     tensor = torch.as_tensor
     return ModelGraph(
         positions=tensor(np.concatenate([it.atoms.positions for it in items]), dtype=torch.float64),
-        species_index=tensor([basis.symbols.index(s) for s in species], dtype=torch.long),
+        species_index=tensor(basis.species_indices(species), dtype=torch.long),
         batch=tensor(np.repeat(np.arange(len(items)), np.diff(atom_start)), dtype=torch.long),
         ptr=tensor(atom_start, dtype=torch.long),
         cell=tensor(np.asarray(cells), dtype=torch.float64),

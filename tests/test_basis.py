@@ -46,6 +46,12 @@ def test_missing_element_is_named():
         BN_BASIS.for_symbols(["B", "C", "N"])
 
 
+def test_species_indices_follow_the_basis_order_and_name_a_missing_element():
+    assert BN_BASIS.species_indices(["N", "B", "B"]).tolist() == [BN_BASIS.symbols.index(s) for s in "NBB"]
+    with pytest.raises(MissingBasisError, match=r"\['C'\]"):
+        BN_BASIS.species_indices(["B", "C"])
+
+
 def test_unknown_element_is_refused():
     with pytest.raises(UnknownElementError, match="Z=0"):
         SpeciesBasis("Xx", 0, dzp_shells(2, (1, 1, 1, 1, 1)))
