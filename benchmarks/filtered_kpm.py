@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _child import machine, run_child
 
 RESULTS = Path(__file__).parent / "results" / "filtered_kpm.json"
 
@@ -82,19 +81,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from hforge_nb._atomic import write_json
 
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OPENBLAS_NUM_THREADS": "1"}
     report = {"benchmark": "filtered_kpm", "model": args.model, "threads": args.threads,
               "n_moments": args.n_moments, "n_random": args.n_random, "degree": args.degree,
               "lanczos_steps": args.lanczos_steps,
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "results": []}
+              "machine": machine(), "results": []}
     with tempfile.TemporaryDirectory() as folder:
         path = base_cell(Path(folder))
         for repeats in args.repeats:
-            out = subprocess.run([sys.executable, __file__, "--child", str(path), str(repeats), "--model", args.model,
-                                  "--n-moments", settings[0], "--n-random", settings[1], "--degree", settings[2],
-                                  "--lanczos-steps", settings[3], "--threads", str(args.threads)],
-                                 capture_output=True, text=True, env=env, check=True).stdout
-            report["results"].append(json.loads(out.strip().splitlines()[-1]))
+            report["results"].append(run_child(__file__, [
+                "--child", path, repeats, "--model", args.model, "--n-moments", settings[0], "--n-random", settings[1],
+                "--degree", settings[2], "--lanczos-steps", settings[3], "--threads", args.threads], args.threads))
             write_json(args.out, report)
             row = report["results"][-1]
             print(f"{row['n_atoms']} atoms: KPM {row['kpm_seconds']:.1f} s ({row['kpm_seconds_per_atom']:.2f} s per "

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
-import subprocess
 import sys
 from pathlib import Path
+
+from _child import machine, run_child
 
 RESULTS = Path(__file__).parent / "results" / "gpaw_cost.json"
 
@@ -62,17 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.one:
         print(json.dumps(measure_one(args.one, args.seed)))
         return 0
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     rows = []
     for size in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", str(size), "--seed", str(args.seed)],
-                             capture_output=True, text=True, env=env, check=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+        rows.append(run_child(__file__, ["--one", size, "--seed", args.seed]))
         print(f"{size:5d} atoms: {rows[-1]['seconds']}, {rows[-1]['peak_rss_GB']:.2f} GB", flush=True)
     from hforge_nb._atomic import write_json
 
-    write_json(RESULTS, {"benchmark": "gpaw_cost", "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                         "samples": _merged(rows)})
+    write_json(RESULTS, {"benchmark": "gpaw_cost", "machine": machine(), "samples": _merged(rows)})
     print(f"-> {RESULTS}")
     return 0
 

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _child import machine, run_child
 
 RESULTS = Path(__file__).parent / "results" / "large_scale.json"
 DATA = Path(__file__).parent.parent / "data" / "aBN-dzp"
@@ -98,19 +97,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from hforge_nb._atomic import write_json
 
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "OPENBLAS_NUM_THREADS": "1"}
-    report = {"benchmark": "large_scale", "model": args.model, "threads": args.threads,
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    report = {"benchmark": "large_scale", "model": args.model, "threads": args.threads, "machine": machine(),
               "gpaw": gpaw_reference(args.model, args.threads), "base_cells": [], "results": []}
     with tempfile.TemporaryDirectory() as folder:
         for n_base in args.base_atoms:
             path, md_seconds = base_cell(n_base, Path(folder))
             report["base_cells"].append({"n_atoms": n_base, "md_seconds": md_seconds})
             for repeats in args.repeats if n_base == max(args.base_atoms) else [1]:
-                out = subprocess.run([sys.executable, __file__, "--child", str(path), str(repeats), "--model",
-                                      args.model, "--threads", str(args.threads)],
-                                     capture_output=True, text=True, env=env, check=True).stdout
-                report["results"].append(json.loads(out.strip().splitlines()[-1]))
+                report["results"].append(run_child(__file__, ["--child", path, repeats, "--model", args.model,
+                                                              "--threads", args.threads], args.threads))
                 report["time_per_atom_max_over_min_from_1000"] = _flatness(report["results"])
                 write_json(args.out, report)
                 row = report["results"][-1]

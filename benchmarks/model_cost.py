@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _child import machine, run_child
 
 RESULTS = Path(__file__).parent / "results" / "model_cost.json"
 DATA = Path(__file__).parent.parent / "data" / "aBN-dzp"
@@ -125,18 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         row = measure_training(kind, args.epochs) if measurement == "training" else measure_inference(kind)
         print(json.dumps(row))
         return 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     rows = []
     for kind in ("equivariant", "baseline"):
         for measurement in ("training", "inference"):
-            out = subprocess.run([sys.executable, __file__, "--child", kind, measurement, "--epochs", str(args.epochs)],
-                                 capture_output=True, text=True, env=env, check=True).stdout
-            rows.append(json.loads(out.strip().splitlines()[-1]))
+            rows.append(run_child(__file__, ["--child", kind, measurement, "--epochs", args.epochs]))
             print(f"{kind} {measurement}: peak {rows[-1]['peak_rss_GB']:.2f} GB", flush=True)
     from hforge_nb._atomic import write_json
 
-    write_json(RESULTS, {"benchmark": "model_cost", "threads": 1,
-                         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "results": rows})
+    write_json(RESULTS, {"benchmark": "model_cost", "threads": 1, "machine": machine(), "results": rows})
     print(f"-> {RESULTS}")
     return 0
 
