@@ -2,8 +2,10 @@
 
 A base aBN cell comes from melt-and-quench (notebook 06's default cell:
 128 atoms, seed 11, a 1000 K/ps quench); larger sizes repeat it.  Each
-size is predicted (``hforge_nb.inference.predict_large``) and its filtered
-KPM DOS (``hforge_nb.filtered_kpm.filtered_kpm_dos``) computed in a fresh
+size is predicted straight into H and S at k = 0
+(``hforge_nb.inference.predict_gamma_matrices``, no record is built) and
+its filtered KPM DOS computed
+(``hforge_nb.filtered_kpm.filtered_kpm_dos_of_matrices``) in a fresh
 process, so its peak memory is its own.  Results go to
 ``benchmarks/results/filtered_kpm.json`` after every size.
 
@@ -26,28 +28,34 @@ RESULTS = Path(__file__).parent / "results" / "filtered_kpm.json"
 def child(model_path: str, structure: str, repeats: int, n_moments: int, n_random: int, degree: int,
           lanczos_steps: int, threads: int) -> dict:
     """Predict the structure repeated ``repeats`` times along each axis, then its filtered KPM; times and memory."""
+    import time
+
     import ase.io
     import numpy as np
     import torch
 
     from hforge_nb import io
-    from hforge_nb.filtered_kpm import OverlapFilter, filtered_kpm_dos
-    from hforge_nb.inference import ChunkConfig
+    from hforge_nb.filtered_kpm import OverlapFilter, filtered_kpm_dos_of_matrices
+    from hforge_nb.inference import ChunkConfig, predict_gamma_matrices
     from hforge_nb.kpm import KPMConfig
-    from hforge_nb.large_scale import PeakMemory, measure_prediction
+    from hforge_nb.large_scale import PeakMemory
 
     torch.set_num_threads(threads)
     model = io.read_model(model_path).eval()
     atoms = ase.io.read(structure).repeat((repeats,) * 3)
-    record, prediction = measure_prediction(model, atoms, ChunkConfig(), keep=True)
     with PeakMemory() as memory:
+        start = time.perf_counter()
+        hamiltonian, overlap = predict_gamma_matrices(model, atoms, ChunkConfig())
+        prediction_seconds = time.perf_counter() - start
         config = KPMConfig(n_moments=n_moments, n_random=n_random, lanczos_steps=lanczos_steps)
-        result, operator = filtered_kpm_dos(record, np.linspace(-10, 10, 201), config, OverlapFilter(degree=degree))
+        n_orbitals = overlap.blocksize[0]
+        result, _ = filtered_kpm_dos_of_matrices(hamiltonian, overlap, len(atoms), np.linspace(-10, 10, 201), config,
+                                                 OverlapFilter(degree=degree), block_size=n_orbitals)
     return {"repeats": repeats, "n_atoms": len(atoms), "n_orbitals": result.n_orbitals,
-            "nonzeros_per_atom": operator.overlap.nnz / len(atoms),  # of S(k = 0): periodic images fold onto one
-            "prediction_seconds": prediction.seconds, "kpm_seconds": result.seconds,
+            "nonzeros_per_atom": overlap.nnz / len(atoms),  # of S(k = 0): periodic images fold onto one
+            "prediction_seconds": prediction_seconds, "kpm_seconds": result.seconds,
             "kpm_seconds_per_atom": result.seconds / len(atoms), "kpm_bounds_eV": list(result.bounds),
-            "kpm_resolution_eV": result.resolution_eV, "peak_rss_GB": max(prediction.peak_rss_GB, memory.peak_GB)}
+            "kpm_resolution_eV": result.resolution_eV, "peak_rss_GB": memory.peak_GB}
 
 
 def base_cell(folder: Path) -> Path:

@@ -163,19 +163,32 @@ def filtered_kpm_dos(record: HamiltonianRecord, energies: np.ndarray, config: KP
     ``KPMResult.solver_iterations`` holds the products with S per
     application of B (there are no solves).
     """
-    start = time.perf_counter()
     counts = np.unique(record.atom_orbital_counts)
     uniform = len(counts) == 1
     hamiltonian, overlap = record.block_sparse_matrices_at_gamma() if uniform else record.sparse_matrices_at_k()
-    operator = FilteredOperator(hamiltonian, overlap, overlap_filter, seed=config.seed,
-                                block_size=int(counts[0]) if uniform else None)
-    bounds = lanczos_bounds(operator.__matmul__, record.n_orbitals, config.lanczos_steps, config.seed,
-                            config.bound_margin)
-    random = np.random.default_rng(config.seed + 1).choice([-1.0, 1.0], size=(record.n_orbitals, config.n_random))
+    return filtered_kpm_dos_of_matrices(hamiltonian, overlap, record.n_atoms, energies, config, overlap_filter,
+                                        block_size=int(counts[0]) if uniform else None)
+
+
+def filtered_kpm_dos_of_matrices(hamiltonian, overlap, n_atoms: int, energies: np.ndarray,
+                                 config: KPMConfig = KPMConfig(), overlap_filter: OverlapFilter = OverlapFilter(),
+                                 block_size: int | None = None) -> tuple[KPMResult, FilteredOperator]:
+    """:func:`filtered_kpm_dos` of sparse ``[n_orb, n_orb]`` H (eV) and S of ``n_atoms`` atoms.
+
+    For matrices streamed from a prediction without a record
+    (:func:`.inference.predict_gamma_matrices`); ``block_size`` as in
+    :class:`FilteredOperator` (BSR matrices of that block size are used as
+    they are).
+    """
+    start = time.perf_counter()
+    operator = FilteredOperator(hamiltonian, overlap, overlap_filter, seed=config.seed, block_size=block_size)
+    n_orbitals = operator.overlap.shape[0]
+    bounds = lanczos_bounds(operator.__matmul__, n_orbitals, config.lanczos_steps, config.seed, config.bound_margin)
+    random = np.random.default_rng(config.seed + 1).choice([-1.0, 1.0], size=(n_orbitals, config.n_random))
     moments = symmetric_operator_moments(operator.__matmul__, bounds, config.n_moments, random)
-    dos = density_from_moments(moments, bounds, energies) / record.n_atoms
+    dos = density_from_moments(moments, bounds, energies) / n_atoms
     result = KPMResult(np.asarray(energies, dtype=float), dos, moments, bounds,
-                       np.pi * _scale_and_centre(bounds)[0] / config.n_moments, record.n_atoms, record.n_orbitals,
+                       np.pi * _scale_and_centre(bounds)[0] / config.n_moments, n_atoms, n_orbitals,
                        float(2 * overlap_filter.degree), 0, 0.0, time.perf_counter() - start)
     return result, operator
 

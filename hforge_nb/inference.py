@@ -255,8 +255,7 @@ def predict_in_chunks(model, atoms: ase.Atoms, config: ChunkConfig = ChunkConfig
     check_structure(atoms)
     species = np.asarray(atoms.get_chemical_symbols())
     model.basis.for_symbols(species.tolist())
-    cutoff = model.config.edge_cutoff
-    keep_within = cutoff if config.block_cutoff is None else min(cutoff, config.block_cutoff)
+    cutoff, keep_within = model.config.edge_cutoff, _block_range(model, config)
     images = PeriodicImages(atoms, max(cutoff, model.config.r_max))
     features = node_features_in_chunks(model, atoms, images, spatial_domains(atoms, config.feature_chunk_atoms))
     sums = _OnSiteSums(model, species, features.dtype)
@@ -264,6 +263,66 @@ def predict_in_chunks(model, atoms: ase.Atoms, config: ChunkConfig = ChunkConfig
         pairs, shifts, vectors = canonical_pairs(images, domain, cutoff)
         yield from _off_site_chunk(model, features, species, pairs, shifts, vectors, keep_within, sums)
     yield from _on_site_chunks(model, features, sums)
+
+
+def _block_range(model, config: ChunkConfig) -> float:
+    """Å: off-site blocks closer than this are kept (the model's edge cutoff, or ``block_cutoff`` if shorter)."""
+    cutoff = model.config.edge_cutoff
+    return cutoff if config.block_cutoff is None else min(cutoff, config.block_cutoff)
+
+
+def gamma_block_pattern(atoms: ase.Atoms, block_range: float, chunk_atoms: int = 1000) -> np.ndarray:
+    """``[n_pairs]`` sorted keys i * n_atoms + j of the atom pairs with a block closer than ``block_range`` (Å).
+
+    Every image of j counts; the on-site pairs (i, i) are included.  This is
+    the block pattern of H and S at k = 0.
+    """
+    n_atoms = len(atoms)
+    images = PeriodicImages(atoms, block_range)
+    keys = [np.arange(n_atoms, dtype=np.int64) * (n_atoms + 1)]  # (i, i)
+    for domain in spatial_domains(atoms, chunk_atoms):
+        i, point = images.within(domain, block_range)
+        keys.append(np.unique(i.astype(np.int64) * n_atoms + images.atom[point]))
+    return np.unique(np.concatenate(keys))
+
+
+def _add_blocks(data: np.ndarray, slots: np.ndarray, blocks: np.ndarray) -> None:
+    """``data[slots] += blocks`` (``[n, b, b]``), repeated slots summed."""
+    order = np.argsort(slots, kind="stable")
+    unique, starts = np.unique(slots[order], return_index=True)
+    data[unique] += np.add.reduceat(blocks[order], starts, axis=0)
+
+
+@torch.no_grad()
+def predict_gamma_matrices(model, atoms: ase.Atoms, config: ChunkConfig = ChunkConfig()):
+    """H (eV) and S at k = 0 of the model's prediction as ``scipy.sparse.bsr_matrix`` ``[n_orb, n_orb]``.
+
+    The blocks of :func:`predict_in_chunks` are summed over periodic
+    images into block arrays allocated once for :func:`gamma_block_pattern`,
+    chunk by chunk, so no record is built: the peak memory is the two
+    matrices and one chunk, about half of :func:`predict_large` followed by
+    :meth:`.HamiltonianRecord.block_sparse_matrices_at_gamma`, which give
+    the same matrices.  Every atom must have the same number of orbitals.
+    """
+    import scipy.sparse
+
+    counts = np.unique(model.basis.orbital_counts(atoms.get_chemical_symbols()))
+    if len(counts) != 1:
+        raise ValueError(f"block-sparse matrices need one orbital count per atom, got {counts.tolist()}")
+    n, n_atoms = int(counts[0]), len(atoms)
+    keys = gamma_block_pattern(atoms, _block_range(model, config), config.chunk_atoms)
+    h, s = np.zeros((len(keys), n, n)), np.zeros((len(keys), n, n))  # [n_pairs, n, n] eV, and S
+    for chunk in predict_in_chunks(model, atoms, config):
+        wanted = chunk.pairs[:, 0].astype(np.int64) * n_atoms + chunk.pairs[:, 1]
+        slots = np.searchsorted(keys, wanted).clip(max=len(keys) - 1)
+        if np.any(keys[slots] != wanted):
+            raise RuntimeError("a predicted block lies outside the block pattern at k = 0")
+        _add_blocks(h, slots, chunk.h_values.reshape(-1, n, n))
+        _add_blocks(s, slots, chunk.s_values.reshape(-1, n, n))
+    indices, indptr = (keys % n_atoms).astype(np.int32), np.searchsorted(keys // n_atoms, np.arange(n_atoms + 1))
+    shape = (n_atoms * n, n_atoms * n)
+    return (scipy.sparse.bsr_matrix((h, indices, indptr), shape=shape),
+            scipy.sparse.bsr_matrix((s, indices, indptr), shape=shape))
 
 
 def record_from_chunks(atoms: ase.Atoms, basis, chunks, provenance: Provenance | None = None) -> HamiltonianRecord:

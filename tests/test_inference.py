@@ -13,7 +13,8 @@ from conftest import bn_cluster, hbn_atoms, small_model
 from hforge_nb import io
 from hforge_nb.errors import MissingBasisError, OverlappingAtomsError
 from hforge_nb.evaluation import aligned_values
-from hforge_nb.inference import ChunkConfig, PeriodicImages, canonical_pairs, predict_large, spatial_domains
+from hforge_nb.inference import (ChunkConfig, PeriodicImages, canonical_pairs, predict_gamma_matrices, predict_large,
+                                 spatial_domains)
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,18 @@ def test_block_cutoff_keeps_the_near_blocks_unchanged(supercell):
     assert near.n_blocks == expected.sum()
     h, _ = aligned_values(whole, near)
     np.testing.assert_allclose(h, near.h_values[:, 0], atol=1e-10)
+
+
+@pytest.mark.parametrize("config", [ChunkConfig(chunk_atoms=12),
+                                    ChunkConfig(chunk_atoms=8, block_cutoff=3.0)])
+def test_streamed_gamma_matrices_equal_the_record_summed_at_gamma(supercell, config):
+    """H and S at k = 0 summed chunk by chunk, without a record, as the whole prediction's (images folded)."""
+    model = _with_neighbour_terms("equivariant")
+    h, s = predict_gamma_matrices(model, supercell, config)
+    h_record, s_record = predict_large(model, supercell, config).block_sparse_matrices_at_gamma()
+    assert h.format == "bsr" and h.blocksize == (13, 13) and h.nnz == h_record.nnz
+    assert abs(h - h_record).max() < 1e-10 and abs(s - s_record).max() < 1e-12
+    assert abs(h - h.T).max() < 1e-10
 
 
 def test_every_unordered_pair_is_taken_once(supercell):
