@@ -18,8 +18,8 @@ import numpy as np
 
 from . import io
 from .evaluation import dos_difference
-from .filtered_kpm import OverlapFilter, exact_filtered_dos, filtered_kpm_dos
-from .inference import ChunkConfig, chunked_provenance, predict_in_chunks, record_from_chunks
+from .filtered_kpm import OverlapFilter, exact_filtered_dos, filtered_kpm_dos, filtered_kpm_dos_of_matrices
+from .inference import ChunkConfig, chunked_provenance, predict_gamma_matrices, predict_in_chunks, record_from_chunks
 from .kpm import KPMConfig, KPMResult, exact_kpm_dos, kpm_dos
 from .record import HamiltonianRecord, keep_blocks, repeat_record
 
@@ -183,6 +183,24 @@ def filtered_kpm_check(record: HamiltonianRecord, energies: np.ndarray, config: 
     result, operator = filtered_kpm_dos(record, energies, config, overlap_filter)
     small = max_exact_orbitals is None or record.n_orbitals <= max_exact_orbitals
     return KPMCheck(result, exact_filtered_dos(record, result, operator) if small else None, (1, 1, 1))
+
+
+def large_cell_filtered_kpm(model, atoms: ase.Atoms, record: HamiltonianRecord | None, chunks: ChunkConfig,
+                            energies: np.ndarray, config: KPMConfig, overlap_filter: OverlapFilter,
+                            max_exact_orbitals: int) -> KPMCheck:
+    """Filtered KPM DOS of a large predicted cell: of ``record`` if it was kept, else streamed from the model.
+
+    Without a record, H and S at k = 0 come from
+    :func:`.inference.predict_gamma_matrices`, which holds only the two
+    matrices (about half the memory of a record plus its matrices), and
+    there is no exact check.
+    """
+    if record is not None:
+        return filtered_kpm_check(record, energies, config, overlap_filter, max_exact_orbitals)
+    hamiltonian, overlap = predict_gamma_matrices(model, atoms, chunks)
+    result, _ = filtered_kpm_dos_of_matrices(hamiltonian, overlap, len(atoms), energies, config, overlap_filter,
+                                             block_size=overlap.blocksize[0])
+    return KPMCheck(result, None, (1, 1, 1))
 
 
 def smallest_overlap_eigenvalue(record: HamiltonianRecord) -> float:

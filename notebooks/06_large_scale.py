@@ -48,8 +48,8 @@ from hforge_nb.evaluation import aligned_values, dos_difference
 from hforge_nb.filtered_kpm import OverlapFilter
 from hforge_nb.inference import ChunkConfig
 from hforge_nb.kpm import KPMConfig, OverlapNotPositiveDefiniteError, kpm_dos
-from hforge_nb.large_scale import (filtered_kpm_check, gpaw_timings, kpm_check, measure_prediction,
-                                   overlap_eigenvalues_by_shell, smallest_overlap_eigenvalue,
+from hforge_nb.large_scale import (filtered_kpm_check, gpaw_timings, kpm_check, large_cell_filtered_kpm,
+                                   measure_prediction, overlap_eigenvalues_by_shell, smallest_overlap_eigenvalue,
                                    truncated_overlap_eigenvalues, tshs_round_trip_error, write_exports)
 from hforge_nb.melt_quench import MeltQuenchSchedule, melt_quench
 from hforge_nb.paths import earlier_stage, output_folder, project_path
@@ -80,7 +80,7 @@ kpm_solver_tolerance = 1e-3  # relative residual of the S solves
 kpm_filter_threshold = 1e-2  # S eigenvalue where the filtered KPM cuts (half way)
 kpm_filter_degree = 100  # Chebyshev degree of the filtered KPM's functions of S
 kpm_lanczos_steps = 20  # Lanczos steps that bracket each KPM's spectrum
-kpm_large_cell = True  # also the filtered KPM of the large predicted cell (its matrices are then kept)
+kpm_large_cell = True  # also the filtered KPM of the large predicted cell (streamed from the model if not exported)
 kpm_exact_max_orbitals = 4000  # the large cell's filtered KPM is checked by exact diagonalization up to this size
 energy_window = 10.0  # eV around E_F of the DOS plots
 overlap_cutoffs = [5.0, 6.0, 7.0]  # Å: the DFT S of kpm_sample cut there, checked for positive definiteness
@@ -128,15 +128,14 @@ chunk_check
 
 # %% [markdown]
 # ## Prediction of the large cell, and export
-# With `export` or `kpm_large_cell`, the blocks are kept in memory (0.8 MB
-# per atom as float64), and with `export` written; otherwise they are only
-# counted.
+# With `export`, the blocks are kept in memory (0.8 MB per atom as
+# float64) and written; without, they are only counted.
 # `.TSHS` is what TBtrans reads (with sisl, `sisl.get_sile(path).read_hamiltonian()`);
 # `.nc` is sisl's netCDF; `.npz` is hforge-nb's own record, read with
 # `hforge_nb.io.read_record`.  The `.TSHS` is read back to check it.
 
 # %%
-large, large_cost = measure_prediction(model, quenched.atoms, chunks, keep=export or kpm_large_cell)
+large, large_cost = measure_prediction(model, quenched.atoms, chunks, keep=export)
 exported = write_exports(large, out, f"aBN-{n_atoms:05d}-{model_kind}") if export else {}
 export_error = tshs_round_trip_error(large, exported["TSHS"]) if export else None
 {"cost": large_cost.as_dict(), "files": {k: p.name for k, p in exported.items()},
@@ -227,7 +226,9 @@ overlap_check
 # their exact limits.  With `kpm_large_cell` the large predicted cell gets
 # its DOS the same way, with `min(kpm_n_random)` random vectors (it has
 # more orbitals to average over), checked against exact diagonalization
-# when it has at most `kpm_exact_max_orbitals` orbitals.
+# when it has at most `kpm_exact_max_orbitals` orbitals.  Its matrices are
+# the exported record's, or, without `export`, streamed from the model
+# straight into H and S at k = 0 (`inference.predict_gamma_matrices`).
 
 # %%
 overlap_filter = OverlapFilter(threshold=kpm_filter_threshold, degree=kpm_filter_degree)
@@ -236,9 +237,9 @@ filtered_checks = {f"{kpm_sample}, DFT": filtered_kpm_check(samples[kpm_sample],
                                                             overlap_filter),
                    f"{kpm_sample}, ML": filtered_kpm_check(kpm_prediction, energies, filtered_config, overlap_filter)}
 if kpm_large_cell:
-    filtered_checks[f"{n_atoms} atoms, ML"] = filtered_kpm_check(
-        large, energies, dataclasses.replace(filtered_config, n_random=min(kpm_n_random)), overlap_filter,
-        kpm_exact_max_orbitals)
+    filtered_checks[f"{n_atoms} atoms, ML"] = large_cell_filtered_kpm(
+        model, quenched.atoms, large, chunks, energies, dataclasses.replace(filtered_config, n_random=min(kpm_n_random)),
+        overlap_filter, kpm_exact_max_orbitals)
 fig = plot_kpm_check(energies, {f"filtered: {label}": (c.result.dos, c.exact) for label, c in filtered_checks.items()},
                      filtered_checks[f"{kpm_sample}, DFT"].result.resolution_eV)
 save_figure(fig, figures, "kpm_filtered")

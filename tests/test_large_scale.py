@@ -8,7 +8,9 @@ from conftest import hbn_atoms, random_record, small_model
 
 from hforge_nb.inference import ChunkConfig
 from hforge_nb.kpm import KPMConfig
-from hforge_nb.large_scale import (PeakMemory, kpm_check, measure_prediction, overlap_eigenvalues_by_shell,
+from hforge_nb.filtered_kpm import OverlapFilter
+from hforge_nb.large_scale import (PeakMemory, kpm_check, large_cell_filtered_kpm, measure_prediction,
+                                   overlap_eigenvalues_by_shell,
                                    smallest_overlap_eigenvalue, truncated_overlap_eigenvalues, tshs_round_trip_error,
                                    write_exports)
 
@@ -45,6 +47,20 @@ def test_kpm_check_reports_errors_against_the_exact_limit():
     assert summary["kpm_repeats"] == [2, 2, 1] and summary["kpm_n_atoms"] == 16
     assert 0 < summary["kpm_l1_error_relative"] < 0.3
     assert smallest_overlap_eigenvalue(record) > 0
+
+
+def test_large_cell_filtered_kpm_streamed_equals_the_kept_record_and_skips_the_exact_check():
+    model, atoms, chunks = small_model("equivariant"), hbn_atoms(rattle=0.05).repeat((2, 2, 1)), ChunkConfig(5)
+    energies, config = np.linspace(-10, 10, 41), KPMConfig(n_moments=16, n_random=2, lanczos_steps=20)
+    overlap_filter = OverlapFilter(threshold=1e-2, degree=40)
+    record, _ = measure_prediction(model, atoms, chunks)
+    kept = large_cell_filtered_kpm(model, atoms, record, chunks, energies, config, overlap_filter, 10_000)
+    streamed = large_cell_filtered_kpm(model, atoms, None, chunks, energies, config, overlap_filter, 10_000)
+    assert kept.exact is not None and streamed.exact is None
+    np.testing.assert_allclose(streamed.result.dos, kept.result.dos, atol=1e-8)
+    assert "kpm_l1_error_relative" in kept.summary() and "kpm_l1_error_relative" not in streamed.summary()
+    too_large = large_cell_filtered_kpm(model, atoms, record, chunks, energies, config, overlap_filter, 10)
+    assert too_large.exact is None
 
 
 def test_truncating_the_overlap_keeps_the_full_spectrum_beyond_its_reach():
