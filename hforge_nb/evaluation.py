@@ -226,20 +226,26 @@ def canonical_frame(s_reference: np.ndarray, threshold: float) -> np.ndarray:
     return vectors[:, keep] / np.sqrt(overlap_eigenvalues[keep])
 
 
-def projected_hamiltonian(h: np.ndarray, s_reference: np.ndarray, threshold: float) -> np.ndarray:
-    """H ``[n, n]`` in the :func:`canonical_frame` of the reference S, ``[n_kept, n_kept]``."""
-    x = canonical_frame(s_reference, threshold)
-    return x.conj().T @ h @ x
+def canonical_frames(reference: HamiltonianRecord, kpoints: np.ndarray, threshold: float) -> list[np.ndarray]:
+    """Per k-point, the :func:`canonical_frame` of the reference's S(k), to share between projections."""
+    return [canonical_frame(reference.matrices_at_k(k)[1], threshold) for k in np.atleast_2d(kpoints)]
 
 
 def projected_eigenvalues(record: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
-                          threshold: float) -> list[np.ndarray]:
-    """Per k-point, eigenvalues (eV) of ``record``'s H projected with :func:`projected_hamiltonian` on the reference's S."""
+                          threshold: float, frames: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Per k-point, eigenvalues (eV) of ``record``'s H in the :func:`canonical_frame` X of the reference's S (X^H H X).
+
+    ``frames``: the reference's :func:`canonical_frames` at ``threshold``,
+    when already computed.
+    """
     result = []
-    for k in np.atleast_2d(kpoints):
-        h, s = record.matrices_at_k(k)
-        s_reference = s if reference is record else reference.matrices_at_k(k)[1]
-        result.append(np.linalg.eigvalsh(projected_hamiltonian(h, s_reference, threshold)))
+    for index, k in enumerate(np.atleast_2d(kpoints)):
+        if frames is not None:
+            h, frame = record.matrices_at_k(k)[0], frames[index]
+        else:
+            h, s = record.matrices_at_k(k)
+            frame = canonical_frame(s if reference is record else reference.matrices_at_k(k)[1], threshold)
+        result.append(np.linalg.eigvalsh(frame.conj().T @ h @ frame))
     return result
 
 
@@ -253,20 +259,27 @@ def largest_shift_meV(kept: list[np.ndarray], full: np.ndarray, window: float) -
 
 def projected_spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
                               window: float = 2.0, threshold: float = 1e-3,
-                              reference_energies: np.ndarray | None = None) -> dict:
+                              reference_energies: np.ndarray | None = None,
+                              frames: list[np.ndarray] | None = None,
+                              reference_projected: list[np.ndarray] | None = None) -> dict:
     """Eigenvalue errors (meV) of the predicted H in the well-conditioned part of the reference basis.
 
     Both the prediction's and the reference's H are projected on the
     reference S's eigenvectors with eigenvalue >= ``threshold``
-    (:func:`projected_hamiltonian`), and their eigenvalues compared by index
+    (:func:`projected_eigenvalues`), and their eigenvalues compared by index
     where the projected reference lies within ``window`` of E_F.
     ``projection_shift_meV`` is what the projection itself costs: the
     largest distance from a projected reference eigenvalue in the window to
-    the nearest unprojected one.  ``reference_energies``: as in :func:`spectral_errors`.
+    the nearest unprojected one.  ``reference_energies``: as in
+    :func:`spectral_errors`; ``frames`` (the reference's
+    :func:`canonical_frames`) and ``reference_projected`` (its own projected
+    eigenvalues) likewise save computing them again.
     """
     full = eigenvalues(reference, kpoints) if reference_energies is None else reference_energies
-    projected_reference = projected_eigenvalues(reference, reference, kpoints, threshold)
-    predicted = projected_eigenvalues(prediction, reference, kpoints, threshold)
+    frames = canonical_frames(reference, kpoints, threshold) if frames is None else frames
+    projected_reference = (projected_eigenvalues(reference, reference, kpoints, threshold, frames)
+                           if reference_projected is None else reference_projected)
+    predicted = projected_eigenvalues(prediction, reference, kpoints, threshold, frames)
     difference = np.concatenate([np.abs(e_pred - e_ref)[np.abs(e_ref) <= window]
                                  for e_ref, e_pred in zip(projected_reference, predicted)])
     return {
@@ -440,15 +453,18 @@ def evaluate(model, records: dict[str, HamiltonianRecord], n_kpoints: int = 2, w
         energies = eigenvalues(reference, kpoints)  # [n_k, n_bands], shared by the three spectra
         noisy = noisy_reference(reference, blocks["H_meV"]["overall"]["mae"] / 1000)
         filtered = projected_eigenvalues(reference, reference, kpoints, filter_threshold)  # shared by two spectra
+        frames = canonical_frames(reference, kpoints, overlap_threshold)  # shared by the two projected spectra
+        projected = projected_eigenvalues(reference, reference, kpoints, overlap_threshold, frames)
         samples[name] = {
             "n_atoms": reference.n_atoms,
             "blocks": blocks,
             "smallest_S_eigenvalue": smallest_overlap_eigenvalue(reference, kpoints),
             "random_noise_same_mae": spectral_errors(noisy, reference, kpoints, window, reference_energies=energies),
             "random_noise_same_mae_projected": projected_spectral_errors(noisy, reference, kpoints, window,
-                                                                         overlap_threshold, energies),
+                                                                         overlap_threshold, energies, frames,
+                                                                         projected),
             "spectrum_projected": projected_spectral_errors(prediction, reference, kpoints, window,
-                                                            overlap_threshold, energies),
+                                                            overlap_threshold, energies, frames, projected),
             "random_noise_same_mae_filtered": filtered_spectral_errors(
                 noisy, reference, kpoints, window, filter_threshold, reference_energies=energies,
                 reference_filtered=filtered),
