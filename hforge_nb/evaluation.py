@@ -378,11 +378,12 @@ def eigenvalue_errors_by_shell(prediction: HamiltonianRecord, reference: Hamilto
     to the whole prediction's.
     """
     h_predicted, s_predicted = aligned_values(prediction, reference)  # [n_values] eV, [n_values]
-    shell_of_value = np.repeat(distance_shells(reference), np.diff(reference.block_offsets))
+    shells = distance_shells(reference)  # [n_blocks]
+    shell_of_value = np.repeat(shells, np.diff(reference.block_offsets))
     reference_filtered = projected_eigenvalues(reference, reference, kpoints, threshold)
     variants = {str(shell): dataclasses.replace(reference, h_values=np.where(
         shell_of_value == shell, h_predicted, reference.h_values[:, 0])[:, None])
-        for shell in SHELL_NAMES if shell in set(shell_of_value)}
+        for shell in SHELL_NAMES if shell in set(shells)}
     variants["S"] = dataclasses.replace(reference, s_values=s_predicted)
     return {label: filtered_spectral_errors(variant, reference, kpoints, window, threshold,
                                             reference_filtered=reference_filtered)["eigenvalue_mae_meV"]

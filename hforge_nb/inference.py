@@ -42,7 +42,7 @@ import torch
 from .model_graph import StructureBlocks, build_model_graph
 from .models.descriptor import DomainGraph
 from .neighbours import PeriodicImages, face_spacings
-from .record import HamiltonianRecord, Provenance
+from .record import HamiltonianRecord, Provenance, bsr_from_pair_keys
 from .structure import check_structure
 
 
@@ -304,8 +304,6 @@ def predict_gamma_matrices(model, atoms: ase.Atoms, config: ChunkConfig = ChunkC
     :meth:`.HamiltonianRecord.block_sparse_matrices_at_gamma`, which give
     the same matrices.  Every atom must have the same number of orbitals.
     """
-    import scipy.sparse
-
     counts = np.unique(model.basis.orbital_counts(atoms.get_chemical_symbols()))
     if len(counts) != 1:
         raise ValueError(f"block-sparse matrices need one orbital count per atom, got {counts.tolist()}")
@@ -319,10 +317,7 @@ def predict_gamma_matrices(model, atoms: ase.Atoms, config: ChunkConfig = ChunkC
             raise RuntimeError("a predicted block lies outside the block pattern at k = 0")
         _add_blocks(h, slots, chunk.h_values.reshape(-1, n, n))
         _add_blocks(s, slots, chunk.s_values.reshape(-1, n, n))
-    indices, indptr = (keys % n_atoms).astype(np.int32), np.searchsorted(keys // n_atoms, np.arange(n_atoms + 1))
-    shape = (n_atoms * n, n_atoms * n)
-    return (scipy.sparse.bsr_matrix((h, indices, indptr), shape=shape),
-            scipy.sparse.bsr_matrix((s, indices, indptr), shape=shape))
+    return bsr_from_pair_keys(keys, h, n_atoms), bsr_from_pair_keys(keys, s, n_atoms)
 
 
 def record_from_chunks(atoms: ase.Atoms, basis, chunks, provenance: Provenance | None = None) -> HamiltonianRecord:

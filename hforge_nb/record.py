@@ -288,22 +288,18 @@ class HamiltonianRecord:
         :meth:`sparse_matrices_at_k` builds, so the peak memory stays close
         to that of the values (a 10^4-atom cell has about 3e8 of them).
         """
-        import scipy.sparse
-
         counts = np.unique(self.atom_orbital_counts)
         if len(counts) != 1:
             raise ValueError(f"block-sparse matrices need one orbital count per atom, got {counts.tolist()}")
         n = int(counts[0])
         keys = self.pairs[:, 0].astype(np.int64) * self.n_atoms + self.pairs[:, 1]  # [n_blocks]
-        in_order = bool(np.all(np.diff(keys) >= 0))  # as predictions come: then no copy of the values is sorted
+        in_order = bool(np.all(np.diff(keys) >= 0))  # blocks already sorted by pair: no sorted copy of the values
         order = slice(None) if in_order else np.argsort(keys, kind="stable")
         unique, starts = np.unique(keys[order], return_index=True)
-        indptr = np.searchsorted(unique // self.n_atoms, np.arange(self.n_atoms + 1))
-        shape = (self.n_orbitals, self.n_orbitals)
 
-        def summed(values: np.ndarray) -> scipy.sparse.bsr_matrix:
+        def summed(values: np.ndarray):
             blocks = np.add.reduceat(values.reshape(self.n_blocks, n, n)[order], starts, axis=0)
-            return scipy.sparse.bsr_matrix((blocks, (unique % self.n_atoms).astype(np.int32), indptr), shape=shape)
+            return bsr_from_pair_keys(unique, blocks, self.n_atoms)
 
         return summed(self.h_values[:, spin_index]), summed(self.s_values)
 
@@ -341,6 +337,16 @@ class HamiltonianRecord:
             "source": self.provenance.source,
             "code": self.provenance.code,
         }
+
+
+def bsr_from_pair_keys(keys: np.ndarray, blocks: np.ndarray, n_atoms: int):
+    """``scipy.sparse.bsr_matrix`` of ``blocks`` ``[n_pairs, n, n]`` at the sorted unique keys i * n_atoms + j."""
+    import scipy.sparse
+
+    n = blocks.shape[1]
+    indptr = np.searchsorted(keys // n_atoms, np.arange(n_atoms + 1))
+    return scipy.sparse.bsr_matrix((blocks, (keys % n_atoms).astype(np.int32), indptr),
+                                   shape=(n_atoms * n, n_atoms * n))
 
 
 def _pair_keys(pairs: np.ndarray, shifts: np.ndarray, n_atoms: int, max_shift: int) -> np.ndarray:
