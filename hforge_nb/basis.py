@@ -190,6 +190,22 @@ class Basis:
         position = {symbol: index for index, symbol in enumerate(self.symbols)}
         return np.array([position[s] for s in symbols], dtype=np.int64)
 
+    def common_orbital_count(self, symbols: Iterable[str], required: bool = False) -> int | None:
+        """The number of orbitals every atom of ``symbols`` has; None when they differ (``required``: raise).
+
+        Uniform counts let H and S be stored as dense atom blocks (BSR).
+
+        >>> shells = dzp_shells(n=2, radii=(4.35, 2.9, 4.35, 2.9, 4.35))
+        >>> Basis((SpeciesBasis("B", 5, shells), SpeciesBasis("N", 7, shells))).common_orbital_count(["N", "B"])
+        13
+        """
+        counts = np.unique(self.orbital_counts(symbols))
+        if len(counts) == 1:
+            return int(counts[0])
+        if required:
+            raise ValueError(f"block-sparse matrices need one orbital count per atom, got {counts.tolist()}")
+        return None
+
     def merged(self, other: "Basis") -> "Basis":
         """This basis plus the species of ``other`` it lacks."""
         extra = [s for s in other.species if s.symbol not in self]

@@ -380,12 +380,13 @@ def eigenvalue_errors_by_shell(prediction: HamiltonianRecord, reference: Hamilto
     h_predicted, s_predicted = aligned_values(prediction, reference)  # [n_values] eV, [n_values]
     shells = distance_shells(reference)  # [n_blocks]
     shell_of_value = np.repeat(shells, np.diff(reference.block_offsets))
+    energies = eigenvalues(reference, kpoints)  # [n_k, n_bands], shared by every variant's filter shift
     reference_filtered = projected_eigenvalues(reference, reference, kpoints, threshold)
     variants = {str(shell): dataclasses.replace(reference, h_values=np.where(
         shell_of_value == shell, h_predicted, reference.h_values[:, 0])[:, None])
         for shell in SHELL_NAMES if shell in set(shells)}
     variants["S"] = dataclasses.replace(reference, s_values=s_predicted)
-    return {label: filtered_spectral_errors(variant, reference, kpoints, window, threshold,
+    return {label: filtered_spectral_errors(variant, reference, kpoints, window, threshold, reference_energies=energies,
                                             reference_filtered=reference_filtered)["eigenvalue_mae_meV"]
             for label, variant in variants.items()}
 

@@ -163,11 +163,11 @@ def filtered_kpm_dos(record: HamiltonianRecord, energies: np.ndarray, config: KP
     ``KPMResult.solver_iterations`` holds the products with S per
     application of B (there are no solves).
     """
-    counts = np.unique(record.atom_orbital_counts)
-    uniform = len(counts) == 1
-    hamiltonian, overlap = record.block_sparse_matrices_at_gamma() if uniform else record.sparse_matrices_at_k()
+    block_size = record.basis.common_orbital_count(record.species)
+    hamiltonian, overlap = (record.sparse_matrices_at_k() if block_size is None
+                            else record.block_sparse_matrices_at_gamma())
     return filtered_kpm_dos_of_matrices(hamiltonian, overlap, record.n_atoms, energies, config, overlap_filter,
-                                        block_size=int(counts[0]) if uniform else None)
+                                        block_size=block_size)
 
 
 def filtered_kpm_dos_of_matrices(hamiltonian, overlap, n_atoms: int, energies: np.ndarray,

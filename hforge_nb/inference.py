@@ -304,10 +304,7 @@ def predict_gamma_matrices(model, atoms: ase.Atoms, config: ChunkConfig = ChunkC
     :meth:`.HamiltonianRecord.block_sparse_matrices_at_gamma`, which give
     the same matrices.  Every atom must have the same number of orbitals.
     """
-    counts = np.unique(model.basis.orbital_counts(atoms.get_chemical_symbols()))
-    if len(counts) != 1:
-        raise ValueError(f"block-sparse matrices need one orbital count per atom, got {counts.tolist()}")
-    n, n_atoms = int(counts[0]), len(atoms)
+    n, n_atoms = model.basis.common_orbital_count(atoms.get_chemical_symbols(), required=True), len(atoms)
     keys = gamma_block_pattern(atoms, _block_range(model, config), config.chunk_atoms)
     h, s = np.zeros((len(keys), n, n)), np.zeros((len(keys), n, n))  # [n_pairs, n, n] eV, and S
     for chunk in predict_in_chunks(model, atoms, config):

@@ -288,10 +288,7 @@ class HamiltonianRecord:
         :meth:`sparse_matrices_at_k` builds, so the peak memory stays close
         to that of the values (a 10^4-atom cell has about 3e8 of them).
         """
-        counts = np.unique(self.atom_orbital_counts)
-        if len(counts) != 1:
-            raise ValueError(f"block-sparse matrices need one orbital count per atom, got {counts.tolist()}")
-        n = int(counts[0])
+        n = self.basis.common_orbital_count(self.species, required=True)
         keys = self.pairs[:, 0].astype(np.int64) * self.n_atoms + self.pairs[:, 1]  # [n_blocks]
         in_order = bool(np.all(np.diff(keys) >= 0))  # blocks already sorted by pair: no sorted copy of the values
         order = slice(None) if in_order else np.argsort(keys, kind="stable")

@@ -156,9 +156,10 @@ plt.show()
 # more than one of large ones.
 
 # %%
-by_shell = {name: eigenvalue_errors_by_shell(io.read_model(out / "equivariant" / "model.pt").predict(record), record,
-                                             monkhorst_pack(record, n_kpoints), energy_window, filter_threshold)
-            for name, record in test.items()} if "equivariant" in models else {}
+equivariant = io.read_model(out / "equivariant" / "model.pt") if "equivariant" in models else None
+by_shell = {name: eigenvalue_errors_by_shell(equivariant.predict(record), record, monkhorst_pack(record, n_kpoints),
+                                             energy_window, filter_threshold)
+            for name, record in test.items()} if equivariant is not None else {}
 for name, errors in by_shell.items():
     shell_mae = evaluation["equivariant"]["samples"][name]["blocks"]["H_meV"]["distance"]
     print(name, ", ".join(f"{shell}: {mae:.1f} meV (H MAE {shell_mae[shell]['mae']:.2f})" if shell in shell_mae

@@ -52,6 +52,14 @@ def test_species_indices_follow_the_basis_order_and_name_a_missing_element():
         BN_BASIS.species_indices(["B", "C"])
 
 
+def test_common_orbital_count_is_none_or_named_when_counts_differ():
+    mixed = BN_BASIS.merged(Basis((SpeciesBasis("H", 1, (OrbitalShell(1, 0),)),)))
+    assert mixed.common_orbital_count(["B", "N", "B"]) == 13
+    assert mixed.common_orbital_count(["B", "H"]) is None
+    with pytest.raises(ValueError, match=r"one orbital count per atom, got \[1, 13\]"):
+        mixed.common_orbital_count(["B", "H"], required=True)
+
+
 def test_unknown_element_is_refused():
     with pytest.raises(UnknownElementError, match="Z=0"):
         SpeciesBasis("Xx", 0, dzp_shells(2, (1, 1, 1, 1, 1)))
