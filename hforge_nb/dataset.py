@@ -36,6 +36,7 @@ from .gpaw_reference import GPAWSettings, SCFNotConvergedError, gpaw_record, off
 from .io import read_record, write_record
 from .melt_quench import MeltQuenchSchedule, melt_quench
 from .record import HamiltonianRecord, drop_small_blocks
+from .structure import same_structure
 from .structure_stats import structure_stats
 
 FORMAT = "hforge-nb-dataset"
@@ -348,6 +349,28 @@ class DataSplit:
 
     def as_dict(self) -> dict[str, list[str]]:
         return {"train": list(self.train), "validation": list(self.validation), "test": list(self.test)}
+
+
+def unseen_records(candidates: dict[str, HamiltonianRecord], used: dict[str, HamiltonianRecord],
+                   sizes: set[int] | None = None) -> dict[str, HamiltonianRecord]:
+    """The ``candidates`` whose structure is none of ``used`` (:func:`.structure.same_structure`), of ``sizes`` atoms.
+
+    For testing on more cells than a data set holds: a second folder made by
+    notebook 01 with more cells per size repeats the first cells (same
+    seeds), and those, like any structure a model was trained, validated or
+    tested on, are left out.
+
+    Examples
+    --------
+    >>> import ase
+    >>> from types import SimpleNamespace as R
+    >>> cell = lambda x: R(atoms=ase.Atoms("BN", positions=[[0, 0, 0], [x, 0, 0]], cell=[4, 4, 4]), n_atoms=2)
+    >>> sorted(unseen_records({"a": cell(1.4), "b": cell(1.5)}, {"x": cell(1.4)}))
+    ['b']
+    """
+    return {name: record for name, record in candidates.items()
+            if (sizes is None or record.n_atoms in sizes)
+            and not any(same_structure(record.atoms, other.atoms) for other in used.values())}
 
 
 def split_by_size(records: dict[str, HamiltonianRecord], n_validation: int = 1, n_test: int = 1) -> DataSplit:

@@ -30,3 +30,19 @@ def check_structure(atoms: ase.Atoms, min_distance: float = MIN_DISTANCE) -> Non
             f"atoms {i[k]} ({symbols[i[k]]}) and {j[k]} ({symbols[j[k]]}) are {d[k]:.3f} Å apart "
             f"(minimum {min_distance} Å)"
         )
+
+
+def same_structure(first: ase.Atoms, second: ase.Atoms, tolerance: float = 1e-6) -> bool:
+    """True when both hold the same elements at the same positions (Å, within ``tolerance``) in the same cell.
+
+    Positions that differ by a lattice vector along a periodic axis count as
+    the same.  Data sets name their samples by seed, and different base seeds
+    can give one structure two names; comparing atoms is what tells a repeat.
+    """
+    if len(first) != len(second) or first.get_chemical_symbols() != second.get_chemical_symbols():
+        return False
+    if not (np.allclose(first.cell.array, second.cell.array, atol=tolerance) and (first.pbc == second.pbc).all()):
+        return False
+    shift = np.linalg.solve(first.cell.array.T, (second.positions - first.positions).T).T  # [n_atoms, 3] cells
+    shift[:, first.pbc] -= np.round(shift[:, first.pbc])
+    return bool(np.abs(shift @ first.cell.array).max(initial=0.0) <= tolerance)

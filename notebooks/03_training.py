@@ -76,6 +76,7 @@ n_kpoints = 2  # k-points per periodic direction for eigenvalue errors
 energy_window = 2.0  # eV around E_F
 overlap_threshold = 1e-3  # S(k) eigenvalues kept by the projected eigenvalue errors
 filter_threshold = 1e-2  # each record's own S(k) eigenvalues kept by the filtered eigenvalue errors
+more_test_dir = ""  # another data folder (notebook 01, more cells per size): its unseen cells are tested too
 output_dir = ""  # empty: runs/interactive/03_training
 
 # %%
@@ -166,10 +167,31 @@ for name, errors in by_shell.items():
                           else f"{shell}: {mae:.1f} meV" for shell, mae in errors.items()))
 
 # %% [markdown]
+# ### More held-out cells
+# One test cell per size says little about a model whose eigenvalue error
+# varies from cell to cell.  With `more_test_dir` (a folder made by notebook
+# 01 with more cells per size, for example `n_train_per_size = 14`), every
+# cell of the training sizes there that the split did not use (compared by
+# structure, not by name: `dataset.unseen_records`) is scored the same way.
+
+# %%
+used = {name: samples[name] for name in split.train + split.validation + split.test}
+more_test = (dataset.unseen_records(dataset.read_samples(project_path(more_test_dir), "train"), used,
+                                    {record.n_atoms for record in used.values()}) if more_test_dir else {})
+more_evaluation = {kind: evaluate(io.read_model(out / kind / "model.pt"), more_test, n_kpoints, energy_window,
+                                  overlap_threshold, filter_threshold)
+                   for kind in models} if more_test else {}
+for kind, result in more_evaluation.items():
+    per_cell = {name: sample["spectrum_filtered"]["eigenvalue_mae_meV"] for name, sample in result["samples"].items()}
+    print(f"{kind:>12}: filtered eigenvalue MAE {result['summary']['eigenvalue_mae_filtered_meV']:.1f} meV over "
+          f"{len(per_cell)} cells; per cell " + ", ".join(f"{name} {mae:.0f}" for name, mae in per_cell.items()))
+
+# %% [markdown]
 # ## Results
 # `metrics.json`: the split, parameter counts, how each training went and
 # every test metric (per sample and averaged), with the equivariant model's
-# eigenvalue errors by shell; each model's folder holds
+# eigenvalue errors by shell, and under `more_test` the same for the cells of
+# `more_test_dir`; each model's folder holds
 # `model.pt` (best validation weights), `checkpoint.pt` and
 # `training_log.csv`.
 
@@ -179,7 +201,8 @@ training = {kind: {"best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss,
                    "seconds_per_epoch": sum(row["seconds"] for row in r.log) / max(len(r.log), 1)}
             for kind, r in results.items()}
 metrics = {"split": split.as_dict(), "parameters": {k: m.parameter_count() for k, m in models.items()},
-           "training": training, "test": evaluation, "eigenvalue_mae_by_shell_meV": by_shell}
+           "training": training, "test": evaluation, "eigenvalue_mae_by_shell_meV": by_shell,
+           "more_test": more_evaluation}
 write_json(out / "metrics.json", metrics)
 {kind: result["summary"] for kind, result in evaluation.items()}
 

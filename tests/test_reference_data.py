@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import FAST_GPAW
+from conftest import FAST_GPAW, hbn_atoms, random_record
 
 from hforge_nb import dataset
 from hforge_nb.crystals import b2n2_cluster
@@ -159,6 +159,13 @@ def test_unknown_sample_kind_is_refused():
 
 
 # ------------------------------------------------------------ storage
+def test_unseen_records_leave_out_repeats_under_other_names_and_other_sizes():
+    cells = {f"cell-{seed}": random_record(hbn_atoms(rattle=0.05, seed=seed)) for seed in range(3)}
+    used = {"renamed-cell-0": cells["cell-0"], "cell-1": cells["cell-1"]}
+    assert sorted(dataset.unseen_records(cells, used)) == ["cell-2"]
+    assert dataset.unseen_records(cells, used, sizes={8}) == {}
+
+
 def test_stored_records_lose_less_than_a_microvolt(bn_record, tmp_path):
     policy = dataset.StoragePolicy(tolerance=1e-8, precision="float32")
     errors = dataset.store_record(bn_record, tmp_path / "r.npz", policy)

@@ -7,6 +7,7 @@ import pytest
 
 from hforge_nb.crystals import cubic_bn, hexagonal_bn
 from hforge_nb.melt_quench import MeltQuenchSchedule, crystal_start, cubic_box_length, melt_quench, potential_file
+from hforge_nb.structure import same_structure
 from hforge_nb.structure_stats import mass_density, structure_stats
 
 
@@ -58,3 +59,15 @@ def test_same_seed_same_structure(lammps):
 def test_bad_schedules_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MeltQuenchSchedule(**kwargs)
+
+
+def test_same_structure_tells_repeats_from_different_cells():
+    atoms = hexagonal_bn()
+    moved, swapped, stretched = atoms.copy(), atoms.copy(), atoms.copy()
+    moved.positions[0, 2] += 0.01  # Å
+    swapped.set_chemical_symbols(atoms.get_chemical_symbols()[::-1])
+    stretched.set_cell(atoms.cell.array * 1.01)
+    wrapped = atoms.copy()
+    wrapped.positions[1] += atoms.cell[0] - atoms.cell[2]  # the same atom one cell over
+    assert same_structure(atoms, atoms.copy()) and same_structure(atoms, wrapped)
+    assert not any(same_structure(atoms, other) for other in (moved, swapped, stretched, atoms * (2, 1, 1)))
