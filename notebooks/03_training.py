@@ -147,26 +147,6 @@ fig.savefig(out / "channel_errors.png", dpi=150)
 plt.show()
 
 # %% [markdown]
-# ### Where the equivariant model's eigenvalue errors come from
-# The reference with the predicted H of one distance shell at a time (the
-# rest, and S, from DFT), and with the predicted S alone, each scored like
-# `eigenvalue_mae_filtered_meV` (`evaluation.eigenvalue_errors_by_shell`).
-# Compare each shell's eigenvalue error with its H MAE in the block errors
-# above: along the nearly linearly dependent directions of S the errors of
-# many neighbours add up, so a shell of small but coherent errors can cost
-# more than one of large ones.
-
-# %%
-equivariant = io.read_model(out / "equivariant" / "model.pt") if "equivariant" in models else None
-by_shell = {name: eigenvalue_errors_by_shell(equivariant.predict(record), record, monkhorst_pack(record, n_kpoints),
-                                             energy_window, filter_threshold)
-            for name, record in test.items()} if equivariant is not None else {}
-for name, errors in by_shell.items():
-    shell_mae = evaluation["equivariant"]["samples"][name]["blocks"]["H_meV"]["distance"]
-    print(name, ", ".join(f"{shell}: {mae:.1f} meV (H MAE {shell_mae[shell]['mae']:.2f})" if shell in shell_mae
-                          else f"{shell}: {mae:.1f} meV" for shell, mae in errors.items()))
-
-# %% [markdown]
 # ### More held-out cells
 # One test cell per size says little about a model whose eigenvalue error
 # varies from cell to cell.  With `more_test_dir` (a folder made by notebook
@@ -185,6 +165,28 @@ for kind, result in more_evaluation.items():
     per_cell = {name: sample["spectrum_filtered"]["eigenvalue_mae_meV"] for name, sample in result["samples"].items()}
     print(f"{kind:>12}: filtered eigenvalue MAE {result['summary']['eigenvalue_mae_filtered_meV']:.1f} meV over "
           f"{len(per_cell)} cells; per cell " + ", ".join(f"{name} {mae:.0f}" for name, mae in per_cell.items()))
+
+# %% [markdown]
+# ### Where the equivariant model's eigenvalue errors come from
+# The reference with the predicted H of one distance shell at a time (the
+# rest, and S, from DFT), and with the predicted S alone, each scored like
+# `eigenvalue_mae_filtered_meV` (`evaluation.eigenvalue_errors_by_shell`).
+# Compare each shell's eigenvalue error with its H MAE in the block errors
+# above: along the nearly linearly dependent directions of S the errors of
+# many neighbours add up, so a shell of small but coherent errors can cost
+# more than one of large ones.  The cells of `more_test_dir` are scored too.
+
+# %%
+equivariant = io.read_model(out / "equivariant" / "model.pt") if "equivariant" in models else None
+by_shell = {name: eigenvalue_errors_by_shell(equivariant.predict(record), record, monkhorst_pack(record, n_kpoints),
+                                             energy_window, filter_threshold)
+            for name, record in {**test, **more_test}.items()} if equivariant is not None else {}
+scored = {name: sample for result in (evaluation, more_evaluation)  # the equivariant model's scores by cell
+          for name, sample in result.get("equivariant", {}).get("samples", {}).items()}
+for name, errors in by_shell.items():
+    shell_mae = scored[name]["blocks"]["H_meV"]["distance"]
+    print(name, ", ".join(f"{shell}: {mae:.1f} meV (H MAE {shell_mae[shell]['mae']:.2f})" if shell in shell_mae
+                          else f"{shell}: {mae:.1f} meV" for shell, mae in errors.items()))
 
 # %% [markdown]
 # ## Results
