@@ -48,9 +48,8 @@ def child(model_path: str, structure: str, repeats: int, n_moments: int, n_rando
         hamiltonian, overlap = predict_gamma_matrices(model, atoms, ChunkConfig())
         prediction_seconds = time.perf_counter() - start
         config = KPMConfig(n_moments=n_moments, n_random=n_random, lanczos_steps=lanczos_steps)
-        n_orbitals = overlap.blocksize[0]
         result, _ = filtered_kpm_dos_of_matrices(hamiltonian, overlap, len(atoms), np.linspace(-10, 10, 201), config,
-                                                 OverlapFilter(degree=degree), block_size=n_orbitals)
+                                                 OverlapFilter(degree=degree))
     return {"repeats": repeats, "n_atoms": len(atoms), "n_orbitals": result.n_orbitals,
             "nonzeros_per_atom": overlap.nnz / len(atoms),  # of S(k = 0): periodic images fold onto one
             "prediction_seconds": prediction_seconds, "kpm_seconds": result.seconds,

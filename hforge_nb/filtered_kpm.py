@@ -106,13 +106,15 @@ class FilteredOperator:
     block_size : int or None
         Orbitals per atom when every atom has the same number: H and S are
         then stored as dense blocks (BSR), whose products are about three
-        times faster than CSR's.
+        times faster than CSR's.  None: BSR matrices are kept with their
+        own blocks, others stored as CSR.
     """
 
     def __init__(self, hamiltonian, overlap, overlap_filter: OverlapFilter = OverlapFilter(),
                  lanczos_steps: int = 60, seed: int = 0, block_size: int | None = None):
         def stored(matrix):
-            if block_size and matrix.format == "bsr" and matrix.blocksize == (block_size, block_size):
+            if scipy.sparse.issparse(matrix) and matrix.format == "bsr" and (
+                    block_size is None or matrix.blocksize == (block_size, block_size)):
                 return matrix
             matrix = scipy.sparse.csr_matrix(matrix)
             return matrix.tobsr(blocksize=(block_size, block_size)) if block_size else matrix
@@ -176,9 +178,8 @@ def filtered_kpm_dos_of_matrices(hamiltonian, overlap, n_atoms: int, energies: n
     """:func:`filtered_kpm_dos` of sparse ``[n_orb, n_orb]`` H (eV) and S of ``n_atoms`` atoms.
 
     For matrices streamed from a prediction without a record
-    (:func:`.inference.predict_gamma_matrices`); ``block_size`` as in
-    :class:`FilteredOperator` (BSR matrices of that block size are used as
-    they are).
+    (:func:`.inference.predict_gamma_matrices`, BSR, used as they are);
+    ``block_size`` as in :class:`FilteredOperator`.
     """
     start = time.perf_counter()
     operator = FilteredOperator(hamiltonian, overlap, overlap_filter, seed=config.seed, block_size=block_size)

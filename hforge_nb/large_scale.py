@@ -198,8 +198,7 @@ def large_cell_filtered_kpm(model, atoms: ase.Atoms, record: HamiltonianRecord |
     if record is not None:
         return filtered_kpm_check(record, energies, config, overlap_filter, max_exact_orbitals)
     hamiltonian, overlap = predict_gamma_matrices(model, atoms, chunks)
-    result, _ = filtered_kpm_dos_of_matrices(hamiltonian, overlap, len(atoms), energies, config, overlap_filter,
-                                             block_size=overlap.blocksize[0])
+    result, _ = filtered_kpm_dos_of_matrices(hamiltonian, overlap, len(atoms), energies, config, overlap_filter)
     return KPMCheck(result, None, (1, 1, 1))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ase
 import numpy as np
+from ase.geometry import find_mic
 
 from .errors import NonFiniteValuesError, OverlappingAtomsError
 from .neighbours import neighbour_pairs, pair_vectors
@@ -43,6 +44,5 @@ def same_structure(first: ase.Atoms, second: ase.Atoms, tolerance: float = 1e-6)
         return False
     if not (np.allclose(first.cell.array, second.cell.array, atol=tolerance) and (first.pbc == second.pbc).all()):
         return False
-    shift = np.linalg.solve(first.cell.array.T, (second.positions - first.positions).T).T  # [n_atoms, 3] cells
-    shift[:, first.pbc] -= np.round(shift[:, first.pbc])
-    return bool(np.abs(shift @ first.cell.array).max(initial=0.0) <= tolerance)
+    moves, _ = find_mic(second.positions - first.positions, first.cell, first.pbc)  # [n_atoms, 3] Å, nearest image
+    return bool(np.abs(moves).max(initial=0.0) <= tolerance)

@@ -136,9 +136,9 @@ plt.show()
 
 # %%
 test = {name: samples[name] for name in split.test}
-evaluation = {kind: evaluate(io.read_model(out / kind / "model.pt"), test, n_kpoints, energy_window,
-                                overlap_threshold, filter_threshold)
-              for kind in models}
+trained = {kind: io.read_model(out / kind / "model.pt") for kind in models}  # best validation weights
+evaluation = {kind: evaluate(model, test, n_kpoints, energy_window, overlap_threshold, filter_threshold)
+              for kind, model in trained.items()}
 for kind, result in evaluation.items():
     print(f"{kind:>12}: " + ", ".join(f"{key} {value:.4g}" for key, value in result["summary"].items()))
 first_test = split.test[0]
@@ -158,9 +158,8 @@ plt.show()
 used = {name: samples[name] for name in split.train + split.validation + split.test}
 more_test = (dataset.unseen_records(dataset.read_samples(project_path(more_test_dir), "train"), used,
                                     {record.n_atoms for record in used.values()}) if more_test_dir else {})
-more_evaluation = {kind: evaluate(io.read_model(out / kind / "model.pt"), more_test, n_kpoints, energy_window,
-                                  overlap_threshold, filter_threshold)
-                   for kind in models} if more_test else {}
+more_evaluation = {kind: evaluate(model, more_test, n_kpoints, energy_window, overlap_threshold, filter_threshold)
+                   for kind, model in trained.items()} if more_test else {}
 for kind, result in more_evaluation.items():
     per_cell = {name: sample["spectrum_filtered"]["eigenvalue_mae_meV"] for name, sample in result["samples"].items()}
     print(f"{kind:>12}: filtered eigenvalue MAE {result['summary']['eigenvalue_mae_filtered_meV']:.1f} meV over "
@@ -177,7 +176,7 @@ for kind, result in more_evaluation.items():
 # more than one of large ones.  The cells of `more_test_dir` are scored too.
 
 # %%
-equivariant = io.read_model(out / "equivariant" / "model.pt") if "equivariant" in models else None
+equivariant = trained.get("equivariant")
 by_shell = {name: eigenvalue_errors_by_shell(equivariant.predict(record), record, monkhorst_pack(record, n_kpoints),
                                              energy_window, filter_threshold)
             for name, record in {**test, **more_test}.items()} if equivariant is not None else {}

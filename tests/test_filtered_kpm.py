@@ -78,6 +78,14 @@ def test_an_indefinite_overlap_still_gives_a_bounded_spectrum_and_the_exact_mome
     assert np.trapezoid(np.abs(result.dos - exact), energies) < 0.15 * np.trapezoid(exact, energies)
 
 
+def test_block_sparse_matrices_are_kept_as_they_are_and_others_stored_as_csr(record):
+    hamiltonian, overlap = record.block_sparse_matrices_at_gamma()  # 13 x 13 blocks
+    kept = FilteredOperator(hamiltonian, overlap, OverlapFilter(degree=20))
+    assert kept.overlap.format == "bsr" and kept.overlap.blocksize == (13, 13)
+    assert kept.hamiltonian is hamiltonian and kept.overlap is overlap
+    assert FilteredOperator(hamiltonian.tocsr(), overlap.tocsr(), OverlapFilter(degree=20)).overlap.format == "csr"
+
+
 def test_bad_filters_are_refused():
     with pytest.raises(ValueError, match="threshold"):
         OverlapFilter(threshold=0.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ase
 import numpy as np
 import pytest
 
@@ -71,3 +72,7 @@ def test_same_structure_tells_repeats_from_different_cells():
     wrapped.positions[1] += atoms.cell[0] - atoms.cell[2]  # the same atom one cell over
     assert same_structure(atoms, atoms.copy()) and same_structure(atoms, wrapped)
     assert not any(same_structure(atoms, other) for other in (moved, swapped, stretched, atoms * (2, 1, 1)))
+    molecule = ase.Atoms("BN", positions=[[0, 0, 0], [1.4, 0, 0]])  # no cell: nothing wraps
+    shifted = molecule.copy()
+    shifted.positions[1, 0] += 1e-3
+    assert same_structure(molecule, molecule.copy()) and not same_structure(molecule, shifted)
