@@ -36,7 +36,7 @@ from .gpaw_reference import GPAWSettings, SCFNotConvergedError, gpaw_record, off
 from .io import read_record, write_record
 from .melt_quench import MeltQuenchSchedule, melt_quench
 from .record import HamiltonianRecord, drop_small_blocks
-from .structure import same_structure
+from .structure import StructureFingerprint
 from .structure_stats import structure_stats
 
 FORMAT = "hforge-nb-dataset"
@@ -358,24 +358,58 @@ def unseen_records(candidates: dict[str, HamiltonianRecord], used: dict[str, Ham
     For testing on more cells than a data set holds: a second folder made by
     notebook 01 with more cells per size repeats the first cells (same
     seeds), and those, like any structure a model was trained, validated or
-    tested on, are left out.
+    tested on, even moved or renumbered, are left out.
 
     Examples
     --------
     >>> import ase
     >>> from types import SimpleNamespace as R
-    >>> cell = lambda x: R(atoms=ase.Atoms("BN", positions=[[0, 0, 0], [x, 0, 0]], cell=[4, 4, 4]), n_atoms=2)
+    >>> cell = lambda x: R(atoms=ase.Atoms("BN", positions=[[0, 0, 0], [x, 0, 0]], cell=[4, 4, 4], pbc=True),
+    ...                    n_atoms=2)
     >>> sorted(unseen_records({"a": cell(1.4), "b": cell(1.5)}, {"x": cell(1.4)}))
     ['b']
     """
+    seen = [StructureFingerprint.of(record.atoms) for record in used.values()]
     return {name: record for name, record in candidates.items()
             if (sizes is None or record.n_atoms in sizes)
-            and not any(same_structure(record.atoms, other.atoms) for other in used.values())}
+            and not any(StructureFingerprint.of(record.atoms).matches(other) for other in seen)}
 
 
-def split_by_size(records: dict[str, HamiltonianRecord], n_validation: int = 1, n_test: int = 1) -> DataSplit:
+def distinct_records(records: dict[str, HamiltonianRecord]) -> tuple[dict[str, HamiltonianRecord], dict[str, str]]:
+    """The records without repeated structures, and each dropped repeat's name with the kept name it repeats.
+
+    Of every structure (:func:`.structure.same_structure`), the record first
+    in name order is kept.  Small cells from melt-and-quench often freeze into
+    the same ordered structure from different seeds; a repeat in both the
+    training and the test cells would score the model on what it was fitted
+    to.
+
+    Examples
+    --------
+    >>> import ase
+    >>> from types import SimpleNamespace as R
+    >>> cell = lambda x, y: R(atoms=ase.Atoms("BN", positions=[[y, 0, 0], [x + y, 0, 0]], cell=[4, 4, 4], pbc=True))
+    >>> kept, repeats = distinct_records({"a": cell(1.4, 0), "b": cell(1.5, 0), "c": cell(1.4, 2)})
+    >>> sorted(kept), repeats
+    (['a', 'b'], {'c': 'a'})
+    """
+    kept: dict[str, tuple[HamiltonianRecord, StructureFingerprint]] = {}
+    repeats = {}
+    for name in sorted(records):
+        fingerprint = StructureFingerprint.of(records[name].atoms)
+        original = next((other for other, (_, known) in kept.items() if fingerprint.matches(known)), None)
+        if original is None:
+            kept[name] = (records[name], fingerprint)
+        else:
+            repeats[name] = original
+    return {name: record for name, (record, _) in kept.items()}, repeats
+
+
+def split_by_size(records: dict[str, HamiltonianRecord], n_validation: int = 1, n_test: int = 1,
+                  n_train: int = 0) -> DataSplit:
     """Split records per number of atoms: of each size, the last ``n_test`` names (sorted) test, the ``n_validation``
-    before them validate, the rest train.
+    before them validate, and the rest train, or only the first ``n_train`` of the rest when ``n_train > 0``
+    (the others are left unused, so test and validation cells do not change with ``n_train``).
 
     Examples
     --------
@@ -383,16 +417,20 @@ def split_by_size(records: dict[str, HamiltonianRecord], n_validation: int = 1, 
     >>> records = {f"a-{n}-{k}": R(n_atoms=n) for n in (8, 16) for k in range(4)}
     >>> split_by_size(records).as_dict()["test"]
     ['a-8-3', 'a-16-3']
+    >>> split_by_size(records, n_train=1).as_dict()["train"]
+    ['a-8-0', 'a-16-0']
     """
+    if n_train < 0:
+        raise ValueError(f"n_train must be 0 (all) or positive, not {n_train}")
     train, validation, test = [], [], []
     sizes = sorted({r.n_atoms for r in records.values()})
     for size in sizes:
         names = sorted(name for name, r in records.items() if r.n_atoms == size)
-        if len(names) < n_validation + n_test + 1:
+        if len(names) < n_validation + n_test + max(n_train, 1):
             raise ValueError(f"{len(names)} samples of {size} atoms cannot give {n_validation} for validation, "
-                             f"{n_test} for testing and at least one for training")
+                             f"{n_test} for testing and {max(n_train, 1) if n_train else 'at least one'} for training")
         cut_test, cut_val = len(names) - n_test, len(names) - n_test - n_validation
-        train += names[:cut_val]
+        train += names[:n_train or cut_val]
         validation += names[cut_val:cut_test]
         test += names[cut_test:]
     return DataSplit(tuple(train), tuple(validation), tuple(test))

@@ -6,7 +6,8 @@
 runs the notebook once per point of the grid (the product of every
 ``--grid`` axis), each in its own folder ``<out>/<point name>/`` with the
 point's parameters plus the fixed ``--set`` ones and ``output_dir`` set to
-that folder.  A point whose folder already holds ``metrics.json`` (written
+that folder; ``--profile`` adds the notebook's table of a profile file
+(see :mod:`hforge_nb.pipeline`) under the ``--set`` ones.  A point whose folder already holds ``metrics.json`` (written
 last, atomically, by every numbered notebook) is skipped, so an interrupted
 sweep resumes.  :func:`collect` then gathers every point's metrics into one
 table, ``<out>/sweep.json``.
@@ -127,15 +128,25 @@ def collect(folder: Path, points: list[SweepPoint]) -> list[dict]:
     return rows
 
 
+def _profile_parameters(path: Path | None, stem: str) -> dict:
+    """The profile's parameters of notebook ``stem`` (none without a profile)."""
+    if path is None:
+        return {}
+    from .pipeline import Profile  # the pipeline runs notebooks through this module
+    return Profile.read(project_path(path)).for_notebook(stem)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebook", type=Path)
     parser.add_argument("--out", type=Path, required=True, help="sweep folder (one subfolder per point)")
     parser.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2", help="a sweep axis")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a fixed parameter")
+    parser.add_argument("--profile", type=Path, help="fixed parameters from this profile's table of the notebook")
     args = parser.parse_args(argv)
     points = grid(dict(parse_axis(axis) for axis in args.grid))
-    fixed = {key: values[0] for key, values in map(parse_axis, args.set)}
+    fixed = {**_profile_parameters(args.profile, args.notebook.stem),
+             **{key: values[0] for key, values in map(parse_axis, args.set)}}
     run_sweep(args.notebook, points, args.out, fixed)
     rows = collect(args.out, points)
     print(f"[sweep] {len(rows)} of {len(points)} points done -> {project_path(args.out) / 'sweep.json'}")

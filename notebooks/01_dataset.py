@@ -113,6 +113,19 @@ fig.savefig(out / "coordination.png", dpi=150)
 plt.show()
 
 # %% [markdown]
+# ### Repeated structures
+# A small cell can freeze into the same ordered structure from different
+# seeds, moved or with its atoms in another order, so two names can hold one
+# structure (`dataset.distinct_records` compares the pair distances per pair
+# of elements and the cell).  Notebook 03 drops such repeats before it splits
+# the cells, so that no test cell repeats a training one; they add nothing to
+# training either.
+
+# %%
+_, repeats = dataset.distinct_records(dataset.read_samples(out))
+print("repeats (repeat: the first name of its structure):", repeats or "none")
+
+# %% [markdown]
 # ## Checks and cost
 # `off_grid_error_eV`: largest eigenvalue difference at k = (0.123, 0.271,
 # 0.389) between our H(R), S(R) and GPAW's own H(k), S(k).
@@ -161,6 +174,7 @@ metrics = {
     "rotation_h_change_eV": rotation["h_change_eV"],
     "mean_coordination_B": float(sum(r["coordination_B"] for r in rows) / max(len(rows), 1)),
     "mean_homopolar_fraction": float(sum(r["homopolar_fraction"] for r in rows) / max(len(rows), 1)),
+    "repeated_structures": repeats,
 }
 write_json(out / "metrics.json", metrics)
 metrics

@@ -24,7 +24,10 @@
 # The training cells of the committed data set are split per size: the last
 # of each size (by name) is the test set, the one before it validates (the
 # learning-rate schedule, early stopping and the choice of the saved weights
-# use it), the rest train.  The baseline sees every training structure in a
+# use it), the rest train.  Repeated structures are dropped first: small
+# cells from melt-and-quench often freeze into the same ordered structure
+# from different seeds (shifted, or with the atoms in another order), and a
+# repeat on both sides of the split would test the model on a training cell.  The baseline sees every training structure in a
 # new random orientation each epoch (it cannot know rotations otherwise).
 # H errors are in meV over every value of the reference blocks (a block
 # beyond the model's cutoff counts as zero); eigenvalues are compared within
@@ -59,6 +62,7 @@ network_cutoff = 5.0  # Å; farther blocks come from the two-center prior alone 
 readout_channels = 8  # equivariant readout channels
 n_validation = 1  # cells of each size for validation
 n_test = 1  # cells of each size held out for testing
+n_train = 0  # training cells of each size (distinct structures), the first of the rest; 0: all the rest
 epochs = 2  # the main job trains longer (profiles/default.toml)
 learning_rate = 1e-2
 lr_schedule = "plateau"  # "plateau" or "cosine" (falls to 1% of learning_rate over `epochs`)
@@ -81,8 +85,9 @@ output_dir = ""  # empty: runs/interactive/03_training
 
 # %%
 out = output_folder(output_dir, "03_training")
-samples = dataset.read_samples(project_path(data_dir), "train")
-split = dataset.split_by_size(samples, n_validation, n_test)
+samples, repeats = dataset.distinct_records(dataset.read_samples(project_path(data_dir), "train"))
+print("repeated structures dropped (repeat: the cell kept):", repeats or "none")
+split = dataset.split_by_size(samples, n_validation, n_test, n_train)
 pick = lambda names: [samples[name] for name in names]  # noqa: E731
 split.as_dict()
 
@@ -189,7 +194,7 @@ for name, errors in by_shell.items():
 
 # %% [markdown]
 # ## Results
-# `metrics.json`: the split, parameter counts, how each training went and
+# `metrics.json`: the split, the repeated structures dropped before it, parameter counts, how each training went and
 # every test metric (per sample and averaged), with the equivariant model's
 # eigenvalue errors by shell, and under `more_test` the same for the cells of
 # `more_test_dir`; each model's folder holds
@@ -201,7 +206,7 @@ training = {kind: {"best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss,
                    "stopped_early": r.stopped_early, "seconds": r.seconds,
                    "seconds_per_epoch": sum(row["seconds"] for row in r.log) / max(len(r.log), 1)}
             for kind, r in results.items()}
-metrics = {"split": split.as_dict(), "parameters": {k: m.parameter_count() for k, m in models.items()},
+metrics = {"split": split.as_dict(), "repeated_structures": repeats, "parameters": {k: m.parameter_count() for k, m in models.items()},
            "training": training, "test": evaluation, "eigenvalue_mae_by_shell_meV": by_shell,
            "more_test": more_evaluation}
 write_json(out / "metrics.json", metrics)

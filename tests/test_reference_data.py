@@ -164,6 +164,30 @@ def test_unseen_records_leave_out_repeats_under_other_names_and_other_sizes():
     used = {"renamed-cell-0": cells["cell-0"], "cell-1": cells["cell-1"]}
     assert sorted(dataset.unseen_records(cells, used)) == ["cell-2"]
     assert dataset.unseen_records(cells, used, sizes={8}) == {}
+    shifted = cells["cell-2"].atoms.copy()
+    shifted.positions += [0.7, 0.2, -1.1]  # Å: the same structure from another origin
+    assert dataset.unseen_records(cells, {"shifted-cell-2": random_record(shifted)}).keys() == {"cell-0", "cell-1"}
+
+
+def test_distinct_records_keep_the_first_name_of_each_structure():
+    cells = {f"cell-{seed}": random_record(hbn_atoms(rattle=0.05, seed=seed)) for seed in range(2)}
+    renumbered = random_record(cells["cell-0"].atoms[[2, 1, 0, 3]])
+    kept, repeats = dataset.distinct_records({**cells, "cell-2": renumbered, "a-cell": cells["cell-1"]})
+    assert sorted(kept) == ["a-cell", "cell-0"] and repeats == {"cell-1": "a-cell", "cell-2": "cell-0"}
+    assert dataset.distinct_records(cells) == (cells, {})
+
+
+def test_fewer_training_cells_leave_validation_and_test_cells_unchanged():
+    from types import SimpleNamespace
+    records = {f"cell-{n:03d}-{k:02d}": SimpleNamespace(n_atoms=n) for n in (8, 16) for k in range(6)}
+    every, fewer = dataset.split_by_size(records), dataset.split_by_size(records, n_train=2)
+    assert (fewer.validation, fewer.test) == (every.validation, every.test)
+    assert fewer.train == ("cell-008-00", "cell-008-01", "cell-016-00", "cell-016-01")
+    assert set(fewer.train) < set(every.train) and len(every.train) == 8
+    with pytest.raises(ValueError, match="cannot give 1 for validation, 1 for testing and 5 for training"):
+        dataset.split_by_size(records, n_train=5)
+    with pytest.raises(ValueError, match="n_train must be 0"):
+        dataset.split_by_size(records, n_train=-1)
 
 
 def test_stored_records_lose_less_than_a_microvolt(bn_record, tmp_path):

@@ -63,16 +63,27 @@ def test_bad_schedules_are_refused(kwargs, message):
 
 
 def test_same_structure_tells_repeats_from_different_cells():
-    atoms = hexagonal_bn()
+    atoms = crystal_start(16, 2.1, seed=3)
+    atoms.rattle(0.2, seed=1)  # no symmetry left: swapping elements gives another structure
     moved, swapped, stretched = atoms.copy(), atoms.copy(), atoms.copy()
     moved.positions[0, 2] += 0.01  # Å
     swapped.set_chemical_symbols(atoms.get_chemical_symbols()[::-1])
-    stretched.set_cell(atoms.cell.array * 1.01)
+    stretched.set_cell(atoms.cell.array * 1.01, scale_atoms=True)
+    assert not any(same_structure(atoms, other) for other in (moved, swapped, stretched, atoms * (2, 1, 1)))
     wrapped = atoms.copy()
     wrapped.positions[1] += atoms.cell[0] - atoms.cell[2]  # the same atom one cell over
-    assert same_structure(atoms, atoms.copy()) and same_structure(atoms, wrapped)
-    assert not any(same_structure(atoms, other) for other in (moved, swapped, stretched, atoms * (2, 1, 1)))
+    shifted = atoms.copy()
+    shifted.positions += [1.3, -0.4, 2.2]  # the whole structure moved: another origin
+    renumbered = atoms[np.random.default_rng(0).permutation(len(atoms))]
+    rotation = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # 90° about z
+    rotated = ase.Atoms(atoms.get_chemical_symbols(), positions=atoms.positions @ rotation.T,
+                        cell=atoms.cell.array @ rotation.T, pbc=True)
+    mirrored = atoms.copy()
+    mirrored.positions[:, 0] *= -1  # the cube is its own mirror image along x
+    for repeat in (atoms.copy(), wrapped, shifted, renumbered, rotated, mirrored):
+        assert same_structure(atoms, repeat)
     molecule = ase.Atoms("BN", positions=[[0, 0, 0], [1.4, 0, 0]])  # no cell: nothing wraps
-    shifted = molecule.copy()
-    shifted.positions[1, 0] += 1e-3
-    assert same_structure(molecule, molecule.copy()) and not same_structure(molecule, shifted)
+    longer = molecule.copy()
+    longer.positions[1, 0] += 1e-2
+    assert same_structure(molecule, molecule.copy()) and not same_structure(molecule, longer)
+    assert not same_structure(molecule, ase.Atoms("BN", positions=[[0, 0, 0], [1.4, 0, 0]], cell=[9, 9, 9], pbc=True))

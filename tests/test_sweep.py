@@ -55,7 +55,12 @@ def test_the_command_runs_a_parameterised_notebook_with_papermill(tmp_path):
         "pathlib.Path(output_dir, 'metrics.json').write_text(json.dumps({'value': seed * scale}))")]
     path = tmp_path / "toy.ipynb"
     nbformat.write(notebook, path)
+    profile = tmp_path / "profile.toml"
+    profile.write_text('[toy]\nscale = 3.0\nseed = 7\n[other]\nscale = 9.0\n')
     main([str(path), "--out", str(tmp_path / "runs"), "--grid", "seed=1,2", "--set", "scale=0.5"])
     table = json.loads((tmp_path / "runs" / "sweep.json").read_text())
     assert [row["metrics"]["value"] for row in table["rows"]] == [0.5, 1.0]
+    main([str(path), "--out", str(tmp_path / "profiled"), "--grid", "seed=1,2", "--profile", str(profile)])
+    table = json.loads((tmp_path / "profiled" / "sweep.json").read_text())
+    assert [row["metrics"]["value"] for row in table["rows"]] == [3.0, 6.0]  # the grid's seed over the profile's
     assert (tmp_path / "runs" / "seed=2" / "toy.ipynb").exists()  # the executed notebook stays with its metrics
