@@ -1,7 +1,7 @@
 """Our equivariant model against graph2mat's MACE-based model, side by side in one run on the same data.
 
 Both are trained from scratch on the committed training cells with the
-same split as notebook 03 (``dataset.split_by_size``), for the same number
+same split as notebook 03 (``dataset.distinct_split``), for the same number
 of epochs (or, with ``--g2m-epochs``, graph2mat for more of its cheaper
 epochs), at about the same parameter count (graph2mat's MACE width is
 chosen to match ours).  graph2mat learns H only; ours learns H and S with
@@ -101,7 +101,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     samples = dataset.read_samples(DATA, "train")
-    split = dataset.split_by_size(samples)
+    split, _ = dataset.distinct_split(samples)
     samples.update(dataset.read_samples(DATA, "holdout"))
     train_set, val_set = [samples[n] for n in split.train], [samples[n] for n in split.validation]
     scored = list(split.test) + HELD_OUT

@@ -43,11 +43,11 @@ def _models(records):
 
 def measure_training(kind: str, epochs: int) -> dict:
     """Seconds per epoch and per training structure of ``epochs`` epochs on the committed training cells."""
-    from hforge_nb.dataset import read_samples, split_by_size
+    from hforge_nb.dataset import distinct_split, read_samples
     from hforge_nb.training import TrainingConfig, train
 
     samples = read_samples(DATA, "train")
-    split = split_by_size(samples)
+    split, _ = distinct_split(samples)
     train_set, val_set = [samples[n] for n in split.train], [samples[n] for n in split.validation]
     model = _models(train_set)[kind]
     with tempfile.TemporaryDirectory() as folder:

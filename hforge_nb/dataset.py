@@ -405,6 +405,14 @@ def distinct_records(records: dict[str, HamiltonianRecord]) -> tuple[dict[str, H
     return {name: record for name, (record, _) in kept.items()}, repeats
 
 
+def distinct_split(records: dict[str, HamiltonianRecord], n_validation: int = 1, n_test: int = 1,
+                   n_train: int = 0) -> tuple[DataSplit, dict[str, str]]:
+    """Notebook 03's split: :func:`split_by_size` of the records' distinct structures, and the repeats left out
+    (:func:`distinct_records`: each repeat's name with the kept name it repeats)."""
+    distinct, repeats = distinct_records(records)
+    return split_by_size(distinct, n_validation, n_test, n_train), repeats
+
+
 def split_by_size(records: dict[str, HamiltonianRecord], n_validation: int = 1, n_test: int = 1,
                   n_train: int = 0) -> DataSplit:
     """Split records per number of atoms: of each size, the last ``n_test`` names (sorted) test, the ``n_validation``

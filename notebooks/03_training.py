@@ -85,9 +85,9 @@ output_dir = ""  # empty: runs/interactive/03_training
 
 # %%
 out = output_folder(output_dir, "03_training")
-samples, repeats = dataset.distinct_records(dataset.read_samples(project_path(data_dir), "train"))
-print("repeated structures dropped (repeat: the cell kept):", repeats or "none")
-split = dataset.split_by_size(samples, n_validation, n_test, n_train)
+samples = dataset.read_samples(project_path(data_dir), "train")
+split, repeats = dataset.distinct_split(samples, n_validation, n_test, n_train)
+print("repeated structures left out (repeat: the cell kept):", repeats or "none")
 pick = lambda names: [samples[name] for name in names]  # noqa: E731
 split.as_dict()
 

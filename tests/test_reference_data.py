@@ -190,6 +190,15 @@ def test_fewer_training_cells_leave_validation_and_test_cells_unchanged():
         dataset.split_by_size(records, n_train=-1)
 
 
+def test_a_repeated_training_structure_is_never_the_test_cell():
+    cells = {f"cell-{seed}": random_record(hbn_atoms(rattle=0.05, seed=seed)) for seed in range(3)}
+    cells["cell-9"] = random_record(cells["cell-0"].atoms[[3, 2, 1, 0]])  # cell-0 renumbered, last by name
+    split, repeats = dataset.distinct_split(cells)
+    assert split.as_dict() == {"train": ["cell-0"], "validation": ["cell-1"], "test": ["cell-2"]}
+    assert repeats == {"cell-9": "cell-0"}
+    assert dataset.split_by_size(cells).test == ("cell-9",)  # what splitting by name alone would test on
+
+
 def test_stored_records_lose_less_than_a_microvolt(bn_record, tmp_path):
     policy = dataset.StoragePolicy(tolerance=1e-8, precision="float32")
     errors = dataset.store_record(bn_record, tmp_path / "r.npz", policy)
