@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._atomic import atomic_path, write_json
-from .paths import project_root
+from .paths import project_root, relative_to_project
 
 
 @dataclass(frozen=True)
@@ -64,14 +64,6 @@ HEADLINES = tuple(
        Headline("smallest eigenvalue of S at k = 0, ML", "06_large_scale", ("overlap", "predicted_min_S_eigenvalue"))])
 
 
-def _relative(path: str | Path) -> str:
-    """``path`` relative to the project root when inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(project_root()))
-    except ValueError:
-        return str(path)
-
-
 def _read_metrics(run_dir: Path, stem: str) -> dict | None:
     path = run_dir / stem / "metrics.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -87,7 +79,7 @@ def headline_values(run_dir: Path) -> list[dict]:
         except (KeyError, TypeError):
             continue
         rows.append({"label": headline.label, "value": value, "unit": headline.unit, "notebook": headline.notebook,
-                     "source": f"{_relative(run_dir / headline.notebook / 'metrics.json')}: {'.'.join(headline.keys)}"})
+                     "source": f"{relative_to_project(run_dir / headline.notebook / 'metrics.json')}: {'.'.join(headline.keys)}"})
     return rows
 
 
@@ -100,14 +92,14 @@ def figure_entries(run_dir: Path, run: dict) -> list[dict]:
         parameters = {k: v for k, v in notebook["parameters"].items() if k != "output_dir"}
         for figure in metrics.get("figures", []):
             entries.append({**figure, "notebook": f"notebooks/{notebook['notebook']}", "parameters": parameters,
-                             "figures_dir": _relative(metrics.get("figures_dir", run_dir / stem))})
+                             "figures_dir": relative_to_project(metrics.get("figures_dir", run_dir / stem))})
     return entries
 
 
 def build_index(run_dir: Path) -> dict:
     """The index of a run folder: run, commit, figures and headline numbers."""
     run = json.loads((run_dir / "run.json").read_text())
-    return {"format": "hforge-nb-papers-index", "version": 1, "run": _relative(run_dir),
+    return {"format": "hforge-nb-papers-index", "version": 1, "run": relative_to_project(run_dir),
             "profile": run["profile"], "git_commit": run["git_commit"],
             "figures": figure_entries(run_dir, run), "headlines": headline_values(run_dir)}
 

@@ -29,6 +29,14 @@ def project_path(path: str | os.PathLike) -> Path:
     return path if path.is_absolute() else project_root() / path
 
 
+def relative_to_project(path: str | os.PathLike) -> str:
+    """``path`` relative to the project root when inside it, else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(project_root()))
+    except ValueError:
+        return str(path)
+
+
 def output_folder(output_dir: str, notebook: str) -> Path:
     """A notebook's output folder, created if needed.
 

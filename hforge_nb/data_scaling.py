@@ -1,0 +1,133 @@
+"""Errors against the number of training cells: a summary of notebook-03 sweeps over ``n_train``.
+
+``python -m hforge_nb.data_scaling runs/sweep03-cells --figures-dir papers/figures``
+reads the sweep's ``sweep.json`` (:mod:`hforge_nb.sweep`), scores every point
+on the cells of ``more_test_dir`` that every point tested (a cell that one
+point trained on is left out of all of them, so each point is scored on the
+same cells), and writes ``error_vs_training_cells_03.{json,pdf,png}``: per
+number of training cells, the mean over seeds and the seed range of the
+equivariant model's H MAE (all values, on-site blocks, bonded pairs, meV) and
+filtered eigenvalue MAE within the window around E_F (meV).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ._atomic import write_json
+from .paths import project_path, relative_to_project
+
+STEM = "error_vs_training_cells_03"
+#: Per-cell quantities summarized, with their place in a sample's metrics (``evaluation.evaluate``), all meV.
+QUANTITIES = {
+    "H_mae_meV": ("blocks", "H_meV", "overall", "mae"),
+    "H_on_site_mae_meV": ("blocks", "H_meV", "on_site", "mae"),
+    "H_bonded_mae_meV": ("blocks", "H_meV", "distance", "0-2 Å", "mae"),
+    "eigenvalue_mae_filtered_meV": ("spectrum_filtered", "eigenvalue_mae_meV"),
+}
+
+
+def _lookup(sample: dict, keys: tuple[str, ...]) -> float:
+    for key in keys:
+        sample = sample[key]
+    return float(sample)
+
+
+def common_cells(rows: list[dict], kind: str = "equivariant") -> list[str]:
+    """Names of the ``more_test`` cells that every sweep point scored (sorted)."""
+    tested = [set(row["metrics"]["more_test"][kind]["samples"]) for row in rows]
+    if not tested or not set.intersection(*tested):
+        raise ValueError("the sweep's points share no more_test cells: run notebook 03 with more_test_dir")
+    return sorted(set.intersection(*tested))
+
+
+def point_errors(row: dict, cells: list[str], kind: str = "equivariant") -> dict[str, float]:
+    """Each :data:`QUANTITIES` of one sweep point, averaged over ``cells``."""
+    samples = row["metrics"]["more_test"][kind]["samples"]
+    return {name: float(np.mean([_lookup(samples[cell], keys) for cell in cells]))
+            for name, keys in QUANTITIES.items()}
+
+
+def summarize_rows(rows: list[dict], kind: str = "equivariant", target_meV: float = 20.0) -> dict:
+    """Per ``n_train``: mean, min and max over the points (seeds) of every quantity, on the common cells.
+
+    ``log_log_slope`` is the least-squares slope of log(mean filtered
+    eigenvalue MAE) against log(n_train), and ``n_train_at_target`` where
+    that line reaches ``target_meV``: how the error falls with data, an
+    extrapolation, not a promise beyond the sizes swept.
+    """
+    cells = common_cells(rows, kind)
+    by_size: dict[int, list[dict[str, float]]] = {}
+    for row in rows:
+        by_size.setdefault(int(row["parameters"]["n_train"]), []).append(point_errors(row, cells, kind))
+    sizes = sorted(by_size)
+    table = {str(n): {name: {"mean": float(np.mean([p[name] for p in by_size[n]])),
+                             "min": float(min(p[name] for p in by_size[n])),
+                             "max": float(max(p[name] for p in by_size[n])), "n_points": len(by_size[n])}
+                      for name in QUANTITIES} for n in sizes}
+    means = [table[str(n)]["eigenvalue_mae_filtered_meV"]["mean"] for n in sizes]
+    slope, intercept = np.polyfit(np.log(sizes), np.log(means), 1) if len(sizes) > 1 else (np.nan, np.nan)
+    return {"model": kind, "cells": cells, "n_train": sizes, "errors": table, "log_log_slope": float(slope),
+            "target_eigenvalue_mae_meV": target_meV,
+            "n_train_at_target": float(np.exp((np.log(target_meV) - intercept) / slope)) if slope < 0 else float("inf")}
+
+
+def plot_summary(summary: dict):
+    """Filtered eigenvalue MAE and H MAE (meV) against the number of training cells, seed range as bars."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    sizes = summary["n_train"]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
+    for ax, name, label in zip(axes, ("eigenvalue_mae_filtered_meV", "H_mae_meV"),
+                               ("filtered eigenvalue MAE (meV)", "H MAE (meV)")):
+        stats = [summary["errors"][str(n)][name] for n in sizes]
+        mean = np.array([s["mean"] for s in stats])
+        spread = np.array([[s["mean"] - s["min"] for s in stats], [s["max"] - s["mean"] for s in stats]])
+        ax.errorbar(sizes, mean, yerr=spread, marker="o", capsize=3)
+        ax.set(xscale="log", yscale="log", xlabel="training cells", ylabel=label)
+        ax.set_xticks(sizes, [str(n) for n in sizes])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    fig.suptitle(f"{summary['model']} model, {len(summary['cells'])} unseen cells")
+    return fig
+
+
+def summarize_sweep(sweep_dir: str | Path, figures_dir: str | Path | None = None) -> dict:
+    """:func:`summarize_rows` of ``sweep_dir/sweep.json``, written with its figure into ``figures_dir``."""
+    from .comparison import save_figure
+
+    sweep_dir = project_path(sweep_dir)
+    rows = json.loads((sweep_dir / "sweep.json").read_text())["rows"]
+    summary = {"sweep": relative_to_project(sweep_dir), **summarize_rows(rows),
+               "points": [{"point": row["point"], "parameters": row["parameters"]} for row in rows]}
+    folder = project_path(figures_dir) if figures_dir else sweep_dir
+    write_json(folder / f"{STEM}.json", summary)
+    save_figure(plot_summary(summary), folder, STEM)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m hforge_nb.data_scaling SWEEP_DIR [--figures-dir DIR]``: :func:`summarize_sweep`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Errors of a notebook-03 sweep over n_train")
+    parser.add_argument("sweep_dir")
+    parser.add_argument("--figures-dir", default=None)
+    args = parser.parse_args(argv)
+    summary = summarize_sweep(args.sweep_dir, args.figures_dir)
+    for n in summary["n_train"]:
+        row = summary["errors"][str(n)]
+        print(f"{n:3d} cells: " + ", ".join(f"{name} {s['mean']:.1f} ({s['min']:.1f}-{s['max']:.1f})"
+                                           for name, s in row.items()))
+    print(f"log-log slope of the eigenvalue MAE: {summary['log_log_slope']:.2f}; the fitted line reaches "
+          f"{summary['target_eigenvalue_mae_meV']:g} meV at {summary['n_train_at_target']:.3g} training cells")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
