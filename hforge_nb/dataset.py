@@ -370,9 +370,13 @@ def unseen_records(candidates: dict[str, HamiltonianRecord], used: dict[str, Ham
     ['b']
     """
     seen = [StructureFingerprint.of(record.atoms) for record in used.values()]
+
+    def is_new(record: HamiltonianRecord) -> bool:
+        fingerprint = StructureFingerprint.of(record.atoms)
+        return not any(fingerprint.matches(other) for other in seen)
+
     return {name: record for name, record in candidates.items()
-            if (sizes is None or record.n_atoms in sizes)
-            and not any(StructureFingerprint.of(record.atoms).matches(other) for other in seen)}
+            if (sizes is None or record.n_atoms in sizes) and is_new(record)}
 
 
 def distinct_records(records: dict[str, HamiltonianRecord]) -> tuple[dict[str, HamiltonianRecord], dict[str, str]]:

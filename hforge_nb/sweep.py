@@ -6,11 +6,11 @@
 runs the notebook once per point of the grid (the product of every
 ``--grid`` axis), each in its own folder ``<out>/<point name>/`` with the
 point's parameters plus the fixed ``--set`` ones and ``output_dir`` set to
-that folder; ``--profile`` adds the notebook's table of a profile file
-(see :mod:`hforge_nb.pipeline`) under the ``--set`` ones.  A point whose folder already holds ``metrics.json`` (written
-last, atomically, by every numbered notebook) is skipped, so an interrupted
-sweep resumes.  :func:`collect` then gathers every point's metrics into one
-table, ``<out>/sweep.json``.
+that folder; ``--profile`` adds the notebook's table of a profile file (see
+:mod:`hforge_nb.pipeline`) under the ``--set`` ones. A point whose folder
+already holds ``metrics.json`` (written last, atomically, by every numbered
+notebook) is skipped, so an interrupted sweep resumes. :func:`collect` then
+gathers every point's metrics into one table, ``<out>/sweep.json``.
 """
 
 from __future__ import annotations

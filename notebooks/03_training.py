@@ -27,7 +27,8 @@
 # use it), the rest train.  Repeated structures are dropped first: small
 # cells from melt-and-quench often freeze into the same ordered structure
 # from different seeds (shifted, or with the atoms in another order), and a
-# repeat on both sides of the split would test the model on a training cell.  The baseline sees every training structure in a
+# repeat on both sides of the split would test the model on a training cell.
+# The baseline sees every training structure in a
 # new random orientation each epoch (it cannot know rotations otherwise).
 # H errors are in meV over every value of the reference blocks (a block
 # beyond the model's cutoff counts as zero); eigenvalues are compared within
@@ -194,7 +195,8 @@ for name, errors in by_shell.items():
 
 # %% [markdown]
 # ## Results
-# `metrics.json`: the split, the repeated structures dropped before it, parameter counts, how each training went and
+# `metrics.json`: the split, the repeated structures left out before it,
+# parameter counts, how each training went and
 # every test metric (per sample and averaged), with the equivariant model's
 # eigenvalue errors by shell, and under `more_test` the same for the cells of
 # `more_test_dir`; each model's folder holds
@@ -206,7 +208,8 @@ training = {kind: {"best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss,
                    "stopped_early": r.stopped_early, "seconds": r.seconds,
                    "seconds_per_epoch": sum(row["seconds"] for row in r.log) / max(len(r.log), 1)}
             for kind, r in results.items()}
-metrics = {"split": split.as_dict(), "repeated_structures": repeats, "parameters": {k: m.parameter_count() for k, m in models.items()},
+metrics = {"split": split.as_dict(), "repeated_structures": repeats,
+           "parameters": {k: m.parameter_count() for k, m in models.items()},
            "training": training, "test": evaluation, "eigenvalue_mae_by_shell_meV": by_shell,
            "more_test": more_evaluation}
 write_json(out / "metrics.json", metrics)

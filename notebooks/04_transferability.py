@@ -120,7 +120,8 @@ for row in rows:
 # model's (above 1: the equivariant model is better by that factor).
 
 # %%
-metrics = {"split": split.as_dict(), "repeated_structures": repeats, "parameters": {"seed": seed, "n_train": n_train, "epochs": epochs},
+metrics = {"split": split.as_dict(), "repeated_structures": repeats,
+           "parameters": {"seed": seed, "n_train": n_train, "epochs": epochs},
            "training": {kind: {"best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss, "epochs_run": len(r.log)}
                         for kind, r in results.items()},
            "rows": rows, "baseline_over_equivariant_H_mae": advantage(rows),
