@@ -35,6 +35,16 @@
 # `energy_window` of the Fermi level on a Monkhorst-Pack grid, with the
 # predicted S and, to judge H alone, with the reference S.
 #
+# With `energy_zero = "code"` the models learn H in GPAW's own energy zero,
+# H + E_F S (`hforge_nb.energy_zero`): E_F is set by the whole cell's
+# electron count, so an E_F-referenced H carries a per-cell offset that
+# local blocks cannot predict.  Their predictions are then moved into each
+# test record's E_F zero with that record's DFT E_F before scoring, so the
+# H errors are those of H in GPAW's zero (up to E_F times the S error);
+# eigenvalues, measured from each
+# spectrum's own Fermi level, do not depend on the zero.  Notebooks 05 and
+# 06 take only models trained with the default, `"fermi"`.
+#
 # Interrupted? Run the notebook again with the same `output_dir`: training
 # resumes from each model's last checkpoint.  Several processes or GPUs:
 # call `hforge_nb.training.train` from a script under `torchrun`.
@@ -44,6 +54,7 @@ import matplotlib.pyplot as plt
 
 from hforge_nb import dataset, io
 from hforge_nb._atomic import write_json
+from hforge_nb.energy_zero import check_energy_zero, for_energy_zero, in_code_zero
 from hforge_nb.evaluation import eigenvalue_errors_by_shell, evaluate, monkhorst_pack
 from hforge_nb.models import build_matched_models
 from hforge_nb.paths import output_folder, project_path
@@ -81,6 +92,7 @@ n_kpoints = 2  # k-points per periodic direction for eigenvalue errors
 energy_window = 2.0  # eV around E_F
 overlap_threshold = 1e-3  # S(k) eigenvalues kept by the projected eigenvalue errors
 filter_threshold = 1e-2  # each record's own S(k) eigenvalues kept by the filtered eigenvalue errors
+energy_zero = "fermi"  # "code": train on H in GPAW's own zero (H + E_F S); scored in each record's E_F zero
 more_test_dir = ""  # another data folder (notebook 01, more cells per size): its unseen cells are tested too
 output_dir = ""  # empty: runs/interactive/03_training
 
@@ -90,6 +102,8 @@ samples = dataset.read_samples(project_path(data_dir), "train")
 split, repeats = dataset.distinct_split(samples, n_validation, n_test, n_train)
 print("repeated structures left out (repeat: the cell kept):", repeats or "none")
 pick = lambda names: [samples[name] for name in names]  # noqa: E731
+check_energy_zero(energy_zero)
+fit = (lambda names: [in_code_zero(r) for r in pick(names)]) if energy_zero == "code" else pick  # noqa: E731
 split.as_dict()
 
 # %% [markdown]
@@ -99,7 +113,7 @@ split.as_dict()
 # training cells.
 
 # %%
-models = build_matched_models(model_kinds, pick(split.train), readout_channels, seed, r_max=r_max, channels=channels,
+models = build_matched_models(model_kinds, fit(split.train), readout_channels, seed, r_max=r_max, channels=channels,
                               num_interactions=num_interactions, edge_cutoff=edge_cutoff,
                               two_center=two_center, crystal_field=crystal_field, network_cutoff=network_cutoff)
 {kind: model.parameter_count() for kind, model in models.items()}
@@ -115,7 +129,7 @@ for kind, model in models.items():
                             shell_width=shell_width, spectral_weight=spectral_weight,
                             spectral_window=spectral_window,
                             augment_rotations=augment_baseline and kind == "baseline", seed=seed, threads=threads)
-    results[kind] = train(model, pick(split.train), pick(split.validation), config, out / kind)
+    results[kind] = train(model, fit(split.train), fit(split.validation), config, out / kind)
 fig = plot_learning_curves({kind: result.log for kind, result in results.items()})
 fig.savefig(out / "learning_curves.png", dpi=150)
 plt.show()
@@ -142,7 +156,8 @@ plt.show()
 
 # %%
 test = {name: samples[name] for name in split.test}
-trained = {kind: io.read_model(out / kind / "model.pt") for kind in models}  # best validation weights
+trained = {kind: for_energy_zero(io.read_model(out / kind / "model.pt"), energy_zero)  # best validation weights
+           for kind in models}
 evaluation = {kind: evaluate(model, test, n_kpoints, energy_window, overlap_threshold, filter_threshold)
               for kind, model in trained.items()}
 for kind, result in evaluation.items():
@@ -208,7 +223,7 @@ training = {kind: {"best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss,
                    "stopped_early": r.stopped_early, "seconds": r.seconds,
                    "seconds_per_epoch": sum(row["seconds"] for row in r.log) / max(len(r.log), 1)}
             for kind, r in results.items()}
-metrics = {"split": split.as_dict(), "repeated_structures": repeats,
+metrics = {"split": split.as_dict(), "repeated_structures": repeats, "energy_zero": energy_zero,
            "parameters": {k: m.parameter_count() for k, m in models.items()},
            "training": training, "test": evaluation, "eigenvalue_mae_by_shell_meV": by_shell,
            "more_test": more_evaluation}

@@ -40,6 +40,7 @@ from hforge_nb import dataset, interactive, io
 from hforge_nb._atomic import write_json
 from hforge_nb.bands import kpath
 from hforge_nb.comparison import cell_matrices, dos_pair, save_figure, spectrum_pair
+from hforge_nb.energy_zero import require_fermi_zero
 from hforge_nb.evaluation import block_errors, monkhorst_pack, projected_spectral_errors
 from hforge_nb.paths import earlier_stage, output_folder, project_path
 from hforge_nb.plotting import (plot_band_comparison, plot_channel_errors, plot_dos_comparison,
@@ -61,6 +62,7 @@ output_dir = ""  # empty: runs/interactive/05_dft_vs_ml
 # %%
 out = output_folder(output_dir, "05_dft_vs_ml")
 training = earlier_stage(training_dir, out, "03_training", "metrics.json")
+require_fermi_zero(training, "notebook 05")  # the models predict H from E_F, as the records hold it
 figures = project_path(figures_dir) if figures_dir else out
 split = json.loads((training / "metrics.json").read_text())["split"]
 models = {kind: io.read_model(training / kind / "model.pt") for kind in ("equivariant", "baseline")

@@ -44,6 +44,7 @@ import torch
 from hforge_nb import dataset, io
 from hforge_nb._atomic import write_json
 from hforge_nb.comparison import save_figure
+from hforge_nb.energy_zero import require_fermi_zero
 from hforge_nb.evaluation import aligned_values, dos_difference
 from hforge_nb.filtered_kpm import OverlapFilter
 from hforge_nb.inference import ChunkConfig
@@ -91,6 +92,7 @@ output_dir = ""  # empty: runs/interactive/06_large_scale
 torch.set_num_threads(threads)
 out = output_folder(output_dir, "06_large_scale")
 training = earlier_stage(training_dir, out, "03_training", "metrics.json")
+require_fermi_zero(training, "notebook 06")  # the models predict H from E_F, as the records hold it
 model = io.read_model(training / model_kind / "model.pt").eval()
 samples = dataset.read_samples(project_path(data_dir))
 gpaw = gpaw_timings(dataset.read_manifest(project_path(data_dir)))
