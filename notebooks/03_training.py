@@ -41,9 +41,9 @@
 # local blocks cannot predict.  Their predictions are then moved into each
 # test record's E_F zero with that record's DFT E_F before scoring, so the
 # H errors are those of H in GPAW's zero (up to E_F times the S error);
-# eigenvalues, measured from each
-# spectrum's own Fermi level, do not depend on the zero.  Notebooks 05 and
-# 06 take only models trained with the default, `"fermi"`.
+# eigenvalues, measured from each spectrum's own Fermi level, do not depend
+# on the zero.  Notebooks 05 and 06 take only models trained with the
+# default, `"fermi"`.
 #
 # Interrupted? Run the notebook again with the same `output_dir`: training
 # resumes from each model's last checkpoint.  Several processes or GPUs:
