@@ -12,13 +12,15 @@ filtered eigenvalue MAE within the window around E_F (meV).
 
 from __future__ import annotations
 
-import json
+import functools
+import operator
 from pathlib import Path
 
 import numpy as np
 
 from ._atomic import write_json
 from .paths import project_path, relative_to_project
+from .sweep import read_sweep
 
 STEM = "error_vs_training_cells_03"
 #: Per-cell quantities summarized, with their place in a sample's metrics (``evaluation.evaluate``), all meV.
@@ -28,12 +30,6 @@ QUANTITIES = {
     "H_bonded_mae_meV": ("blocks", "H_meV", "distance", "0-2 Å", "mae"),
     "eigenvalue_mae_filtered_meV": ("spectrum_filtered", "eigenvalue_mae_meV"),
 }
-
-
-def _lookup(sample: dict, keys: tuple[str, ...]) -> float:
-    for key in keys:
-        sample = sample[key]
-    return float(sample)
 
 
 def common_cells(rows: list[dict], kind: str = "equivariant") -> list[str]:
@@ -47,7 +43,7 @@ def common_cells(rows: list[dict], kind: str = "equivariant") -> list[str]:
 def point_errors(row: dict, cells: list[str], kind: str = "equivariant") -> dict[str, float]:
     """Each :data:`QUANTITIES` of one sweep point, averaged over ``cells``."""
     samples = row["metrics"]["more_test"][kind]["samples"]
-    return {name: float(np.mean([_lookup(samples[cell], keys) for cell in cells]))
+    return {name: float(np.mean([functools.reduce(operator.getitem, keys, samples[cell]) for cell in cells]))
             for name, keys in QUANTITIES.items()}
 
 
@@ -100,7 +96,7 @@ def summarize_sweep(sweep_dir: str | Path, figures_dir: str | Path | None = None
     from .comparison import save_figure
 
     sweep_dir = project_path(sweep_dir)
-    rows = json.loads((sweep_dir / "sweep.json").read_text())["rows"]
+    rows = read_sweep(sweep_dir)["rows"]
     summary = {"sweep": relative_to_project(sweep_dir), **summarize_rows(rows),
                "points": [{"point": row["point"], "parameters": row["parameters"]} for row in rows]}
     folder = project_path(figures_dir) if figures_dir else sweep_dir

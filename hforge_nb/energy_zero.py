@@ -16,6 +16,8 @@ the H MAE does.
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 from .record import HamiltonianRecord
 from .spin import SpinKind
@@ -63,16 +65,13 @@ def for_energy_zero(model, energy_zero: str):
     return ReferenceFermiZero(model) if check_energy_zero(energy_zero) == "code" else model
 
 
-def require_fermi_zero(training_dir, notebook: str) -> None:
+def require_fermi_zero(training_dir: str | Path, notebook: str) -> None:
     """Raise ``ValueError`` if notebook 03's run in ``training_dir`` trained in another zero than ``"fermi"``.
 
     ``notebook`` names the caller, which compares the models' H with
     E_F-referenced records and has no reference E_F for new structures.
     Runs made before the parameter existed trained in ``"fermi"``.
     """
-    import json
-    from pathlib import Path
-
     metrics = json.loads((Path(training_dir) / "metrics.json").read_text())
     energy_zero = metrics.get("energy_zero", "fermi")
     if energy_zero != "fermi":

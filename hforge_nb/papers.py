@@ -78,8 +78,9 @@ def headline_values(run_dir: Path) -> list[dict]:
             value = functools.reduce(operator.getitem, headline.keys, metrics)
         except (KeyError, TypeError):
             continue
+        source = relative_to_project(run_dir / headline.notebook / "metrics.json")
         rows.append({"label": headline.label, "value": value, "unit": headline.unit, "notebook": headline.notebook,
-                     "source": f"{relative_to_project(run_dir / headline.notebook / 'metrics.json')}: {'.'.join(headline.keys)}"})
+                     "source": f"{source}: {'.'.join(headline.keys)}"})
     return rows
 
 

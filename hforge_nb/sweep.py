@@ -128,6 +128,11 @@ def collect(folder: Path, points: list[SweepPoint]) -> list[dict]:
     return rows
 
 
+def read_sweep(folder: Path) -> dict:
+    """The table :func:`collect` wrote: ``<folder>/sweep.json``, its ``rows`` one per finished point."""
+    return json.loads((Path(folder) / "sweep.json").read_text())
+
+
 def _profile_parameters(path: Path | None, stem: str) -> dict:
     """The profile's parameters of notebook ``stem`` (none without a profile)."""
     if path is None:

@@ -124,15 +124,15 @@ def summarize_sweep(folder, figures_dir=None) -> dict:
     ``error_vs_size_seeds.json`` (the sweep's points and parameters), so
     that it traces back.
     """
-    import json
     from pathlib import Path
 
     from ._atomic import write_json
     from .comparison import save_figure
     from .plotting import plot_error_vs_size
+    from .sweep import read_sweep
 
     folder = Path(folder)
-    sweep = json.loads((folder / "sweep.json").read_text())
+    sweep = read_sweep(folder)
     rows = sweep_rows(sweep)
     train_sizes = {point["metrics"]["split"]["train_size"] for point in sweep["rows"]}
     figures = Path(figures_dir) if figures_dir else folder
@@ -159,14 +159,14 @@ def summarize_training_sizes(folders, sample: str, figures_dir) -> dict:
     Reads every ``<folder>/sweep.json``; writes the figure (PDF, PNG) and
     ``error_vs_training_cells.json`` (points, parameters, rows) to ``figures_dir``.
     """
-    import json
     from pathlib import Path
 
     from ._atomic import write_json
     from .comparison import save_figure
     from .plotting import plot_error_vs_size
+    from .sweep import read_sweep
 
-    sweeps = [json.loads((Path(f) / "sweep.json").read_text()) for f in folders]
+    sweeps = [read_sweep(f) for f in folders]
     rows = training_size_rows(sweeps, sample)
     figure = plot_error_vs_size(rows, x="n_train", xlabel=f"training cells (test: {sample})")
     save_figure(figure, figures_dir, "error_vs_training_cells")
