@@ -1,7 +1,8 @@
 """Transferability: train on cells of one size, test on larger cells and on crystals.
 
 :func:`transfer_split` picks the training, validation and test samples from
-a data set; :func:`error_table` turns :func:`.evaluation.evaluate` results
+a data set (:func:`distinct_transfer_split`, notebook 04's, after leaving
+out repeated structures); :func:`error_table` turns :func:`.evaluation.evaluate` results
 into one row per (model, test sample) with the sample's size relative to the
 training cells, the rows that notebook 04, the sweeps and the paper figures
 read.
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .dataset import distinct_records
 from .evaluation import summary_value
 from .record import HamiltonianRecord
 
@@ -48,12 +50,13 @@ def transfer_split(records: dict[str, HamiltonianRecord], splits: dict[str, str]
     records
         Samples by name.
     splits
-        Name -> ``"train"``, ``"holdout"`` or ``"reference"`` (the data set's manifest).
+        Name -> ``"train"``, ``"holdout"`` or ``"reference"`` (the data set's manifest); names not in
+        ``records`` are left out.
     train_size
         Atoms per training cell.
     n_train, n_validation
         Cells of that size used (sorted by name: the first ``n_train`` train,
-        the last ``n_validation`` validate).
+        the last ``n_validation`` validate); ``n_train = 0``: all but those.
 
     Examples
     --------
@@ -63,17 +66,36 @@ def transfer_split(records: dict[str, HamiltonianRecord], splits: dict[str, str]
     >>> splits = {"a8-0": "train", "a8-1": "train", "a8-2": "train", "a64": "holdout", "hBN": "reference"}
     >>> transfer_split(records, splits, 8, n_train=2).as_dict()
     {'train_size': 8, 'train': ['a8-0', 'a8-1'], 'validation': ['a8-2'], 'test': ['a64', 'hBN']}
+    >>> transfer_split(records, splits, 8, n_train=0) == transfer_split(records, splits, 8, n_train=2)
+    True
     """
-    amorphous = {name for name, split in splits.items() if split in ("train", "holdout")}
+    amorphous = {name for name, split in splits.items() if split in ("train", "holdout") and name in records}
     same_size = sorted(name for name in amorphous if records[name].n_atoms == train_size)
+    n_train = n_train or len(same_size) - n_validation
     if n_train < 1 or len(same_size) < n_train + n_validation:
         raise ValueError(f"{len(same_size)} amorphous cells of {train_size} atoms cannot give {n_train} for "
                          f"training and {n_validation} for validation")
     larger = sorted((name for name in amorphous if records[name].n_atoms > train_size),
                     key=lambda name: (records[name].n_atoms, name))
-    crystal_names = sorted(name for name, split in splits.items() if split == "reference") if crystals else []
+    crystal_names = sorted(name for name, split in splits.items() if split == "reference" and name in records)
+    crystal_names = crystal_names if crystals else []
     return TransferSplit(train_size, tuple(same_size[:n_train]), tuple(same_size[len(same_size) - n_validation:]),
                          tuple(larger + crystal_names))
+
+
+def distinct_transfer_split(records: dict[str, HamiltonianRecord], splits: dict[str, str], train_size: int,
+                            n_train: int, n_validation: int = 1,
+                            crystals: bool = True) -> tuple[TransferSplit, dict[str, str]]:
+    """Notebook 04's split: :func:`transfer_split` of the records' distinct structures, and the repeats left out.
+
+    Small cells from melt-and-quench often freeze into one structure from
+    several seeds (:func:`.dataset.distinct_records`); split by name alone,
+    a repeat could train and validate, so that early stopping and the saved
+    weights would be chosen on a training structure.  The repeats map each
+    dropped name to the kept name it repeats.
+    """
+    distinct, repeats = distinct_records(records)
+    return transfer_split(distinct, splits, train_size, n_train, n_validation, crystals), repeats
 
 
 def error_table(evaluations: dict[str, dict], records: dict[str, HamiltonianRecord], train_size: int) -> list[dict]:

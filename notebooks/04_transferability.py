@@ -27,10 +27,11 @@
 # one seed and one training-set size; `python -m hforge_nb.sweep` runs this
 # notebook over seeds, sizes and kinds and collects the tables (error bars
 # come from there).  Repeated structures (one structure from several
-# seeds, `dataset.distinct_records`) are reported below, not dropped: in the
-# committed data set several 8-atom cells are one structure, so training
-# cells can repeat each other and the validation cell a training one.
-# Notebook 03 drops repeats before its split.
+# seeds, `dataset.distinct_records`) are left out before the split, as in
+# notebook 03: in the committed data set the 8-atom cells `-03`, `-04` and
+# `-05` are the structure of `-00`, so split by name the validation cell
+# would be a training structure.  That leaves three distinct 8-atom cells:
+# `n_train` is at most 2 with one validation cell.
 
 # %%
 import matplotlib.pyplot as plt
@@ -43,13 +44,13 @@ from hforge_nb.models import build_matched_models
 from hforge_nb.paths import output_folder, project_path
 from hforge_nb.plotting import plot_error_vs_size
 from hforge_nb.training import TrainingConfig, train
-from hforge_nb.transferability import advantage, error_table, transfer_split
+from hforge_nb.transferability import advantage, distinct_transfer_split, error_table
 
 # %% tags=["parameters"]
 data_dir = "data/aBN-dzp"  # reference data set (notebook 01); relative to the project root
 model_kinds = ["equivariant", "baseline"]
 train_size = 8  # atoms per training cell
-n_train = 2  # training cells of that size
+n_train = 2  # training cells of that size (distinct structures); 0: all but the validation cells
 n_validation = 1
 include_crystals = True  # also test on hBN and cBN
 r_max = 5.0  # Å, MACE cutoff
@@ -74,10 +75,9 @@ out = output_folder(output_dir, "04_transferability")
 folder = project_path(data_dir)
 samples = dataset.read_samples(folder)
 splits = {s["name"]: s["split"] for s in dataset.read_manifest(folder)["samples"] if s["name"] in samples}
-split = transfer_split(samples, splits, train_size, n_train, n_validation, include_crystals)
+split, repeats = distinct_transfer_split(samples, splits, train_size, n_train, n_validation, include_crystals)
 pick = lambda names: [samples[name] for name in names]  # noqa: E731
-_, repeats = dataset.distinct_records(samples)  # repeated structures (repeat: the first name of its structure)
-print("repeated structures in the data set:", repeats or "none")
+print("repeated structures left out (repeat: the cell kept):", repeats or "none")
 split.as_dict()
 
 # %% [markdown]

@@ -3,9 +3,10 @@
 from types import SimpleNamespace
 
 import pytest
+from conftest import hbn_atoms, random_record
 
 from hforge_nb.evaluation import SUMMARY_KEYS
-from hforge_nb.transferability import ERROR_COLUMNS, advantage, error_table, transfer_split
+from hforge_nb.transferability import ERROR_COLUMNS, advantage, distinct_transfer_split, error_table, transfer_split
 
 
 def _sample(h_mae):
@@ -34,6 +35,19 @@ def test_too_few_cells_of_the_training_size_are_refused():
     records = {"a8": SimpleNamespace(n_atoms=8), "a64": SimpleNamespace(n_atoms=64)}
     with pytest.raises(ValueError, match="1 amorphous cells of 8 atoms"):
         transfer_split(records, {"a8": "train", "a64": "holdout"}, 8, n_train=1, n_validation=1)
+
+
+def test_a_repeated_training_structure_never_validates():
+    cells = {f"a8-{seed}": random_record(hbn_atoms(rattle=0.05, seed=seed)) for seed in range(3)}
+    cells["a8-9"] = random_record(cells["a8-0"].atoms[[3, 2, 1, 0]])  # a8-0 renumbered, last by name
+    cells["a32"] = random_record(hbn_atoms(rattle=0.05, seed=5).repeat((2, 2, 1)))
+    splits = {name: "holdout" if name == "a32" else "train" for name in cells}
+    split, repeats = distinct_transfer_split(cells, splits, 4, n_train=2)
+    assert (split.train, split.validation, split.test) == (("a8-0", "a8-1"), ("a8-2",), ("a32",))
+    assert repeats == {"a8-9": "a8-0"}
+    assert transfer_split(cells, splits, 4, n_train=2).validation == ("a8-9",)  # what names alone would pick
+    with pytest.raises(ValueError, match="3 amorphous cells of 4 atoms cannot give 3"):
+        distinct_transfer_split(cells, splits, 4, n_train=3)
 
 
 def _sweep_point(seed: int, ratio: float) -> dict:
