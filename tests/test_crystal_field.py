@@ -3,15 +3,17 @@
 import numpy as np
 import pytest
 import torch
-from conftest import BN_BASIS
+from conftest import BN_BASIS, hbn_atoms, random_record, small_model
 
 from hforge_nb import dataset
 from hforge_nb._compat import import_o3
 from hforge_nb.block_irreps import block_irreps
 from hforge_nb.model_graph import StructureBlocks, build_model_graph, stack_targets
 from hforge_nb.models import BaselineConfig, EquivariantConfig, build_model
+from hforge_nb.models.base import rotation_error
 from hforge_nb.models.crystal_field import CrystalFieldPrior, Neighbours
 from hforge_nb.paths import project_path
+from hforge_nb.rotations import random_rotation
 
 CUTOFF = 6.0  # Å
 
@@ -99,11 +101,20 @@ def _graph_and_targets(record, model):
 
 
 @pytest.mark.parametrize("kind", ["equivariant", "baseline"])
-def test_only_on_site_overlaps_carry_the_prior(kind):
+def test_only_the_on_site_blocks_asked_for_carry_the_prior(kind):
     common = dict(r_max=3.0, channels=4, edge_cutoff=4.5)
-    for crystal_field in (True, False):
-        config = (EquivariantConfig(**common, crystal_field=crystal_field) if kind == "equivariant"
-                  else BaselineConfig(**common, hidden=16, crystal_field=crystal_field))
+    for crystal_field, h_crystal_field in ((True, False), (False, False), (True, True), (False, True)):
+        fields = dict(common, crystal_field=crystal_field, h_crystal_field=h_crystal_field)
+        config = EquivariantConfig(**fields) if kind == "equivariant" else BaselineConfig(**fields, hidden=16)
         model = build_model(kind, config, BN_BASIS)
         carriers = sorted(key for key, output in model.outputs.items() if output.crystal_field is not None)
-        assert carriers == (["s:B", "s:N"] if crystal_field else [])
+        assert carriers == ["h:B", "h:N"] * h_crystal_field + ["s:B", "s:N"] * crystal_field
+
+
+def test_equivariant_model_with_the_h_prior_rotates_exactly():
+    model = small_model("equivariant", h_crystal_field=True)
+    record = random_record(hbn_atoms(rattle=0.08, seed=3), seed=2)
+    assert model.outputs["h:B"].crystal_field is not None
+    for improper in (False, True):
+        error = rotation_error(model, record, random_rotation(np.random.default_rng(4), improper))
+        assert error["h_max_eV"] < 1e-10 and error["s_max"] < 1e-10

@@ -212,12 +212,14 @@ class HamiltonianModel(torch.nn.Module):
     def _block_output(self, matrix: str, key: str, row: str, col: str) -> BlockOutput:
         """The :class:`BlockOutput` of one matrix and group, with the priors ``config`` asks for.
 
-        The crystal-field prior serves S only: H's on-site blocks depend on
-        the neighbours' potentials, which are not a sum of two-body terms.
+        The crystal-field prior serves S with ``config.crystal_field`` and H
+        with ``config.h_crystal_field``: H's on-site blocks depend on the
+        neighbours' potentials, whose first, two-body term has its form, and
+        the networks learn the rest.
         """
         if "-" in key:
             return BlockOutput(self.basis[row], self.basis[col], self.config.edge_cutoff if self.config.two_center else None)
-        if self.config.crystal_field and matrix == "s":
+        if self.config.crystal_field if matrix == "s" else self.config.h_crystal_field:
             return BlockOutput(self.basis[row], self.basis[col], self.config.edge_cutoff, self.basis.symbols)
         return BlockOutput(self.basis[row], self.basis[col])
 

@@ -62,6 +62,10 @@ class DescriptorConfig:
         On-site S blocks start from a fitted sum over neighbours of
         two-body terms (:class:`.CrystalFieldPrior`), the form of PAW's
         overlap corrections; both model kinds read it.
+    h_crystal_field : bool
+        On-site H blocks start from such a fitted sum too: the two-body part
+        of the neighbours' potentials (their many-body rest, and the
+        electrostatics of charge transfer, are left to the networks).
     network_cutoff : float or None
         With ``two_center``, the networks' pair terms (off-site corrections
         and neighbour contributions to on-site blocks) act on pairs closer
@@ -84,6 +88,7 @@ class DescriptorConfig:
     avg_num_neighbors: float = 50.0
     two_center: bool = True
     crystal_field: bool = True
+    h_crystal_field: bool = False
     network_cutoff: float | None = 5.0
 
     def __post_init__(self):
