@@ -149,6 +149,9 @@ def _channel_index(basis: Basis, row: str, col: str, n_l: int) -> torch.Tensor:
     return torch.as_tensor((low * n_l + high).ravel(), dtype=torch.long)
 
 
+_L = "spdfgh"  # orbital channel letters
+
+
 class ValueClasses:
     """Maps every value of a :class:`.ModelGraph` to its loss class (block group x distance shell x orbital channel).
 
@@ -183,6 +186,14 @@ class ValueClasses:
         return [(key, group, (self.groups.index(key) * self.n_shells + shells[group.blocks]).unsqueeze(1))
                 for key, group in graph.groups()]
 
+    def name(self, index: int) -> str:
+        """The label of class ``index``: block group and orbital channel (``"B-N s-p"``), and shell if any."""
+        group_shell, channel = divmod(index, self.n_l**2)
+        group, shell = divmod(group_shell, self.n_shells)
+        low, high = divmod(channel, self.n_l)
+        label = f"{self.groups[group]} {_L[low]}-{_L[high]}"
+        return label + (f", shell {shell}" if self.n_shells > 1 else "")
+
     def of(self, graph: ModelGraph) -> torch.Tensor:
         """``[n_values]`` class of every value."""
         classes = torch.empty(graph.n_values, dtype=torch.long)
@@ -198,12 +209,25 @@ class ValueClasses:
         return elements
 
 
-def class_rms(values: torch.Tensor, classes: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """``[n_classes]`` RMS of ``values`` per class (1 for classes without values or with only zeros)."""
+def _class_rms_or_zero(values: torch.Tensor, classes: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """``[n_classes]`` RMS of ``values`` per class (0 for classes without values)."""
     sums = torch.zeros(n_classes, dtype=values.dtype).index_add_(0, classes, values.square())
     counts = torch.bincount(classes, minlength=n_classes).to(values.dtype)
-    rms = (sums / counts.clamp(min=1)).sqrt()
+    return (sums / counts.clamp(min=1)).sqrt()
+
+
+def class_rms(values: torch.Tensor, classes: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """``[n_classes]`` RMS of ``values`` per class (1 for classes without values or with only zeros)."""
+    rms = _class_rms_or_zero(values, classes, n_classes)
     return torch.where(rms > 0, rms, torch.ones_like(rms))
+
+
+def _around_element_means(values: torch.Tensor, elements: torch.Tensor) -> torch.Tensor:
+    """``[n_values]`` each value minus the mean of its block element (see :meth:`ValueClasses.elements`)."""
+    n_elements = int(elements.max()) + 1 if len(elements) else 0
+    sums = torch.zeros(n_elements, dtype=values.dtype).index_add_(0, elements, values)
+    means = sums / torch.bincount(elements, minlength=n_elements).clamp(min=1).to(values.dtype)
+    return values - means[elements]
 
 
 def class_spread(values: torch.Tensor, classes: torch.Tensor, elements: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -213,10 +237,22 @@ def class_spread(values: torch.Tensor, classes: torch.Tensor, elements: torch.Te
     here) that the models' output shifts already carry; what is left to
     learn, and what the loss must weigh, is how values vary around them.
     """
-    n_elements = int(elements.max()) + 1 if len(elements) else 0
-    sums = torch.zeros(n_elements, dtype=values.dtype).index_add_(0, elements, values)
-    means = sums / torch.bincount(elements, minlength=n_elements).clamp(min=1).to(values.dtype)
-    return class_rms(values - means[elements], classes, n_classes)
+    return class_rms(_around_element_means(values, elements), classes, n_classes)
+
+
+def classes_without_spread(batches: list["Batch"], n_classes: int, floor: float) -> np.ndarray:
+    """Loss classes whose H values are large (RMS above 100 ``floor``, eV) but spread less than ``floor``.
+
+    Their values do not vary over the training cells, as when every atom
+    of a symmetric cell is alike, so the loss divides their errors by the
+    floor (or by 1 eV if they do not vary at all, :func:`class_rms`) and
+    either lets them dominate or ignores them on any other cell.
+    """
+    classes = torch.cat([b.classes for b in batches])
+    h = torch.cat([b.h for b in batches])
+    spread = _class_rms_or_zero(_around_element_means(h, torch.cat([b.elements for b in batches])), classes, n_classes)
+    flat = (spread < floor) & (_class_rms_or_zero(h, classes, n_classes) > 100 * floor)
+    return np.flatnonzero(flat.numpy())
 
 
 @dataclass
@@ -418,6 +454,7 @@ class Trainer:
         train_batches = [self._batch([item]) for item in self.train_items]
         self.loss = BlockLoss.fit(train_batches, self.classes.n_classes, config.s_weight,
                                   config.h_spread_floor, config.s_spread_floor, config.spectral_weight)
+        self._warn_without_spread(train_batches)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
         self.scheduler = _scheduler(self.optimizer, config)
@@ -425,6 +462,16 @@ class Trainer:
         self.state = TrainingState()
         self.best_weights = copy.deepcopy(model.state_dict())
         self.parallel = (torch.nn.parallel.DistributedDataParallel(model) if self.world > 1 else model)
+
+    def _warn_without_spread(self, batches: list[Batch]) -> None:
+        """Warn when some H loss classes do not vary over the training cells (:func:`classes_without_spread`)."""
+        flat = classes_without_spread(batches, self.classes.n_classes, self.config.h_spread_floor)
+        if len(flat) and self.rank == 0:
+            names = ", ".join(self.classes.name(int(c)) for c in flat[:4]) + (", ..." if len(flat) > 4 else "")
+            warnings.warn(f"the H values of {len(flat)} loss classes ({names}) hardly vary over the training "
+                          f"cells (every atom or pair alike, as in a symmetric cell), so the loss cannot weigh their "
+                          f"errors (their spread is below h_spread_floor = {self.config.h_spread_floor:g} eV): "
+                          "train on more, or less symmetric, cells", stacklevel=3)
 
     def _batch(self, items: list[StructureBlocks]) -> Batch:
         """:func:`make_batch` with spectral targets when the spectral loss is on.

@@ -11,7 +11,8 @@ from conftest import BN_BASIS, SMALL_MODEL, hbn_atoms, random_record
 
 from hforge_nb.errors import CorruptFileError
 from hforge_nb.models import BaselineConfig, EquivariantConfig, build_fitted_model
-from hforge_nb.training import (BlockLoss, TrainingConfig, ValueClasses, make_batch, read_checkpoint, train)
+from hforge_nb.training import (BlockLoss, TrainingConfig, ValueClasses, classes_without_spread, make_batch,
+                                read_checkpoint, train)
 from hforge_nb.model_graph import StructureBlocks
 
 
@@ -79,6 +80,33 @@ def test_spread_floors_bound_the_loss_scales(records):
     batch = make_batch([StructureBlocks.of_record(records[0][0], model.config.edge_cutoff)], model, classes)
     loss = BlockLoss.fit([batch], classes.n_classes, 1.0, h_floor=0.05, s_floor=0.01)
     assert float(loss.h_scale.min()) >= 0.05 and float(loss.s_scale.min()) >= 0.01
+
+
+def _alike_on_site(record):
+    """``record`` with every atom's on-site H block that of the first atom of its species (a symmetric cell's).
+
+    That first block is raised by 5 eV (on its diagonal and off it) before it is copied, so its values are large.
+    """
+    h = record.h_values.copy()
+    offsets, first = record.block_offsets, {}
+    for block in np.flatnonzero(record.on_site):
+        source = first.setdefault(record.species[record.pairs[block, 0]], block)
+        h[offsets[block]:offsets[block + 1]] = h[offsets[source]:offsets[source + 1]] + 5.0 * (block == source)
+    return dataclasses.replace(record, h_values=h)
+
+
+def test_classes_that_do_not_vary_over_the_training_cells_are_named(records, tmp_path):
+    model = fresh_model("baseline", records[0])
+    classes = ValueClasses(BN_BASIS)
+    alike = _alike_on_site(records[0][0])
+    batch = make_batch([StructureBlocks.of_record(alike, model.config.edge_cutoff)], model, classes)
+    flat = classes_without_spread([batch], classes.n_classes, 1e-3)
+    channels = ("s-s", "s-p", "s-d", "p-p", "p-d", "d-d")
+    assert [classes.name(int(c)) for c in flat] == [f"{species} {channel}" for species in "BN" for channel in channels]
+    varied = make_batch([StructureBlocks.of_record(records[0][0], model.config.edge_cutoff)], model, classes)
+    assert len(classes_without_spread([varied], classes.n_classes, 1e-3)) == 0
+    with pytest.warns(UserWarning, match=r"12 loss classes \(B s-s, B s-p, B s-d, B p-p, \.\.\.\) hardly vary"):
+        train(model, [alike], records[1], TrainingConfig(epochs=1), tmp_path, progress=False)
 
 
 def test_block_elements_are_the_same_position_in_blocks_of_one_group(records):
