@@ -10,13 +10,17 @@ predicts in that zero, and :class:`ReferenceFermiZero` moves its
 prediction for a record into that record's E_F zero (with the record's
 DFT E_F) so that it can be scored against the record.  Eigenvalues
 measured from each spectrum's own Fermi level do not depend on the zero;
-the H MAE does.
+the H MAE does.  A structure without a reference has no DFT E_F:
+:class:`ModelZero` (read from notebook 03's metrics by the later
+notebooks) moves such predictions by the mean E_F of the training cells
+instead, an estimate of where E_F lies.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from .record import HamiltonianRecord
@@ -65,15 +69,50 @@ def for_energy_zero(model, energy_zero: str):
     return ReferenceFermiZero(model) if check_energy_zero(energy_zero) == "code" else model
 
 
-def require_fermi_zero(training_dir: str | Path, notebook: str) -> None:
-    """Raise ``ValueError`` if notebook 03's run in ``training_dir`` trained in another zero than ``"fermi"``.
+def mean_fermi_level(records: list[HamiltonianRecord]) -> float:
+    """Mean DFT E_F (eV, in the code's own zero) of ``records``: where E_F of a new structure is expected."""
+    return float(sum(record.fermi_level for record in records) / len(records))
 
-    ``notebook`` names the caller, which compares the models' H with
-    E_F-referenced records and has no reference E_F for new structures.
-    Runs made before the parameter existed trained in ``"fermi"``.
+
+@dataclass(frozen=True)
+class ModelZero:
+    """The energy zero notebook 03's models predict H in, as the later notebooks need it.
+
+    Attributes
+    ----------
+    energy_zero : str
+        One of :data:`ENERGY_ZEROS`.
+    fermi_estimate : float
+        eV; with ``"code"``, the mean DFT E_F of the training cells in the
+        code's zero (:func:`mean_fermi_level`), the estimate of E_F for a
+        structure without a reference; 0 with ``"fermi"``.
     """
-    metrics = json.loads((Path(training_dir) / "metrics.json").read_text())
-    energy_zero = metrics.get("energy_zero", "fermi")
-    if energy_zero != "fermi":
-        raise ValueError(f"{notebook} needs models trained with energy_zero='fermi'; those in {training_dir} were "
-                         f"trained with energy_zero={energy_zero!r}")
+
+    energy_zero: str = "fermi"
+    fermi_estimate: float = 0.0
+
+    @classmethod
+    def of_training(cls, training_dir: str | Path) -> "ModelZero":
+        """Read from notebook 03's ``metrics.json`` in ``training_dir`` (runs before the parameter: ``"fermi"``)."""
+        metrics = json.loads((Path(training_dir) / "metrics.json").read_text())
+        energy_zero = check_energy_zero(metrics.get("energy_zero", "fermi"))
+        if energy_zero == "fermi":
+            return cls()
+        if "training_fermi_level_eV" not in metrics:
+            raise ValueError(f"{training_dir}/metrics.json: models trained with energy_zero={energy_zero!r} need "
+                             "training_fermi_level_eV, which notebook 03 records since it handles the zero in "
+                             "the later notebooks; run notebook 03 again")
+        return cls(energy_zero, float(metrics["training_fermi_level_eV"]))
+
+    @property
+    def shift(self) -> float:
+        """eV times S added to a prediction without a reference to put E_F near zero (``-fermi_estimate``)."""
+        return -self.fermi_estimate
+
+    def for_references(self, model):
+        """``model`` as :func:`for_energy_zero` wraps it: its predictions for a record in that record's E_F zero."""
+        return for_energy_zero(model, self.energy_zero)
+
+    def estimated_fermi_zero(self, prediction: HamiltonianRecord) -> HamiltonianRecord:
+        """A prediction for a structure without a reference, moved by :attr:`shift` (as it is with ``"fermi"``)."""
+        return _shifted(prediction, self.shift) if self.shift else prediction

@@ -187,17 +187,20 @@ def filtered_kpm_check(record: HamiltonianRecord, energies: np.ndarray, config: 
 
 def large_cell_filtered_kpm(model, atoms: ase.Atoms, record: HamiltonianRecord | None, chunks: ChunkConfig,
                             energies: np.ndarray, config: KPMConfig, overlap_filter: OverlapFilter,
-                            max_exact_orbitals: int) -> KPMCheck:
+                            max_exact_orbitals: int, energy_shift: float = 0.0) -> KPMCheck:
     """Filtered KPM DOS of a large predicted cell: of ``record`` if it was kept, else streamed from the model.
 
     Without a record, H and S at k = 0 come from
     :func:`.inference.predict_gamma_matrices`, which holds only the two
     matrices (about half the memory of a record plus its matrices), and
-    there is no exact check.
+    there is no exact check; ``energy_shift`` (eV) times S is added to
+    the streamed H, as :meth:`.energy_zero.ModelZero.estimated_fermi_zero`
+    adds it to a kept record.
     """
     if record is not None:
         return filtered_kpm_check(record, energies, config, overlap_filter, max_exact_orbitals)
     hamiltonian, overlap = predict_gamma_matrices(model, atoms, chunks)
+    hamiltonian = hamiltonian + energy_shift * overlap if energy_shift else hamiltonian
     result, _ = filtered_kpm_dos_of_matrices(hamiltonian, overlap, len(atoms), energies, config, overlap_filter)
     return KPMCheck(result, None, (1, 1, 1))
 

@@ -42,8 +42,10 @@
 # test record's E_F zero with that record's DFT E_F before scoring, so the
 # H errors are those of H in GPAW's zero (up to E_F times the S error);
 # eigenvalues, measured from each spectrum's own Fermi level, do not depend
-# on the zero.  Notebooks 05 and 06 take only models trained with the
-# default, `"fermi"`.
+# on the zero.  Notebooks 05 and 06 read the zero from this notebook's
+# metrics: they compare with DFT records the same way, and move
+# predictions for new structures by the training cells' mean E_F
+# (`training_fermi_level_eV`).
 #
 # Interrupted? Run the notebook again with the same `output_dir`: training
 # resumes from each model's last checkpoint.  Several processes or GPUs:
@@ -54,7 +56,7 @@ import matplotlib.pyplot as plt
 
 from hforge_nb import dataset, io
 from hforge_nb._atomic import write_json
-from hforge_nb.energy_zero import check_energy_zero, for_energy_zero, in_code_zero
+from hforge_nb.energy_zero import check_energy_zero, for_energy_zero, in_code_zero, mean_fermi_level
 from hforge_nb.evaluation import eigenvalue_errors_by_shell, evaluate, monkhorst_pack
 from hforge_nb.models import build_matched_models
 from hforge_nb.paths import output_folder, project_path
@@ -226,7 +228,7 @@ training = {kind: {"best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss,
                    "seconds_per_epoch": sum(row["seconds"] for row in r.log) / max(len(r.log), 1)}
             for kind, r in results.items()}
 metrics = {"split": split.as_dict(), "repeated_structures": repeats, "energy_zero": energy_zero,
-           "parameters": {k: m.parameter_count() for k, m in models.items()},
+           "training_fermi_level_eV": mean_fermi_level(pick(split.train)), "parameters": {k: m.parameter_count() for k, m in models.items()},
            "training": training, "test": evaluation, "eigenvalue_mae_by_shell_meV": by_shell,
            "more_test": more_evaluation}
 write_json(out / "metrics.json", metrics)

@@ -40,7 +40,7 @@ from hforge_nb import dataset, interactive, io
 from hforge_nb._atomic import write_json
 from hforge_nb.bands import kpath
 from hforge_nb.comparison import cell_matrices, dos_pair, save_figure, spectrum_pair
-from hforge_nb.energy_zero import require_fermi_zero
+from hforge_nb.energy_zero import ModelZero
 from hforge_nb.evaluation import block_errors, monkhorst_pack, projected_spectral_errors
 from hforge_nb.paths import earlier_stage, output_folder, project_path
 from hforge_nb.plotting import (plot_band_comparison, plot_channel_errors, plot_dos_comparison,
@@ -62,11 +62,11 @@ output_dir = ""  # empty: runs/interactive/05_dft_vs_ml
 # %%
 out = output_folder(output_dir, "05_dft_vs_ml")
 training = earlier_stage(training_dir, out, "03_training", "metrics.json")
-require_fermi_zero(training, "notebook 05")  # the models predict H from E_F, as the records hold it
+zero = ModelZero.of_training(training)  # the zero the models predict H in (notebook 03's energy_zero)
 figures = project_path(figures_dir) if figures_dir else out
 split = json.loads((training / "metrics.json").read_text())["split"]
-models = {kind: io.read_model(training / kind / "model.pt") for kind in ("equivariant", "baseline")
-          if (training / kind / "model.pt").exists()}
+models = {kind: zero.for_references(io.read_model(training / kind / "model.pt"))  # predictions in each record's E_F zero
+          for kind in ("equivariant", "baseline") if (training / kind / "model.pt").exists()}
 model = models[model_kind]
 samples = dataset.read_samples(project_path(data_dir))
 saved = {}  # figure stem -> caption, for metrics.json and the papers/ index
@@ -153,8 +153,8 @@ plt.show()
 heatmap_spectrum = projected_spectral_errors(prediction, reference, monkhorst_pack(reference, 1), energy_window,
                                              overlap_threshold)
 metrics = {
-    "training_dir": str(training), "model_kind": model_kind, "overlap_threshold": overlap_threshold,
-    "energy_window_eV": energy_window, "figures_dir": str(figures),
+    "training_dir": str(training), "model_kind": model_kind, "energy_zero": zero.energy_zero,
+    "overlap_threshold": overlap_threshold, "energy_window_eV": energy_window, "figures_dir": str(figures),
     "figures": [{"stem": stem, "files": [f"{stem}.pdf", f"{stem}.png"], "caption": caption}
                 for stem, caption in saved.items()],
     "heatmap": {"sample": heatmap_name, "H_home_cell_mae_meV": float(np.abs(h_ml - h_ref).mean() * 1000),

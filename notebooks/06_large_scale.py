@@ -32,6 +32,13 @@
 # linearly dependent directions of S as diagonalizing codes do, runs on the
 # predicted matrices.  `benchmarks/large_scale.py` takes the cost curve to
 # 10^5 atoms, one process per size.
+#
+# The zero of the predicted H is notebook 03's `energy_zero`
+# (`hforge_nb.energy_zero.ModelZero`): with `"fermi"`, H from the training
+# cells' E_F, as the records hold it; with `"code"` the model predicts H in
+# GPAW's own zero, and the large cell's prediction is moved by the training
+# cells' mean E_F (`energy_shift_eV`), the predictions for DFT cells by
+# those cells' own E_F.
 
 # %%
 import dataclasses
@@ -44,7 +51,7 @@ import torch
 from hforge_nb import dataset, io
 from hforge_nb._atomic import write_json
 from hforge_nb.comparison import save_figure
-from hforge_nb.energy_zero import require_fermi_zero
+from hforge_nb.energy_zero import ModelZero
 from hforge_nb.evaluation import aligned_values, dos_difference
 from hforge_nb.filtered_kpm import OverlapFilter
 from hforge_nb.inference import ChunkConfig
@@ -92,7 +99,7 @@ output_dir = ""  # empty: runs/interactive/06_large_scale
 torch.set_num_threads(threads)
 out = output_folder(output_dir, "06_large_scale")
 training = earlier_stage(training_dir, out, "03_training", "metrics.json")
-require_fermi_zero(training, "notebook 06")  # the models predict H from E_F, as the records hold it
+zero = ModelZero.of_training(training)  # the zero the model predicts H in (notebook 03's energy_zero)
 model = io.read_model(training / model_kind / "model.pt").eval()
 samples = dataset.read_samples(project_path(data_dir))
 gpaw = gpaw_timings(dataset.read_manifest(project_path(data_dir)))
@@ -138,6 +145,7 @@ chunk_check
 
 # %%
 large, large_cost = measure_prediction(model, quenched.atoms, chunks, keep=export)
+large = zero.estimated_fermi_zero(large) if export else None  # E_F near zero, as in the records
 exported = write_exports(large, out, f"aBN-{n_atoms:05d}-{model_kind}") if export else {}
 export_error = tshs_round_trip_error(large, exported["TSHS"]) if export else None
 {"cost": large_cost.as_dict(), "files": {k: p.name for k, p in exported.items()},
@@ -199,7 +207,7 @@ kpm_summary = {n: c.summary() for n, c in checks.items()}
 # shells whose errors alone make S indefinite.
 
 # %%
-kpm_prediction = model.predict(samples[kpm_sample])
+kpm_prediction = zero.for_references(model).predict(samples[kpm_sample])  # in the DFT record's E_F zero
 overlap_check = {"reference_min_S_eigenvalue": smallest_overlap_eigenvalue(samples[kpm_sample]),
                  "predicted_min_S_eigenvalue": smallest_overlap_eigenvalue(kpm_prediction),
                  "predicted_min_S_eigenvalue_by_shell": overlap_eigenvalues_by_shell(kpm_prediction,
@@ -241,7 +249,7 @@ filtered_checks = {f"{kpm_sample}, DFT": filtered_kpm_check(samples[kpm_sample],
 if kpm_large_cell:
     filtered_checks[f"{n_atoms} atoms, ML"] = large_cell_filtered_kpm(
         model, quenched.atoms, large, chunks, energies, dataclasses.replace(filtered_config, n_random=min(kpm_n_random)),
-        overlap_filter, kpm_exact_max_orbitals)
+        overlap_filter, kpm_exact_max_orbitals, zero.shift)
 fig = plot_kpm_check(energies, {f"filtered: {label}": (c.result.dos, c.exact) for label, c in filtered_checks.items()},
                      filtered_checks[f"{kpm_sample}, DFT"].result.resolution_eV)
 save_figure(fig, figures, "kpm_filtered")
@@ -261,7 +269,8 @@ filtered_summary["ml_against_dft_dos_difference"] = dos_difference(
 
 # %%
 metrics = {
-    "training_dir": str(training), "model_kind": model_kind, "threads": threads, "figures_dir": str(figures),
+    "training_dir": str(training), "model_kind": model_kind, "energy_zero": zero.energy_zero,
+    "energy_shift_eV": zero.shift, "threads": threads, "figures_dir": str(figures),
     "figures": [{"stem": stem, "files": [f"{stem}.pdf", f"{stem}.png"], "caption": caption}
                 for stem, caption in saved.items()],
     "chunks": {"chunk_atoms": chunk_atoms, "feature_chunk_atoms": feature_chunk_atoms, "block_cutoff": block_cutoff},

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import hbn_atoms, random_record
 
-from hforge_nb.energy_zero import ReferenceFermiZero, for_energy_zero, in_code_zero, require_fermi_zero
+from hforge_nb.energy_zero import ModelZero, ReferenceFermiZero, for_energy_zero, in_code_zero, mean_fermi_level
 from hforge_nb.evaluation import eigenvalues, evaluate, monkhorst_pack
 from hforge_nb.record import drop_small_blocks
 from hforge_nb.spin import SpinKind
@@ -58,9 +58,20 @@ def test_unknown_zeros_and_spinful_records_are_refused(record):
         in_code_zero(spinful)
 
 
-def test_later_notebooks_refuse_models_of_another_zero(tmp_path):
-    (tmp_path / "metrics.json").write_text('{"split": {}}')  # a run from before the parameter: E_F zero
-    require_fermi_zero(tmp_path, "notebook 05")
-    (tmp_path / "metrics.json").write_text('{"energy_zero": "code"}')
-    with pytest.raises(ValueError, match="notebook 05 needs models trained with energy_zero='fermi'"):
-        require_fermi_zero(tmp_path, "notebook 05")
+def test_later_notebooks_read_the_zero_of_the_models(tmp_path, record):
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text('{"split": {}}')  # a run from before the parameter: E_F zero
+    assert ModelZero.of_training(tmp_path) == ModelZero("fermi", 0.0)
+    metrics.write_text('{"energy_zero": "code"}')  # before the training E_F was recorded
+    with pytest.raises(ValueError, match="need training_fermi_level_eV.*run notebook 03 again"):
+        ModelZero.of_training(tmp_path)
+    cells = [record, dataclasses.replace(record, fermi_level=-2.75)]
+    metrics.write_text(f'{{"energy_zero": "code", "training_fermi_level_eV": {mean_fermi_level(cells)}}}')
+    zero = ModelZero.of_training(tmp_path)
+    assert zero == ModelZero("code", -3.0) and zero.shift == 3.0
+    assert isinstance(zero.for_references(_Oracle(record)), ReferenceFermiZero)
+    kpoints = monkhorst_pack(record, 2)
+    new_structure = zero.estimated_fermi_zero(in_code_zero(record))  # E_F -3.25 eV, estimated -3.0 eV
+    # every eigenvalue sits where it would from the true E_F, minus the estimate's error of 0.25 eV
+    assert np.allclose(eigenvalues(new_structure, kpoints), eigenvalues(record, kpoints) - 0.25, atol=1e-9)
+    assert ModelZero().estimated_fermi_zero(record) is record
