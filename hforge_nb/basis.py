@@ -17,7 +17,8 @@ import numpy as np
 
 from .errors import BasisMismatchError, MissingBasisError, UnknownElementError
 
-_L_LETTERS = "spdfgh"
+#: Letters of the angular momenta l = 0, 1, 2, ... (orbital and channel labels).
+L_LETTERS = "spdfgh"
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class OrbitalShell:
     @property
     def label(self) -> str:
         """SIESTA-style label, for example ``'2pZ1'`` or ``'3dZ1P'``."""
-        return f"{self.n}{_L_LETTERS[self.l]}Z{self.zeta}{'P' if self.polarization else ''}"
+        return f"{self.n}{L_LETTERS[self.l]}Z{self.zeta}{'P' if self.polarization else ''}"
 
 
 @dataclass(frozen=True)

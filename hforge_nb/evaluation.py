@@ -22,9 +22,8 @@ import operator
 import numpy as np
 import scipy.linalg
 
+from .basis import L_LETTERS
 from .record import HamiltonianRecord, value_positions
-
-_L = "spdfgh"
 
 #: Å, upper edges of the distance shells of off-site block errors (the last shell is open).
 DISTANCE_SHELLS = (2.0, 3.0, 4.0, 5.0, 6.0)
@@ -60,7 +59,7 @@ def value_labels(record: HamiltonianRecord) -> dict[str, np.ndarray]:
         l_row[species_i == k] = record.basis[symbol].orbital_l[row[species_i == k]]
         l_col[species_j == k] = record.basis[symbol].orbital_l[col[species_j == k]]
     n_l = int(max(l_row.max(initial=0), l_col.max(initial=0))) + 1
-    channel_names = np.array([f"{_L[a]}-{_L[b]}" for a in range(n_l) for b in range(n_l)], dtype=object)
+    channel_names = np.array([f"{L_LETTERS[a]}-{L_LETTERS[b]}" for a in range(n_l) for b in range(n_l)], dtype=object)
     pair_names = np.array([f"{a}-{b}" for a in symbols for b in symbols], dtype=object)
     on_site = record.on_site[block]
     return {"on_site": on_site, "diagonal": on_site & (row == col),

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from ._atomic import atomic_path
-from .basis import Basis
+from .basis import L_LETTERS, Basis
 from .errors import CorruptFileError
 from .model_graph import BlockGroup, ModelGraph, StructureBlocks, build_model_graph, stack_targets
 from .models.base import HamiltonianModel, block_groups
@@ -149,9 +149,6 @@ def _channel_index(basis: Basis, row: str, col: str, n_l: int) -> torch.Tensor:
     return torch.as_tensor((low * n_l + high).ravel(), dtype=torch.long)
 
 
-_L = "spdfgh"  # orbital channel letters
-
-
 class ValueClasses:
     """Maps every value of a :class:`.ModelGraph` to its loss class (block group x distance shell x orbital channel).
 
@@ -191,7 +188,7 @@ class ValueClasses:
         group_shell, channel = divmod(index, self.n_l**2)
         group, shell = divmod(group_shell, self.n_shells)
         low, high = divmod(channel, self.n_l)
-        label = f"{self.groups[group]} {_L[low]}-{_L[high]}"
+        label = f"{self.groups[group]} {L_LETTERS[low]}-{L_LETTERS[high]}"
         return label + (f", shell {shell}" if self.n_shells > 1 else "")
 
     def of(self, graph: ModelGraph) -> torch.Tensor:
