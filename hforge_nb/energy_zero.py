@@ -107,7 +107,7 @@ class ModelZero:
     @property
     def shift(self) -> float:
         """eV times S added to a prediction without a reference to put E_F near zero (``-fermi_estimate``)."""
-        return -self.fermi_estimate
+        return -self.fermi_estimate if self.fermi_estimate else 0.0
 
     def for_references(self, model):
         """``model`` as :func:`for_energy_zero` wraps it: its predictions for a record in that record's E_F zero."""
