@@ -47,6 +47,15 @@ def point_errors(row: dict, cells: list[str], kind: str = "equivariant") -> dict
             for name, keys in QUANTITIES.items()}
 
 
+def point_rows(rows: list[dict], cells: list[str], kind: str = "equivariant") -> list[dict]:
+    """One row per sweep point: ``model``, ``n_train`` and :func:`point_errors` on ``cells``.
+
+    The rows :func:`.plotting.plot_error_vs_size` averages per ``n_train``.
+    """
+    return [{"model": kind, "n_train": int(row["parameters"]["n_train"]), **point_errors(row, cells, kind)}
+            for row in rows]
+
+
 def summarize_rows(rows: list[dict], kind: str = "equivariant", target_meV: float = 20.0) -> dict:
     """Per ``n_train``: mean, min and max over the points (seeds) of every quantity, on the common cells.
 
@@ -56,9 +65,9 @@ def summarize_rows(rows: list[dict], kind: str = "equivariant", target_meV: floa
     extrapolation, not a promise beyond the sizes swept.
     """
     cells = common_cells(rows, kind)
-    by_size: dict[int, list[dict[str, float]]] = {}
-    for row in rows:
-        by_size.setdefault(int(row["parameters"]["n_train"]), []).append(point_errors(row, cells, kind))
+    by_size: dict[int, list[dict]] = {}
+    for point in point_rows(rows, cells, kind):
+        by_size.setdefault(point["n_train"], []).append(point)
     sizes = sorted(by_size)
     table = {str(n): {name: {"mean": float(np.mean([p[name] for p in by_size[n]])),
                              "min": float(min(p[name] for p in by_size[n])),
@@ -71,29 +80,10 @@ def summarize_rows(rows: list[dict], kind: str = "equivariant", target_meV: floa
             "n_train_at_target": float(np.exp((np.log(target_meV) - intercept) / slope)) if slope < 0 else float("inf")}
 
 
-def plot_summary(summary: dict):
-    """Filtered eigenvalue MAE and H MAE (meV) against the number of training cells, seed range as bars."""
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter
-
-    sizes = summary["n_train"]
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
-    for ax, name, label in zip(axes, ("eigenvalue_mae_filtered_meV", "H_mae_meV"),
-                               ("filtered eigenvalue MAE (meV)", "H MAE (meV)")):
-        stats = [summary["errors"][str(n)][name] for n in sizes]
-        mean = np.array([s["mean"] for s in stats])
-        spread = np.array([[s["mean"] - s["min"] for s in stats], [s["max"] - s["mean"] for s in stats]])
-        ax.errorbar(sizes, mean, yerr=spread, marker="o", capsize=3)
-        ax.set(xscale="log", yscale="log", xlabel="training cells", ylabel=label)
-        ax.set_xticks(sizes, [str(n) for n in sizes])
-        ax.xaxis.set_minor_formatter(NullFormatter())
-    fig.suptitle(f"{summary['model']} model, {len(summary['cells'])} unseen cells")
-    return fig
-
-
 def summarize_sweep(sweep_dir: str | Path, figures_dir: str | Path | None = None) -> dict:
     """:func:`summarize_rows` of ``sweep_dir/sweep.json``, written with its figure into ``figures_dir``."""
     from .comparison import save_figure
+    from .plotting import plot_error_vs_size
 
     sweep_dir = project_path(sweep_dir)
     rows = read_sweep(sweep_dir)["rows"]
@@ -101,7 +91,10 @@ def summarize_sweep(sweep_dir: str | Path, figures_dir: str | Path | None = None
                "points": [{"point": row["point"], "parameters": row["parameters"]} for row in rows]}
     folder = project_path(figures_dir) if figures_dir else sweep_dir
     write_json(folder / f"{STEM}.json", summary)
-    save_figure(plot_summary(summary), folder, STEM)
+    figure = plot_error_vs_size(point_rows(rows, summary["cells"], summary["model"]),
+                                ("eigenvalue_mae_filtered_meV", "H_mae_meV"), x="n_train",
+                                xlabel=f"training cells (scored on {len(summary['cells'])} unseen cells)")
+    save_figure(figure, folder, STEM)
     return summary
 
 
