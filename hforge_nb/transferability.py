@@ -77,8 +77,8 @@ def transfer_split(records: dict[str, HamiltonianRecord], splits: dict[str, str]
                          f"training and {n_validation} for validation")
     larger = sorted((name for name in amorphous if records[name].n_atoms > train_size),
                     key=lambda name: (records[name].n_atoms, name))
-    crystal_names = sorted(name for name, split in splits.items() if split == "reference" and name in records)
-    crystal_names = crystal_names if crystals else []
+    crystal_names = (sorted(name for name, split in splits.items() if split == "reference" and name in records)
+                     if crystals else [])
     return TransferSplit(train_size, tuple(same_size[:n_train]), tuple(same_size[len(same_size) - n_validation:]),
                          tuple(larger + crystal_names))
 

@@ -219,7 +219,8 @@ class HamiltonianModel(torch.nn.Module):
         """
         if "-" in key:
             return BlockOutput(self.basis[row], self.basis[col], self.config.edge_cutoff if self.config.two_center else None)
-        if self.config.crystal_field if matrix == "s" else self.config.h_crystal_field:
+        with_crystal_field = self.config.crystal_field if matrix == "s" else self.config.h_crystal_field
+        if with_crystal_field:
             return BlockOutput(self.basis[row], self.basis[col], self.config.edge_cutoff, self.basis.symbols)
         return BlockOutput(self.basis[row], self.basis[col])
 
