@@ -24,6 +24,7 @@ import scipy.linalg
 
 from .basis import L_LETTERS
 from .record import HamiltonianRecord, value_positions
+from .structure_stats import structure_stats
 
 #: Å, upper edges of the distance shells of off-site block errors (the last shell is open).
 DISTANCE_SHELLS = (2.0, 3.0, 4.0, 5.0, 6.0)
@@ -394,6 +395,25 @@ def with_reference_overlap(prediction: HamiltonianRecord, reference: Hamiltonian
     """The prediction with S replaced by the reference's S on the same blocks (to judge H alone)."""
     _, reference_s = aligned_values(reference, prediction)
     return dataclasses.replace(prediction, s_values=reference_s)
+
+
+def spectra_by_chemical_order(records: dict[str, HamiltonianRecord], samples: dict[str, dict]) -> list[dict]:
+    """One row per scored cell: its fraction of homopolar (B-B, N-N) bonds, DFT and predicted gap, eigenvalue MAE.
+
+    ``samples`` are per-sample results of :func:`evaluate` (its
+    ``"samples"``) for some of ``records``; cells without one are left
+    out.  Gaps (eV) and the MAE (meV) are those of ``spectrum_filtered``;
+    the fraction is :func:`.structure_stats.structure_stats`'s.
+    """
+    rows = []
+    for name, record in records.items():
+        if name in samples:
+            spectrum = samples[name]["spectrum_filtered"]
+            rows.append({"cell": name, "homopolar_fraction": structure_stats(record.atoms).homopolar_fraction,
+                         "gap_reference_eV": spectrum["gap_reference_eV"],
+                         "gap_predicted_eV": spectrum["gap_predicted_eV"],
+                         "eigenvalue_mae_filtered_meV": spectrum["eigenvalue_mae_meV"]})
+    return rows
 
 
 #: Numbers averaged over samples in :func:`evaluate`'s summary.

@@ -57,7 +57,7 @@ import matplotlib.pyplot as plt
 from hforge_nb import dataset, io
 from hforge_nb._atomic import write_json
 from hforge_nb.energy_zero import check_energy_zero, for_energy_zero, in_code_zero, mean_fermi_level
-from hforge_nb.evaluation import eigenvalue_errors_by_shell, evaluate, monkhorst_pack
+from hforge_nb.evaluation import eigenvalue_errors_by_shell, evaluate, monkhorst_pack, spectra_by_chemical_order
 from hforge_nb.models import build_matched_models
 from hforge_nb.paths import output_folder, project_path
 from hforge_nb.plotting import plot_channel_errors, plot_learning_curves
@@ -207,6 +207,25 @@ for kind, result in more_evaluation.items():
           f"{len(per_cell)} cells; per cell " + ", ".join(f"{name} {mae:.0f}" for name, mae in per_cell.items()))
 
 # %% [markdown]
+# ### Chemical order
+# Melt-and-quench cells of a few atoms freeze with very different chemical
+# order: some have no B-B or N-N bond, as ideal BN, others a third of their
+# bonds or more.  Each cell's fraction of such homopolar bonds
+# (`structure_stats`) beside its DFT gap and the equivariant model's gap and
+# filtered eigenvalue MAE, for the training cells and every scored cell:
+# a model trained only on disordered cells meets an ordered one as new
+# chemistry.
+
+# %%
+equivariant_scores = {name: sample for result in (fit_evaluation, evaluation, more_evaluation)
+                      for name, sample in result.get("equivariant", {}).get("samples", {}).items()}
+chemical_order = spectra_by_chemical_order({**training_cells, **test, **more_test}, equivariant_scores)
+for row in chemical_order:
+    print(f"{row['cell']:>20} {'(trained)' if row['cell'] in training_cells else '':>9}  homopolar "
+          f"{row['homopolar_fraction']:.2f}  gap {row['gap_reference_eV']:.2f} eV (DFT), "
+          f"{row['gap_predicted_eV']:.2f} eV (ML)  eigenvalue MAE {row['eigenvalue_mae_filtered_meV']:.0f} meV")
+
+# %% [markdown]
 # ### Where the equivariant model's eigenvalue errors come from
 # The reference with the predicted H of one distance shell at a time (the
 # rest, and S, from DFT), and with the predicted S alone, each scored like
@@ -221,10 +240,8 @@ equivariant = trained.get("equivariant")
 by_shell = {name: eigenvalue_errors_by_shell(equivariant.predict(record), record, monkhorst_pack(record, n_kpoints),
                                              energy_window, filter_threshold)
             for name, record in {**test, **more_test}.items()} if equivariant is not None else {}
-scored = {name: sample for result in (evaluation, more_evaluation)  # the equivariant model's scores by cell
-          for name, sample in result.get("equivariant", {}).get("samples", {}).items()}
 for name, errors in by_shell.items():
-    shell_mae = scored[name]["blocks"]["H_meV"]["distance"]
+    shell_mae = equivariant_scores[name]["blocks"]["H_meV"]["distance"]
     print(name, ", ".join(f"{shell}: {mae:.1f} meV (H MAE {shell_mae[shell]['mae']:.2f})" if shell in shell_mae
                           else f"{shell}: {mae:.1f} meV" for shell, mae in errors.items()))
 
@@ -233,7 +250,8 @@ for name, errors in by_shell.items():
 # `metrics.json`: the split, the repeated structures left out before it,
 # parameter counts, how each training went and
 # every test metric (per sample and averaged), the same metrics on the
-# training cells (`training_cells`), with the equivariant model's
+# training cells (`training_cells`), each scored cell's homopolar-bond
+# fraction and gaps (`chemical_order`), with the equivariant model's
 # eigenvalue errors by shell, and under `more_test` the same for the cells of
 # `more_test_dir`; each model's folder holds
 # `model.pt` (best validation weights), `checkpoint.pt` and
@@ -247,7 +265,7 @@ training = {kind: {"best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss,
 metrics = {"split": split.as_dict(), "repeated_structures": repeats, "energy_zero": energy_zero,
            "training_fermi_level_eV": mean_fermi_level(pick(split.train)), "parameters": {k: m.parameter_count() for k, m in models.items()},
            "training": training, "test": evaluation, "training_cells": fit_evaluation,
-           "eigenvalue_mae_by_shell_meV": by_shell,
+           "chemical_order": chemical_order, "eigenvalue_mae_by_shell_meV": by_shell,
            "more_test": more_evaluation}
 write_json(out / "metrics.json", metrics)
 {kind: result["summary"] for kind, result in evaluation.items()}

@@ -9,7 +9,7 @@ import pytest
 from conftest import hbn_atoms, random_record
 
 from hforge_nb.evaluation import (band_gap, block_errors, distance_shells, eigenvalue_errors_by_shell,
-                                  filtered_spectral_errors, monkhorst_pack, projected_spectral_errors, smallest_overlap_eigenvalue, spectral_errors, value_labels)
+                                  filtered_spectral_errors, monkhorst_pack, spectra_by_chemical_order, projected_spectral_errors, smallest_overlap_eigenvalue, spectral_errors, value_labels)
 from hforge_nb.record import drop_small_blocks
 
 
@@ -154,3 +154,15 @@ def test_eigenvalue_errors_by_shell_name_the_shell_that_was_changed(reference):
     whole = filtered_spectral_errors(changed, reference, kpoints, window=5.0, threshold=1e-3)["eigenvalue_mae_meV"]
     assert by_shell["0-2 Å"] == pytest.approx(whole, rel=1e-9) and whole > 1.0
     assert all(mae < 1e-6 for shell, mae in by_shell.items() if shell != "0-2 Å")
+
+
+def test_spectra_by_chemical_order_count_wrong_bonds_and_skip_unscored_cells(reference):
+    swapped = reference.atoms.copy()
+    swapped.set_chemical_symbols(["B"] * len(swapped))  # every bond homopolar
+    records = {"hBN": reference, "all B": dataclasses.replace(reference, atoms=swapped), "unscored": reference}
+    scored = {name: {"spectrum_filtered": filtered_spectral_errors(reference, reference, monkhorst_pack(reference, 1))}
+              for name in ("hBN", "all B")}
+    rows = spectra_by_chemical_order(records, scored)
+    assert [row["cell"] for row in rows] == ["hBN", "all B"]
+    assert [row["homopolar_fraction"] for row in rows] == [0.0, 1.0]
+    assert rows[0]["gap_predicted_eV"] == rows[0]["gap_reference_eV"] and rows[0]["eigenvalue_mae_filtered_meV"] == 0.0
