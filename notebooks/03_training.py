@@ -212,9 +212,9 @@ for kind, result in more_evaluation.items():
 # order: some have no B-B or N-N bond, as ideal BN, others a third of their
 # bonds or more.  Each cell's fraction of such homopolar bonds
 # (`structure_stats`) beside its DFT gap and the equivariant model's gap and
-# filtered eigenvalue MAE, for the training cells and every scored cell:
-# a model trained only on disordered cells meets an ordered one as new
-# chemistry.
+# filtered eigenvalue MAE, for the training cells and every scored cell,
+# to see whether a model trained mostly on disordered cells errs more on
+# ordered ones.
 
 # %%
 equivariant_scores = {name: sample for result in (fit_evaluation, evaluation, more_evaluation)
