@@ -397,19 +397,23 @@ def with_reference_overlap(prediction: HamiltonianRecord, reference: Hamiltonian
     return dataclasses.replace(prediction, s_values=reference_s)
 
 
-def spectra_by_chemical_order(records: dict[str, HamiltonianRecord], samples: dict[str, dict]) -> list[dict]:
+def spectra_by_chemical_order(records: dict[str, HamiltonianRecord], samples: dict[str, dict],
+                              label: str) -> list[dict]:
     """One row per scored cell: its fraction of homopolar (B-B, N-N) bonds, DFT and predicted gap, eigenvalue MAE.
 
     ``samples`` are per-sample results of :func:`evaluate` (its
     ``"samples"``) for some of ``records``; cells without one are left
     out.  Gaps (eV) and the MAE (meV) are those of ``spectrum_filtered``;
-    the fraction is :func:`.structure_stats.structure_stats`'s.
+    the fraction is :func:`.structure_stats.structure_stats`'s.  Every row
+    names its set of cells, ``label`` (``"training"``, ``"test"``, ...):
+    cells of two data folders can share a name.
     """
     rows = []
     for name, record in records.items():
         if name in samples:
             spectrum = samples[name]["spectrum_filtered"]
-            rows.append({"cell": name, "homopolar_fraction": structure_stats(record.atoms).homopolar_fraction,
+            rows.append({"set": label, "cell": name,
+                         "homopolar_fraction": structure_stats(record.atoms).homopolar_fraction,
                          "gap_reference_eV": spectrum["gap_reference_eV"],
                          "gap_predicted_eV": spectrum["gap_predicted_eV"],
                          "eigenvalue_mae_filtered_meV": spectrum["eigenvalue_mae_meV"]})

@@ -217,11 +217,12 @@ for kind, result in more_evaluation.items():
 # ordered ones.
 
 # %%
-equivariant_scores = {name: sample for result in (fit_evaluation, evaluation, more_evaluation)
-                      for name, sample in result.get("equivariant", {}).get("samples", {}).items()}
-chemical_order = spectra_by_chemical_order({**training_cells, **test, **more_test}, equivariant_scores)
+scored_sets = {"training": (training_cells, fit_evaluation), "test": (test, evaluation),  # kept apart: the more-test
+               "more_test": (more_test, more_evaluation)}  # folder may reuse the data set's cell names
+chemical_order = [row for label, (records, result) in scored_sets.items() for row in spectra_by_chemical_order(
+    records, result.get("equivariant", {}).get("samples", {}), label)]
 for row in chemical_order:
-    print(f"{row['cell']:>20} {'(trained)' if row['cell'] in training_cells else '':>9}  homopolar "
+    print(f"{row['set']:>9} {row['cell']:>20}  homopolar "
           f"{row['homopolar_fraction']:.2f}  gap {row['gap_reference_eV']:.2f} eV (DFT), "
           f"{row['gap_predicted_eV']:.2f} eV (ML)  eigenvalue MAE {row['eigenvalue_mae_filtered_meV']:.0f} meV")
 
@@ -240,8 +241,10 @@ equivariant = trained.get("equivariant")
 by_shell = {name: eigenvalue_errors_by_shell(equivariant.predict(record), record, monkhorst_pack(record, n_kpoints),
                                              energy_window, filter_threshold)
             for name, record in {**test, **more_test}.items()} if equivariant is not None else {}
+scored = {name: sample for result in (evaluation, more_evaluation)  # the equivariant model's scores by cell
+          for name, sample in result.get("equivariant", {}).get("samples", {}).items()}
 for name, errors in by_shell.items():
-    shell_mae = equivariant_scores[name]["blocks"]["H_meV"]["distance"]
+    shell_mae = scored[name]["blocks"]["H_meV"]["distance"]
     print(name, ", ".join(f"{shell}: {mae:.1f} meV (H MAE {shell_mae[shell]['mae']:.2f})" if shell in shell_mae
                           else f"{shell}: {mae:.1f} meV" for shell, mae in errors.items()))
 
@@ -263,7 +266,8 @@ training = {kind: {"best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss,
                    "seconds_per_epoch": sum(row["seconds"] for row in r.log) / max(len(r.log), 1)}
             for kind, r in results.items()}
 metrics = {"split": split.as_dict(), "repeated_structures": repeats, "energy_zero": energy_zero,
-           "training_fermi_level_eV": mean_fermi_level(pick(split.train)), "parameters": {k: m.parameter_count() for k, m in models.items()},
+           "training_fermi_level_eV": mean_fermi_level(pick(split.train)),
+           "parameters": {k: m.parameter_count() for k, m in models.items()},
            "training": training, "test": evaluation, "training_cells": fit_evaluation,
            "chemical_order": chemical_order, "eigenvalue_mae_by_shell_meV": by_shell,
            "more_test": more_evaluation}

@@ -164,7 +164,7 @@ def test_spectra_by_chemical_order_count_wrong_bonds_and_skip_unscored_cells(ref
     records = {"hBN": reference, "all B": dataclasses.replace(reference, atoms=swapped), "unscored": reference}
     scored = {name: {"spectrum_filtered": filtered_spectral_errors(reference, reference, monkhorst_pack(reference, 1))}
               for name in ("hBN", "all B")}
-    rows = spectra_by_chemical_order(records, scored)
-    assert [row["cell"] for row in rows] == ["hBN", "all B"]
+    rows = spectra_by_chemical_order(records, scored, "test")
+    assert [row["cell"] for row in rows] == ["hBN", "all B"] and {row["set"] for row in rows} == {"test"}
     assert [row["homopolar_fraction"] for row in rows] == [0.0, 1.0]
     assert rows[0]["gap_predicted_eV"] == rows[0]["gap_reference_eV"] and rows[0]["eigenvalue_mae_filtered_meV"] == 0.0
