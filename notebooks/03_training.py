@@ -177,6 +177,10 @@ plt.show()
 # eigenvalues miss its own training cells by about as much as the held-out
 # ones, it does not fit the H it was shown closely enough for the spectrum:
 # the limit is the model and its training, not only how far it generalizes.
+# Early stopping on one or two validation cells can end training long before
+# the fit is done; with `lr_schedule = "cosine"` and `early_stopping_patience`
+# equal to `epochs` the model trains to the end of its schedule, which tells
+# a loose fit from a short one.
 
 # %%
 training_cells = {name: samples[name] for name in split.train}
