@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import os
 import traceback
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -337,6 +338,44 @@ def structure_table(manifest: dict) -> list[dict]:
     """One row per sample: name, kind, split and its structure statistics."""
     return [{"name": s["name"], "kind": s["kind"], "split": s["split"], "status": s["status"], **s["structure"]}
             for s in manifest["samples"]]
+
+
+def energy_table(manifest: dict, leave_out: Collection[str] = ()) -> list[dict]:
+    """One row per converged amorphous sample: homopolar-bond fraction and energy per atom (eV), MD and DFT.
+
+    Every amorphous cell is half B, half N, so the energies per atom rank
+    the cells; each column has its own zero (ExTeP's separated atoms,
+    GPAW's reference atoms), so only differences within a column mean
+    anything.  Samples named in ``leave_out`` (repeated structures, say,
+    which would count one cell twice) are left out.
+    """
+    return [{"name": s["name"], "n_atoms": s["n_atoms"], "homopolar_fraction": s["structure"]["homopolar_fraction"],
+             "md_energy_per_atom_eV": s["made"]["md_energy_per_atom_eV"],
+             "dft_energy_per_atom_eV": s["energy_eV"] / s["n_atoms"]}
+            for s in manifest["samples"]
+            if s["kind"] == "amorphous" and s["status"] == "converged" and s["name"] not in leave_out]
+
+
+def energy_rank_agreement(rows: list[dict]) -> dict[int, dict]:
+    """Per cell size (atoms): Spearman rank correlations between the columns of :func:`energy_table`.
+
+    ``md_vs_dft`` is 1 when the MD potential orders the cells by energy as
+    DFT does; ``homopolar_vs_md`` and ``homopolar_vs_dft`` say whether
+    each energy rises with the fraction of homopolar bonds.  NaN with
+    fewer than three cells of a size.
+    """
+    from scipy.stats import spearmanr
+
+    pairs = {"md_vs_dft": ("md_energy_per_atom_eV", "dft_energy_per_atom_eV"),
+             "homopolar_vs_md": ("homopolar_fraction", "md_energy_per_atom_eV"),
+             "homopolar_vs_dft": ("homopolar_fraction", "dft_energy_per_atom_eV")}
+    agreement = {}
+    for n_atoms in sorted({row["n_atoms"] for row in rows}):
+        cells = [row for row in rows if row["n_atoms"] == n_atoms]
+        agreement[n_atoms] = {"n_cells": len(cells), **{
+            name: float(spearmanr([c[a] for c in cells], [c[b] for c in cells]).statistic) if len(cells) >= 3
+            else float("nan") for name, (a, b) in pairs.items()}}
+    return agreement
 
 
 @dataclass(frozen=True)

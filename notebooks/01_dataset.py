@@ -97,8 +97,7 @@ manifest["totals"]
 # cBN (all four-fold), computed here.  Films of aBN grown at low temperature
 # have a mass density of about 2.1 g/cm^3 and are mostly sp2-bonded (Hong et
 # al. 2020); ExTeP quenches give mostly three-fold atoms with a sizeable
-# fraction of four-fold ones and of homopolar bonds, which grow with density
-# and quench rate.
+# fraction of four-fold ones and of homopolar bonds.
 
 # %%
 rows = dataset.structure_table(manifest)
@@ -124,6 +123,24 @@ plt.show()
 # %%
 _, repeats = dataset.distinct_records(dataset.read_samples(out))
 print("repeats (repeat: the first name of its structure):", repeats or "none")
+
+# %% [markdown]
+# ### Does the MD potential rank the cells as DFT does?
+# The cells' chemistry comes from ExTeP, their H from DFT.  Where ExTeP's
+# energy orders the cells as DFT's does, a slower quench or a longer anneal
+# (a lower ExTeP energy) leads towards the cells DFT prefers; where it does
+# not, it need not.  Per cell size, the Spearman rank correlations
+# (`dataset.energy_rank_agreement`; 1: same order, NaN: fewer than three
+# distinct cells) of the two energies per atom, and of each with the
+# fraction of homopolar bonds.  Repeated structures count once.
+
+# %%
+energies = dataset.energy_table(manifest, leave_out=repeats)
+for row in energies:
+    print(f"{row['name']:>22}  homopolar {row['homopolar_fraction']:.2f}  "
+          f"ExTeP {row['md_energy_per_atom_eV']:8.3f} eV/atom  DFT {row['dft_energy_per_atom_eV']:8.3f} eV/atom")
+energy_agreement = dataset.energy_rank_agreement(energies)
+energy_agreement
 
 # %% [markdown]
 # ## Checks and cost
@@ -175,6 +192,7 @@ metrics = {
     "mean_coordination_B": float(sum(r["coordination_B"] for r in rows) / max(len(rows), 1)),
     "mean_homopolar_fraction": float(sum(r["homopolar_fraction"] for r in rows) / max(len(rows), 1)),
     "repeated_structures": repeats,
+    "energy_rank_agreement": {str(n_atoms): row for n_atoms, row in energy_agreement.items()},
 }
 write_json(out / "metrics.json", metrics)
 metrics

@@ -234,3 +234,28 @@ def test_committed_data_set_is_complete_checked_and_small():
     assert sorted(r.n_atoms for r in holdout.values()) == [32, 64]
     for record in holdout.values():
         assert record.basis["B"].n_orbitals == 13 and record.hermiticity_error()[0] < 1e-5
+
+
+def _manifest_sample(name: str, n_atoms: int, homopolar: float, md: float, dft: float, kind: str = "amorphous",
+                     status: str = "converged") -> dict:
+    """A manifest entry with only what :func:`dataset.energy_table` reads (energies per atom, eV)."""
+    return {"name": name, "kind": kind, "status": status, "n_atoms": n_atoms,
+            "structure": {"homopolar_fraction": homopolar}, "made": {"md_energy_per_atom_eV": md},
+            "energy_eV": dft * n_atoms}
+
+
+def test_energy_ranks_of_md_and_dft_are_compared_per_size():
+    samples = [_manifest_sample(f"c16-{k}", 16, h, md, dft)  # DFT rises with homopolar bonds, the MD falls
+               for k, (h, md, dft) in enumerate([(0.0, -6.1, -7.9), (0.2, -6.5, -7.1), (0.4, -6.9, -6.4)])]
+    samples += [_manifest_sample("c16-repeat", 16, 0.0, -9.0, -9.0), _manifest_sample("c8-0", 8, 0.1, -6.0, -7.0),
+                _manifest_sample("hBN", 16, 0.0, -7.0, -8.0, kind="hBN"),
+                _manifest_sample("c16-failed", 16, 0.5, -7.0, 0.0, status="not-converged")]
+    rows = dataset.energy_table({"samples": samples}, leave_out={"c16-repeat"})
+    assert [row["name"] for row in rows] == ["c16-0", "c16-1", "c16-2", "c8-0"]
+    assert rows[0]["dft_energy_per_atom_eV"] == pytest.approx(-7.9)
+    agreement = dataset.energy_rank_agreement(rows)
+    assert agreement[16] == pytest.approx({"n_cells": 3, "md_vs_dft": -1.0, "homopolar_vs_md": -1.0,
+                                           "homopolar_vs_dft": 1.0})
+    assert agreement[8]["n_cells"] == 1 and np.isnan(agreement[8]["md_vs_dft"])
+    with_repeat = dataset.energy_rank_agreement(dataset.energy_table({"samples": samples}))
+    assert with_repeat[16]["n_cells"] == 4 and with_repeat[16]["md_vs_dft"] != pytest.approx(-1.0)
