@@ -14,6 +14,7 @@ narrative, parameters and calls.  Modules, one concept each:
 - :mod:`hforge_nb.crystals`: hBN and cBN reference cells
 - :mod:`hforge_nb.melt_quench`: amorphous BN by melt-and-quench (ExTeP, LAMMPS)
 - :mod:`hforge_nb.structure_stats`: density, coordination, homopolar bonds
+- :mod:`hforge_nb.md_order`: homopolar bonds of melt-and-quench cells against the MD schedule
 - :mod:`hforge_nb.gpaw_reference`: exact H(R), S(R) from GPAW-LCAO ``dzp``
 - :mod:`hforge_nb.dataset`: reference data sets, their manifest, resuming
 - :mod:`hforge_nb.block_irreps`: an orbital block as irreps (Clebsch-Gordan), and back

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import ase
 import numpy as np
 import pytest
 
 from hforge_nb.crystals import cubic_bn, hexagonal_bn
+from hforge_nb.md_order import main as md_order_main
+from hforge_nb.md_order import order_rows, schedule_variants, summarize_order
 from hforge_nb.melt_quench import MeltQuenchSchedule, crystal_start, cubic_box_length, melt_quench, potential_file
 from hforge_nb.structure import same_structure
 from hforge_nb.structure_stats import mass_density, structure_stats
@@ -87,3 +92,39 @@ def test_same_structure_tells_repeats_from_different_cells():
     longer.positions[1, 0] += 1e-2
     assert same_structure(molecule, molecule.copy()) and not same_structure(molecule, longer)
     assert not same_structure(molecule, ase.Atoms("BN", positions=[[0, 0, 0], [1.4, 0, 0]], cell=[9, 9, 9], pbc=True))
+
+
+# ------------------------------------------------------------ chemical order against the MD schedule
+def test_schedule_variants_vary_one_setting_at_a_time():
+    base = MeltQuenchSchedule(n_atoms=16)
+    variants = schedule_variants(base, quench_rates=[30, base.quench_rate], densities=[2.4])
+    assert variants == [base, replace(base, quench_rate=30.0), replace(base, density=2.4)]
+
+
+def test_order_summary_per_setting():
+    rows = [{"quench_rate": 100.0, "density": 2.1, "homopolar_fraction": h} for h in (0.0, 0.3, 0.6)]
+    rows += [{"quench_rate": 10.0, "density": 2.1, "homopolar_fraction": 0.0}]
+    assert summarize_order(rows) == [
+        {"quench_rate": 100.0, "density": 2.1, "n_cells": 3, "mean_homopolar_fraction": pytest.approx(0.3),
+         "n_without_homopolar_bonds": 1},
+        {"quench_rate": 10.0, "density": 2.1, "n_cells": 1, "mean_homopolar_fraction": 0.0,
+         "n_without_homopolar_bonds": 1}]
+
+
+def test_md_order_rows_are_the_cells_melt_quench_makes(lammps):
+    base = MeltQuenchSchedule(n_atoms=8, melt_time=0.2, anneal_time=0.1, quench_rate=20000.0)
+    rows = order_rows(schedule_variants(base, densities=[2.4]), range(2, 4))
+    assert [(r["density"], r["seed"]) for r in rows] == [(2.1, 2), (2.1, 3), (2.4, 2), (2.4, 3)]
+    direct = structure_stats(melt_quench(replace(base, density=2.4, seed=3)).atoms)
+    assert rows[3]["homopolar_fraction"] == pytest.approx(direct.homopolar_fraction)
+    assert rows[3]["sp3_fraction"] == pytest.approx(direct.sp3_fraction)
+
+
+def test_md_order_command_writes_cells_and_summary(lammps, tmp_path):
+    out = tmp_path / "order" / "md_order.json"
+    assert md_order_main(["--n-atoms", "8", "--seeds", "1", "--densities", "2.4", "--out", str(out)]) == 0
+    written = json.loads(out.read_text())
+    assert [(c["density"], c["seed"]) for c in written["cells"]] == [(2.1, 1), (2.4, 1)]
+    assert [s["mean_homopolar_fraction"] for s in written["summary"]] == [
+        c["homopolar_fraction"] for c in written["cells"]]
+    assert written["base_schedule"]["n_atoms"] == 8
