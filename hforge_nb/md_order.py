@@ -14,7 +14,6 @@ seconds at 100 K/ps and about 25 s at 10 K/ps on one core here.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
@@ -70,7 +69,6 @@ def main(argv: list[str] | None = None) -> int:
     base = MeltQuenchSchedule(n_atoms=args.n_atoms)
     rows = order_rows(schedule_variants(base, args.quench_rates, args.densities), range(1, args.seeds + 1))
     summary = summarize_order(rows)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, {"base_schedule": base.as_dict(), "summary": summary, "cells": rows})
     for row in summary:
         print(f"{row['quench_rate']:7g} K/ps {row['density']:4g} g/cm^3: mean homopolar fraction "
