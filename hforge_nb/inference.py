@@ -41,6 +41,7 @@ import torch
 
 from .model_graph import StructureBlocks, build_model_graph
 from .models.descriptor import DomainGraph
+from .models.three_center import Neighbourhood
 from .neighbours import PeriodicImages, face_spacings
 from .record import HamiltonianRecord, Provenance, bsr_from_pair_keys
 from .structure import check_structure
@@ -189,11 +190,23 @@ class _OnSiteSums:
 
 
 def _directed_blocks(model, key: str, features: torch.Tensor, i: torch.Tensor, j: torch.Tensor,
-                     vectors: torch.Tensor, sums: _OnSiteSums) -> tuple[torch.Tensor, torch.Tensor]:
+                     vectors: torch.Tensor, sums: _OnSiteSums,
+                     edges: Neighbourhood | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw H, S blocks ``[n, n_i * n_j]`` of pairs i -> j(R) of species pair ``key``; adds i's on-site terms."""
-    irreps = model.pair_irreps(key, features[i], features[j], vectors)
+    triplets = None if edges is None else model.triplets(i, vectors, edges, features)
+    irreps = model.pair_irreps(key, features[i], features[j], vectors, triplets)
     sums.add(model.group_species[key][0], i, irreps.h_on_site, irreps.s_on_site)
     return model.outputs[f"h:{key}"](irreps.h, vectors), model.outputs[f"s:{key}"](irreps.s, vectors)
+
+
+def chunk_neighbourhood(model, images: PeriodicImages, atoms: np.ndarray, dtype: torch.dtype) -> Neighbourhood | None:
+    """The neighbours of ``atoms`` that the model's three-center term reads (None for a model without one)."""
+    if model.three_center is None:
+        return None
+    centre, point = images.within(atoms, model.config.three_center_reach)
+    vectors = images.positions[point] - images.home[centre]  # [n, 3] Å, centre -> neighbour's image
+    return Neighbourhood(torch.as_tensor(centre), torch.as_tensor(images.atom[point]),
+                         torch.as_tensor(vectors, dtype=dtype))
 
 
 def _transposed(blocks: torch.Tensor, n_rows: int, n_cols: int) -> torch.Tensor:
@@ -201,18 +214,18 @@ def _transposed(blocks: torch.Tensor, n_rows: int, n_cols: int) -> torch.Tensor:
     return blocks.reshape(-1, n_rows, n_cols).transpose(1, 2).reshape(len(blocks), -1)
 
 
-def _off_site_chunk(model, features: torch.Tensor, species: np.ndarray, pairs: np.ndarray, shifts: np.ndarray,
-                    vectors: np.ndarray, keep_within: float, sums: _OnSiteSums) -> list[BlockChunk]:
+def _off_site_chunk(model, features: torch.Tensor, images: PeriodicImages, species: np.ndarray, pairs: np.ndarray,
+                    shifts: np.ndarray, vectors: np.ndarray, keep_within: float, sums: _OnSiteSums) -> list[BlockChunk]:
     """Hermitian blocks (i, j, R) and (j, i, -R) of canonical pairs, per species pair; those within ``keep_within``."""
-    chunks = []
+    chunks, edges = [], chunk_neighbourhood(model, images, np.unique(pairs), features.dtype)
     labels = np.char.add(np.char.add(species[pairs[:, 0]], "-"), species[pairs[:, 1]])
     for key in np.unique(labels):
         rows = np.flatnonzero(labels == key)
         i, j = (torch.as_tensor(pairs[rows, c]) for c in (0, 1))
         vec = torch.as_tensor(vectors[rows], dtype=features.dtype)
         reverse = "-".join(reversed(key.split("-")))
-        h_ij, s_ij = _directed_blocks(model, key, features, i, j, vec, sums)
-        h_ji, s_ji = _directed_blocks(model, reverse, features, j, i, -vec, sums)
+        h_ij, s_ij = _directed_blocks(model, key, features, i, j, vec, sums, edges)
+        h_ji, s_ji = _directed_blocks(model, reverse, features, j, i, -vec, sums, edges)
         n_i, n_j = (model.basis[s].n_orbitals for s in key.split("-"))
         h = 0.5 * (h_ij + _transposed(h_ji, n_j, n_i))
         s = 0.5 * (s_ij + _transposed(s_ji, n_j, n_i))
@@ -261,7 +274,7 @@ def predict_in_chunks(model, atoms: ase.Atoms, config: ChunkConfig = ChunkConfig
     sums = _OnSiteSums(model, species, features.dtype)
     for domain in spatial_domains(atoms, config.chunk_atoms):
         pairs, shifts, vectors = canonical_pairs(images, domain, cutoff)
-        yield from _off_site_chunk(model, features, species, pairs, shifts, vectors, keep_within, sums)
+        yield from _off_site_chunk(model, features, images, species, pairs, shifts, vectors, keep_within, sums)
     yield from _on_site_chunks(model, features, sums)
 
 

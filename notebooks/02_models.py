@@ -42,9 +42,14 @@
 # symmetric, exactly, and both predict H (eV) and S.  Both start every
 # off-site block from the same two-center (Slater-Koster) prior, f(|r|) Y_L(r̂)
 # per irrep, fitted by least squares to the training blocks; the networks
-# learn what it leaves.  The models are not trained here (that is notebook
-# 03); their normalization and prior are fitted to the structure shown, so
-# their outputs have the size of real blocks.
+# learn what it leaves.  Both add to off-site H blocks a three-center term,
+# a learned sum over the atoms k near both atoms of the pair (the potential
+# of k between the two orbitals, <phi_i|V_k|phi_j>): from Y(r_ik) (x) Y(r_jk)
+# in the equivariant model, from the Cartesian r_ik and r_jk in the baseline.
+# It starts at zero, so here, untrained, it adds nothing.  The models are
+# not trained here (that is notebook 03); their normalization and prior are
+# fitted to the structure shown, so their outputs have the size of real
+# blocks.
 
 # %%
 import time

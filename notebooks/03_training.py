@@ -74,6 +74,7 @@ two_center = True  # off-site blocks start from a two-center (Slater-Koster) fit
 crystal_field = True  # on-site S blocks start from a fitted sum over neighbours
 h_crystal_field = False  # on-site H blocks too (the two-body part of the neighbours' potentials)
 network_cutoff = 5.0  # Å; farther blocks come from the two-center prior alone (None: the networks reach edge_cutoff)
+three_center_cutoff = 3.5  # Å; off-site H sums over the atoms this close to both atoms of a pair (None: off)
 readout_channels = 8  # equivariant readout channels
 n_validation = 1  # cells of each size for validation
 n_test = 1  # cells of each size held out for testing
@@ -119,7 +120,7 @@ split.as_dict()
 models = build_matched_models(model_kinds, fit(split.train), readout_channels, seed, r_max=r_max, channels=channels,
                               num_interactions=num_interactions, edge_cutoff=edge_cutoff,
                               two_center=two_center, crystal_field=crystal_field, h_crystal_field=h_crystal_field,
-                              network_cutoff=network_cutoff)
+                              network_cutoff=network_cutoff, three_center_cutoff=three_center_cutoff)
 {kind: model.parameter_count() for kind, model in models.items()}
 
 # %% [markdown]

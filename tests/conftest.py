@@ -188,7 +188,9 @@ def small_model(kind: str, dtype=None, seed: int = 0, **config_fields):
     ``config_fields`` override :data:`SMALL_MODEL` (``two_center=False``, ...).
 
     Its normalization is fitted to a synthetic hBN record, so outputs are of
-    order one.  Built once per arguments (a few seconds each): do not train it.
+    order one.  The three-center term's last maps start at zero in a new
+    model; here they get random weights, so that every test sees the term.
+    Built once per arguments (a few seconds each): do not train it.
     """
     import torch
 
@@ -200,6 +202,10 @@ def small_model(kind: str, dtype=None, seed: int = 0, **config_fields):
               else BaselineConfig(**fields, hidden=16))
     model = build_model(kind, config, BN_BASIS, dtype=dtype or torch.float64)
     model.fit_statistics([random_record(hbn_atoms(rattle=0.05), seed=seed)])
+    if model.three_center is not None:
+        with torch.no_grad():
+            for linear in model.three_center.linear.values():
+                linear.weight.normal_(0.0, 0.3)
     return model.eval()
 
 

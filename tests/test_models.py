@@ -188,10 +188,11 @@ def test_saved_and_loaded_model_predicts_bit_identically(kind, periodic_record, 
 
 
 def test_a_model_file_from_before_the_priors_loads_without_them(periodic_record, tmp_path):
-    model = small_model("equivariant", two_center=False, crystal_field=False, network_cutoff=None)
+    model = small_model("equivariant", two_center=False, crystal_field=False, network_cutoff=None,
+                        three_center_cutoff=None)
     path = io.write_model(model, tmp_path / "model.pt")
     content = torch.load(path, weights_only=True)
-    for field in ("two_center", "crystal_field", "network_cutoff"):  # what an older hforge-nb wrote
+    for field in ("two_center", "crystal_field", "network_cutoff", "three_center_cutoff"):  # what an older hforge-nb wrote
         del content["config"][field]
     torch.save(content, path)
     loaded = io.read_model(path)

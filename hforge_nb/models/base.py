@@ -22,6 +22,7 @@ from ..block_irreps import block_change_of_basis, block_irreps
 from ..model_graph import ModelGraph, StructureBlocks, build_model_graph, stack_targets
 from ..record import HamiltonianRecord, Provenance
 from .crystal_field import CrystalFieldPrior, Neighbours
+from .three_center import Neighbourhood, Triplets, triplets_of
 from .two_center import TwoCenterPrior, linear_on_grid
 
 
@@ -193,7 +194,9 @@ class HamiltonianModel(torch.nn.Module):
     Subclasses set :attr:`kind`, hold a :class:`.MACEDescriptor` as
     ``self.descriptor`` and implement :meth:`node_features`, :meth:`on_site`
     and :meth:`off_site`; the last two return H and S irreps vectors of one
-    group of blocks.  ``self.outputs`` holds
+    group of blocks.  With ``config.three_center_cutoff`` they also set
+    ``self.three_center`` (:mod:`.three_center`), added to the off-site H
+    irreps.  ``self.outputs`` holds
     one :class:`BlockOutput` per (matrix, group), keyed ``"h:B"``,
     ``"s:B-N"``, ...
     """
@@ -204,6 +207,7 @@ class HamiltonianModel(torch.nn.Module):
         super().__init__()
         self.config, self.basis = config, basis
         self.group_species = block_groups(basis)  # group key -> (row, column) species
+        self.three_center: torch.nn.Module | None = None  # set by subclasses when config.three_center_cutoff is set
         self.outputs = torch.nn.ModuleDict({
             f"{matrix}:{key}": self._block_output(matrix, key, row, col)
             for matrix in ("h", "s") for key, (row, col) in self.group_species.items()
@@ -244,21 +248,35 @@ class HamiltonianModel(torch.nn.Module):
 
         ``config.network_cutoff`` with the two-center prior, else ``config.edge_cutoff``.
         """
-        if self.config.network_cutoff is None or not self.config.two_center:
-            return self.config.edge_cutoff
-        return min(self.config.network_cutoff, self.config.edge_cutoff)
+        return network_cutoff_of(self.config)
 
     def pair_irreps(self, pair: str, features_i: torch.Tensor, features_j: torch.Tensor,
-                    vectors: torch.Tensor) -> PairIrreps:
+                    vectors: torch.Tensor, triplets: Triplets | None = None) -> PairIrreps:
         """:meth:`off_site` of the pairs within :attr:`network_cutoff` (zero beyond), plus the crystal-field
-        prior in the on-site contributions of every pair (for outputs that have one)."""
+        prior in the on-site contributions of every pair (for outputs that have one), plus the three-center
+        term of the pairs' ``triplets`` (:meth:`triplets`) in H when the model has one."""
         irreps = self._network_pair_irreps(pair, features_i, features_j, vectors)
+        if self.three_center is not None:
+            if triplets is None:
+                raise ValueError("this model has a three-center term: pass the pairs' triplets (model.triplets)")
+            irreps = irreps._replace(h=irreps.h + self.three_center(pair, triplets, features_i, features_j, vectors))
         row, col = self.group_species[pair]
         on_site = {}
         for matrix in ("h", "s"):
             output, own = self.outputs[f"{matrix}:{row}"], getattr(irreps, f"{matrix}_on_site")
             on_site[f"{matrix}_on_site"] = own if output.crystal_field is None else own + output.neighbour_term(col, vectors)
         return irreps._replace(**on_site)
+
+    def triplets(self, pair_i: torch.Tensor, vectors: torch.Tensor, edges: Neighbourhood,
+                 features: torch.Tensor) -> Triplets | None:
+        """The third atoms of pairs (atom i ``[n]``, ``vectors`` ``[n, 3]`` Å) that the three-center term reads.
+
+        ``edges`` holds every atom's neighbours within ``config.three_center_reach`` at least;
+        ``features`` ``[n_atoms, F]`` are the node features.  ``None`` for a model without the term.
+        """
+        if self.three_center is None:
+            return None
+        return triplets_of(pair_i, vectors, edges, features, self.config.three_center_reach, self.network_cutoff)
 
     def _network_pair_irreps(self, pair: str, features_i, features_j, vectors) -> PairIrreps:
         """:meth:`off_site` evaluated on the pairs within :attr:`network_cutoff`, zero rows for the others."""
@@ -286,10 +304,12 @@ class HamiltonianModel(torch.nn.Module):
 
     def _off_site_irreps(self, graph: ModelGraph, features, vectors) -> dict[str, PairIrreps]:
         """:class:`PairIrreps` of every off-site group."""
-        irreps = {}
+        irreps, edges = {}, graph_neighbourhood(graph)
         for key, group in graph.off_site.items():
             i, j = graph.block_pairs[group.blocks, 0], graph.block_pairs[group.blocks, 1]
-            irreps[key] = self.pair_irreps(key, features[i], features[j], vectors[group.blocks])
+            pair_vectors = vectors[group.blocks]
+            irreps[key] = self.pair_irreps(key, features[i], features[j], pair_vectors,
+                                           self.triplets(i, pair_vectors, edges, features))
         return irreps
 
     def _on_site_irreps(self, graph: ModelGraph, features, pair_irreps: dict[str, PairIrreps]) -> dict:
@@ -369,6 +389,20 @@ class HamiltonianModel(torch.nn.Module):
     def parameter_count(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def network_cutoff_of(config) -> float:
+    """Å, :attr:`HamiltonianModel.network_cutoff` of a model with ``config``."""
+    if config.network_cutoff is None or not config.two_center:
+        return config.edge_cutoff
+    return min(config.network_cutoff, config.edge_cutoff)
+
+
+def graph_neighbourhood(graph: ModelGraph) -> Neighbourhood:
+    """The message-passing edges of ``graph`` as a :class:`.Neighbourhood`: every atom's neighbours within r_max."""
+    sender, receiver = graph.mp_edge_index
+    vectors = graph.positions[receiver] + graph.mp_shifts - graph.positions[sender]  # [n_mp, 3] Å
+    return Neighbourhood(sender, receiver, vectors)
 
 
 def block_groups(basis: Basis) -> dict[str, tuple[str, str]]:

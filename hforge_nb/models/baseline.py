@@ -19,8 +19,9 @@ import torch
 from .._compat import import_mace_modules
 from ..basis import Basis
 from ..model_graph import ModelGraph
-from .base import HamiltonianModel, PairIrreps, block_groups
+from .base import HamiltonianModel, PairIrreps, block_groups, network_cutoff_of
 from .descriptor import DescriptorConfig, MACEDescriptor, building_in
+from .three_center import BaselineThreeCenter
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class BaselineModel(HamiltonianModel):
             modules = import_mace_modules()
             self.radial = modules.radial.BesselBasis(self.network_cutoff, config.num_radial)
             self.envelope = modules.radial.PolynomialCutoff(self.network_cutoff, config.num_polynomial_cutoff)
+            self.three_center = _three_center(config, basis, self.descriptor, self.network_cutoff)
 
     def node_features(self, graph: ModelGraph) -> torch.Tensor:
         return self.descriptor(graph)
@@ -119,10 +121,20 @@ class BaselineModel(HamiltonianModel):
                           self.s_heads.neighbour[pair](s_trunk) * neighbour_envelope)
 
 
+def _three_center(config: BaselineConfig, basis: Basis, descriptor: MACEDescriptor,
+                  network_cutoff: float) -> BaselineThreeCenter | None:
+    """The baseline's three-center term (MLP width and depth of the heads), or None without ``three_center_cutoff``."""
+    if config.three_center_cutoff is None:
+        return None
+    return BaselineThreeCenter(basis, block_groups(basis), descriptor.scalar_index(), config.three_center_reach,
+                               network_cutoff, config.hidden, config.depth, config.num_radial,
+                               config.num_polynomial_cutoff)
+
+
 def baseline_config_for_budget(config: BaselineConfig, basis: Basis, n_parameters: int) -> BaselineConfig:
     """``config`` with the head width whose model has the parameter count closest to ``n_parameters``.
 
-    Only the heads depend on the width; the descriptor is counted once.
+    Only the heads and the three-center term depend on the width; the descriptor is counted once.
     """
     with building_in(torch.get_default_dtype()):
         descriptor = MACEDescriptor(config, basis)
@@ -130,8 +142,11 @@ def baseline_config_for_budget(config: BaselineConfig, basis: Basis, n_parameter
     n_features = descriptor.irreps_out.dim
 
     def count(hidden: int) -> int:
-        heads = BaselineHeads(replace(config, hidden=hidden), basis, n_features)
-        return n_descriptor + 2 * sum(p.numel() for p in heads.parameters())
+        wide = replace(config, hidden=hidden)
+        heads = BaselineHeads(wide, basis, n_features)
+        three_center = _three_center(wide, basis, descriptor, network_cutoff_of(wide))
+        n_three_center = 0 if three_center is None else sum(p.numel() for p in three_center.parameters())
+        return n_descriptor + 2 * sum(p.numel() for p in heads.parameters()) + n_three_center
 
     low, high = 1, 4096  # the count grows with the width: bisect
     while high - low > 1:

@@ -75,6 +75,13 @@ class DescriptorConfig:
         blocks are small and close to two-center.  ``None`` (or
         ``two_center=False``): the networks cover every pair up to
         ``edge_cutoff``.
+    three_center_cutoff : float or None
+        Off-site H blocks of pairs within the network cutoff get a learned
+        sum over the atoms k closer than this (Å) to both atoms: the
+        three-center part <phi_i|V_k|phi_j> (:mod:`.three_center`).  The
+        third atoms come from the message-passing neighbours, so a value
+        above ``r_max`` acts as ``r_max`` (:attr:`three_center_reach`);
+        ``None`` turns the term off.
     """
 
     r_max: float = 5.0
@@ -90,10 +97,18 @@ class DescriptorConfig:
     crystal_field: bool = True
     h_crystal_field: bool = False
     network_cutoff: float | None = 5.0
+    three_center_cutoff: float | None = 3.5
 
     def __post_init__(self):
         if self.network_cutoff is not None and not self.network_cutoff > 0:
             raise ValueError(f"network_cutoff must be positive (Å) or None, got {self.network_cutoff}")
+        if self.three_center_cutoff is not None and not self.three_center_cutoff > 0:
+            raise ValueError(f"three_center_cutoff must be positive (Å) or None, got {self.three_center_cutoff}")
+
+    @property
+    def three_center_reach(self) -> float | None:
+        """Å, the largest distance of a third atom from both atoms of a pair: ``three_center_cutoff``, at most ``r_max``."""
+        return None if self.three_center_cutoff is None else min(self.three_center_cutoff, self.r_max)
 
     @property
     def node_irreps(self) -> str:

@@ -26,6 +26,7 @@ from ..block_irreps import block_irreps
 from ..model_graph import ModelGraph
 from .base import HamiltonianModel, PairIrreps, block_groups
 from .descriptor import DescriptorConfig, MACEDescriptor, building_in, irreps_up_to
+from .three_center import EquivariantThreeCenter
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,11 @@ class EquivariantModel(HamiltonianModel):
             irreps = self.descriptor.irreps_out
             self.h_readout = EquivariantReadout(config, basis, irreps, scalars, self.network_cutoff)
             self.s_readout = EquivariantReadout(config, basis, irreps, scalars, self.network_cutoff)
+            if config.three_center_cutoff is not None:
+                self.three_center = EquivariantThreeCenter(
+                    basis, self.group_species, scalars, config.three_center_reach, self.network_cutoff,
+                    num_radial=config.num_radial, radial_hidden=config.radial_hidden,
+                    num_polynomial_cutoff=config.num_polynomial_cutoff)
 
     def node_features(self, graph: ModelGraph) -> torch.Tensor:
         return self.descriptor(graph)

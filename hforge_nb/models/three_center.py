@@ -1,0 +1,216 @@
+"""Three-center terms of off-site H blocks: the potential of a third atom between the two orbitals.
+
+Besides the integrals of the pair itself (:mod:`.two_center`), a block
+H_ij(R) holds <phi_i | V_k | phi_j>, the potential of every atom k near
+both orbitals.  That three-center part sets much of the second-neighbour
+blocks (a B-B or N-N pair 2-3 Å apart, through the atom bonded to both),
+and it depends on where k sits relative to both atoms.  Pair features see
+k only through each atom's own summed environment; this term sums over
+the common neighbours k of i and j explicitly,
+
+    T_ij = sum_k  [Y(r_ik) (x) Y(r_jk)]_w  f(|r_ik|) f(|r_jk|) g(|r_ij|),
+
+with path weights w from an MLP of the three distances and the invariant
+features of i, j and k, f the smooth cutoff at ``three_center_cutoff``
+(so an atom entering the range enters smoothly), g that at the network
+cutoff, and a linear map per species pair to the block's irreps.  The
+equivariant model builds it from spherical harmonics
+(:class:`EquivariantThreeCenter`); the baseline gets the same information
+as numbers, the Cartesian vectors r_ik and r_jk included
+(:class:`BaselineThreeCenter`).  S gets no such term: it is two-center up
+to PAW's small projector corrections (about 1e-5, see :mod:`.two_center`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from .._compat import import_mace_modules, import_o3
+from ..basis import Basis
+from ..block_irreps import block_irreps
+
+#: Pairs i -> k closer than this (Å) are one atom and an image of the other (k is j): not a third atom.
+SAME_ATOM = 1e-4
+
+
+class Triplets(NamedTuple):
+    """The common neighbours k of a group of pairs i -> j(R).
+
+    Attributes
+    ----------
+    pair : torch.Tensor
+        ``[n_t]`` long, the pair (row of the group) each triplet belongs to.
+    r_ik : torch.Tensor
+        ``[n_t, 3]`` Å, from atom i to the image of k.
+    features_k : torch.Tensor
+        ``[n_t, n_features]`` node features of k.
+    """
+
+    pair: torch.Tensor
+    r_ik: torch.Tensor
+    features_k: torch.Tensor
+
+
+class Neighbourhood(NamedTuple):
+    """Directed neighbour edges of a structure: atom ``centre`` ``[n_e]`` sees atom ``neighbour`` ``[n_e]``
+    at ``vectors`` ``[n_e, 3]`` Å (from the centre to the neighbour's image)."""
+
+    centre: torch.Tensor
+    neighbour: torch.Tensor
+    vectors: torch.Tensor
+
+
+def common_neighbours(pair_i: torch.Tensor, pair_vectors: torch.Tensor, edges: Neighbourhood,
+                      cutoff: float, pair_cutoff: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every atom image k closer than ``cutoff`` (Å) to both atoms of each pair closer than ``pair_cutoff``.
+
+    Parameters
+    ----------
+    pair_i : torch.Tensor
+        ``[n_pairs]`` long, atom i of each pair.
+    pair_vectors : torch.Tensor
+        ``[n_pairs, 3]`` Å, from i to the image of j.
+    edges : Neighbourhood
+        At least every neighbour within ``cutoff`` of each atom i.
+    cutoff, pair_cutoff : float
+        Å.
+
+    Returns
+    -------
+    pair, k, r_ik
+        ``[n_t]`` long row of the pair, ``[n_t]`` long atom k and ``[n_t, 3]`` Å from i to k's image.
+        The image of j itself is not a third atom and is left out.
+    """
+    n_atoms = int(max(int(pair_i.max()) if len(pair_i) else -1, int(edges.centre.max()) if len(edges.centre) else -1)) + 1
+    order = torch.argsort(edges.centre, stable=True)
+    counts = torch.bincount(edges.centre, minlength=n_atoms)  # [n_atoms] neighbours of each centre
+    starts = torch.cumsum(counts, 0) - counts
+    near = pair_vectors.detach().norm(dim=1) < pair_cutoff
+    per_pair = torch.where(near, counts[pair_i], torch.zeros_like(pair_i))
+    pair = torch.repeat_interleave(torch.arange(len(pair_i)), per_pair)
+    first = torch.repeat_interleave(torch.cumsum(per_pair, 0) - per_pair, per_pair)
+    edge = order[starts[pair_i[pair]] + torch.arange(len(pair)) - first]
+    r_ik = edges.vectors[edge]
+    r_jk = r_ik - pair_vectors[pair]
+    keep = (r_ik.detach().norm(dim=1) < cutoff) & (r_jk.detach().norm(dim=1) < cutoff) \
+        & (r_jk.detach().norm(dim=1) > SAME_ATOM)
+    return pair[keep], edges.neighbour[edge][keep], r_ik[keep]
+
+
+def triplets_of(pair_i: torch.Tensor, pair_vectors: torch.Tensor, edges: Neighbourhood, features: torch.Tensor,
+                cutoff: float, pair_cutoff: float) -> Triplets:
+    """:class:`Triplets` of pairs (see :func:`common_neighbours`), with k's rows of ``features`` ``[n_atoms, F]``."""
+    pair, k, r_ik = common_neighbours(pair_i, pair_vectors, edges, cutoff, pair_cutoff)
+    return Triplets(pair, r_ik, features[k])
+
+
+class _TripletGeometry(torch.nn.Module):
+    """Radial bases of the three distances, the invariant inputs and the envelopes of a triplet."""
+
+    def __init__(self, cutoff: float, pair_cutoff: float, num_radial: int, num_polynomial_cutoff: int):
+        super().__init__()
+        radial = import_mace_modules().radial
+        self.radial, self.pair_radial = radial.BesselBasis(cutoff, num_radial), radial.BesselBasis(pair_cutoff, num_radial)
+        self.envelope = radial.PolynomialCutoff(cutoff, num_polynomial_cutoff)
+        self.pair_envelope = radial.PolynomialCutoff(pair_cutoff, num_polynomial_cutoff)
+
+    def forward(self, r_ik, r_jk, r_ij) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[n_t, 3 * num_radial]`` radial inputs and ``[n_t, 1]`` product of the three envelopes."""
+        d_ik, d_jk, d_ij = (v.norm(dim=1, keepdim=True) for v in (r_ik, r_jk, r_ij))
+        radial = torch.cat([self.radial(d_ik), self.radial(d_jk), self.pair_radial(d_ij)], dim=1)
+        return radial, self.envelope(d_ik) * self.envelope(d_jk) * self.pair_envelope(d_ij)
+
+
+def _off_site_targets(basis: Basis, groups: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Irreps of the off-site block of every species pair ``"A-B"``."""
+    return {key: block_irreps(basis[row], basis[col]) for key, (row, col) in groups.items() if "-" in key}
+
+
+class EquivariantThreeCenter(torch.nn.Module):
+    """Three-center H irreps ``[n_pairs, dim]`` of a group of pairs from spherical harmonics of r_ik and r_jk.
+
+    Parameters
+    ----------
+    basis : Basis
+    groups : dict
+        Block groups (:func:`.base.block_groups`).
+    scalar_index : torch.Tensor
+        Positions of the invariant node features.
+    cutoff, pair_cutoff : float
+        Å: the largest |r_ik| and |r_jk|, and the largest |r_ij|.
+    lmax : int
+        Largest l of the spherical harmonics (2 reaches every L of a d-d block through Y_2 (x) Y_2).
+    channels : int
+        Copies of every target irrep before the linear map per species pair.
+    """
+
+    def __init__(self, basis: Basis, groups: dict, scalar_index: torch.Tensor, cutoff: float, pair_cutoff: float,
+                 lmax: int = 2, channels: int = 4, num_radial: int = 8, radial_hidden: int = 32,
+                 num_polynomial_cutoff: int = 5):
+        super().__init__()
+        o3 = import_o3()
+        from e3nn.nn import FullyConnectedNet
+
+        targets = _off_site_targets(basis, groups)
+        union = o3.Irreps("+".join(targets.values())).sort().irreps.simplify()
+        harmonics = o3.Irreps.spherical_harmonics(lmax)
+        self.harmonics = o3.SphericalHarmonics(harmonics, normalize=True, normalization="component")
+        out = o3.Irreps([(channels, ir) for _, ir in union])
+        instructions = [(a, b, c, "uvw", True) for a, (_, ir_a) in enumerate(harmonics)
+                        for b, (_, ir_b) in enumerate(harmonics) for c, (_, ir_c) in enumerate(out) if ir_c in ir_a * ir_b]
+        self.product = o3.TensorProduct(harmonics, harmonics, out, instructions,
+                                        shared_weights=False, internal_weights=False)
+        self.geometry = _TripletGeometry(cutoff, pair_cutoff, num_radial, num_polynomial_cutoff)
+        self.register_buffer("scalar_index", scalar_index)
+        self.weights = FullyConnectedNet([3 * num_radial + 3 * len(scalar_index), radial_hidden, radial_hidden,
+                                          self.product.weight_numel], torch.nn.functional.silu)
+        self.linear = torch.nn.ModuleDict({key: o3.Linear(out, irreps) for key, irreps in targets.items()})
+        for linear in self.linear.values():  # start from the model without the term
+            torch.nn.init.zeros_(linear.weight)
+
+    def forward(self, key: str, triplets: Triplets, features_i, features_j, vectors) -> torch.Tensor:
+        pair = triplets.pair
+        r_jk = triplets.r_ik - vectors[pair]  # [n_t, 3] Å
+        radial, envelope = self.geometry(triplets.r_ik, r_jk, vectors[pair])
+        scalars = [f[:, self.scalar_index] for f in (features_i[pair], features_j[pair], triplets.features_k)]
+        weights = self.weights(torch.cat([radial, *scalars], dim=1))
+        message = self.product(self.harmonics(triplets.r_ik), self.harmonics(r_jk), weights) * envelope
+        total = message.new_zeros(len(vectors), message.shape[1]).index_add(0, pair, message)
+        return self.linear[key](total)
+
+
+class BaselineThreeCenter(torch.nn.Module):
+    """Three-center H block values ``[n_pairs, n_i * n_j]`` of a group of pairs from an MLP of each triplet.
+
+    The inputs are what :class:`EquivariantThreeCenter` reads, as plain
+    numbers: the Cartesian r_ik and r_jk (over ``cutoff``), the radial bases
+    of the three distances and the invariant features of i, j and k.
+    """
+
+    def __init__(self, basis: Basis, groups: dict, scalar_index: torch.Tensor, cutoff: float, pair_cutoff: float,
+                 hidden: int, depth: int, num_radial: int = 8, num_polynomial_cutoff: int = 5):
+        super().__init__()
+        from .baseline import mlp
+
+        self.cutoff = cutoff
+        self.geometry = _TripletGeometry(cutoff, pair_cutoff, num_radial, num_polynomial_cutoff)
+        self.register_buffer("scalar_index", scalar_index)
+        self.trunk = torch.nn.Sequential(mlp(6 + 3 * num_radial + 3 * len(scalar_index), hidden, depth, hidden),
+                                         torch.nn.SiLU())
+        self.linear = torch.nn.ModuleDict({
+            key: torch.nn.Linear(hidden, basis[row].n_orbitals * basis[col].n_orbitals)
+            for key, (row, col) in groups.items() if "-" in key})
+        for linear in self.linear.values():  # start from the model without the term
+            torch.nn.init.zeros_(linear.weight)
+            torch.nn.init.zeros_(linear.bias)
+
+    def forward(self, key: str, triplets: Triplets, features_i, features_j, vectors) -> torch.Tensor:
+        pair = triplets.pair
+        r_jk = triplets.r_ik - vectors[pair]  # [n_t, 3] Å
+        radial, envelope = self.geometry(triplets.r_ik, r_jk, vectors[pair])
+        scalars = [f[:, self.scalar_index] for f in (features_i[pair], features_j[pair], triplets.features_k)]
+        hidden = self.trunk(torch.cat([triplets.r_ik / self.cutoff, r_jk / self.cutoff, radial, *scalars], dim=1))
+        total = hidden.new_zeros(len(vectors), hidden.shape[1]).index_add(0, pair, hidden * envelope)
+        return self.linear[key](total)

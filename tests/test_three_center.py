@@ -1,0 +1,109 @@
+"""The three-center term of off-site H blocks: its third atoms, and what it changes and what it leaves."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from ase.neighborlist import neighbor_list
+from conftest import hbn_atoms, small_model
+
+from hforge_nb.models import EquivariantConfig
+from hforge_nb.models.base import graph_neighbourhood
+from hforge_nb.models.three_center import common_neighbours
+
+
+@pytest.fixture(scope="module")
+def rattled_hbn():
+    atoms = hbn_atoms(rattle=0.05).repeat((2, 2, 1))
+    atoms.rattle(0.1, seed=3)
+    return atoms
+
+
+def _brute_force_triplets(atoms, cutoff: float, pair_cutoff: float) -> set:
+    """(i, j, R_j, k, R_k) of every pair closer than ``pair_cutoff`` and atom image k closer than ``cutoff`` to both."""
+    i, j, shift = neighbor_list("ijS", atoms, max(cutoff, pair_cutoff))
+    vectors = atoms.positions[j] + shift @ atoms.cell.array - atoms.positions[i]
+    found = set()
+    for p in np.flatnonzero(np.linalg.norm(vectors, axis=1) < pair_cutoff):
+        for q in np.flatnonzero(i == i[p]):  # the neighbours k of atom i
+            r_jk = vectors[q] - vectors[p]
+            if np.linalg.norm(vectors[q]) < cutoff and 1e-4 < np.linalg.norm(r_jk) < cutoff:
+                found.add((i[p], j[p], *shift[p], j[q], *shift[q]))
+    return found
+
+
+def test_common_neighbours_are_every_atom_image_near_both_atoms_of_a_pair(rattled_hbn):
+    model = small_model("equivariant")
+    graph = model.graph([rattled_hbn])
+    off_site = graph.block_vectors().norm(dim=1) > 0
+    i, j = graph.block_pairs[off_site, 0], graph.block_pairs[off_site, 1]
+    vectors, shifts = graph.block_vectors()[off_site], graph.block_shifts[off_site]
+    cutoff, pair_cutoff = 2.6, 3.2
+    pair, k, r_ik = common_neighbours(i, vectors, graph_neighbourhood(graph), cutoff, pair_cutoff)
+    cell = torch.as_tensor(rattled_hbn.cell.array)
+    shift_j = torch.round(torch.linalg.solve(cell.T, shifts.T).T).long()
+    shift_k = torch.round(torch.linalg.solve(cell.T, (r_ik + graph.positions[i[pair]] - graph.positions[k]).T).T).long()
+    found = {(int(i[p]), int(j[p]), *shift_j[p].tolist(), int(kk), *sk.tolist())
+             for p, kk, sk in zip(pair, k, shift_k)}
+    expected = _brute_force_triplets(rattled_hbn, cutoff, pair_cutoff)
+    assert len(found) == len(pair) > 0  # no triplet twice
+    assert found == expected
+
+
+def _without_three_center_term(model):
+    stripped = copy.deepcopy(model)
+    with torch.no_grad():
+        for linear in stripped.three_center.linear.values():
+            linear.weight.zero_()
+    return stripped
+
+
+@pytest.mark.parametrize("kind", ["equivariant", "baseline"])
+def test_the_term_changes_near_h_blocks_only_and_never_s(kind, rattled_hbn):
+    model = small_model(kind)
+    with_term, without = model.predict(rattled_hbn), _without_three_center_term(model).predict(rattled_hbn)
+    assert np.array_equal(with_term.s_values, without.s_values)
+    change = np.abs(with_term.h_values[:, 0] - without.h_values[:, 0])
+    sizes = np.diff(with_term.block_offsets)
+    distance = np.repeat(np.linalg.norm(with_term.pair_vectors, axis=1), sizes)
+    on_site = np.repeat(with_term.on_site, sizes)
+    assert change[~on_site & (distance < model.network_cutoff)].max() > 1e-3
+    assert change[on_site].max() == 0.0  # the term is off-site only
+    assert change[distance >= model.network_cutoff].max() == 0.0
+
+
+def test_a_third_atom_enters_the_term_smoothly():
+    """An atom crossing the three-center cutoff of both atoms of a pair changes the pair's H block continuously."""
+    model = small_model("equivariant")
+    reach = model.config.three_center_reach
+    atoms = hbn_atoms().repeat((2, 2, 1))
+    pair_vector = atoms.positions[1] - atoms.positions[0]
+    height = np.sqrt(reach**2 - 0.25 * pair_vector @ pair_vector)  # above the bond's middle, reach from both
+    blocks = {}
+    for offset in (-1e-5, 1e-5):
+        moved = atoms.copy()
+        moved.positions[5] = moved.positions[0] + 0.5 * pair_vector + [0.0, 0.0, height + offset]
+        record = model.predict(moved)
+        (index,) = record.find_blocks(np.array([[0, 1]]), np.zeros((1, 3), int))
+        blocks[offset] = record.block(index)[0]
+    assert np.abs(blocks[-1e-5] - blocks[1e-5]).max() < 1e-6
+
+
+def test_a_model_with_the_term_needs_the_triplets(rattled_hbn):
+    model = small_model("equivariant")
+    graph = model.graph([rattled_hbn])
+    features = model.node_features(graph)
+    key, group = next(iter(graph.off_site.items()))
+    i, j = graph.block_pairs[group.blocks, 0], graph.block_pairs[group.blocks, 1]
+    with pytest.raises(ValueError, match="three-center"):
+        model.pair_irreps(key, features[i], features[j], graph.block_vectors()[group.blocks])
+
+
+def test_the_cutoff_is_positive_and_reaches_at_most_r_max():
+    assert EquivariantConfig(r_max=3.0, three_center_cutoff=3.5).three_center_reach == 3.0
+    assert EquivariantConfig(three_center_cutoff=None).three_center_reach is None
+    with pytest.raises(ValueError, match="three_center_cutoff"):
+        EquivariantConfig(three_center_cutoff=0.0)
