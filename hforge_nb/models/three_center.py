@@ -106,21 +106,29 @@ def triplets_of(pair_i: torch.Tensor, pair_vectors: torch.Tensor, edges: Neighbo
     return Triplets(pair, r_ik, features[k])
 
 
-class _TripletGeometry(torch.nn.Module):
-    """Radial bases of the three distances, the invariant inputs and the envelopes of a triplet."""
+class _TripletInputs(torch.nn.Module):
+    """The invariant inputs of every triplet (radial bases of the three distances, invariant features of i, j
+    and k), r_jk, and the product of the three envelopes."""
 
-    def __init__(self, cutoff: float, pair_cutoff: float, num_radial: int, num_polynomial_cutoff: int):
+    def __init__(self, scalar_index: torch.Tensor, cutoff: float, pair_cutoff: float, num_radial: int,
+                 num_polynomial_cutoff: int):
         super().__init__()
         radial = import_mace_modules().radial
         self.radial, self.pair_radial = radial.BesselBasis(cutoff, num_radial), radial.BesselBasis(pair_cutoff, num_radial)
         self.envelope = radial.PolynomialCutoff(cutoff, num_polynomial_cutoff)
         self.pair_envelope = radial.PolynomialCutoff(pair_cutoff, num_polynomial_cutoff)
+        self.register_buffer("scalar_index", scalar_index)
+        self.dim = 3 * num_radial + 3 * len(scalar_index)
 
-    def forward(self, r_ik, r_jk, r_ij) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[n_t, 3 * num_radial]`` radial inputs and ``[n_t, 1]`` product of the three envelopes."""
-        d_ik, d_jk, d_ij = (v.norm(dim=1, keepdim=True) for v in (r_ik, r_jk, r_ij))
-        radial = torch.cat([self.radial(d_ik), self.radial(d_jk), self.pair_radial(d_ij)], dim=1)
-        return radial, self.envelope(d_ik) * self.envelope(d_jk) * self.pair_envelope(d_ij)
+    def forward(self, triplets: Triplets, features_i, features_j, vectors) -> tuple[torch.Tensor, ...]:
+        """``[n_t, dim]`` invariants, ``[n_t, 3]`` r_jk (Å) and ``[n_t, 1]`` envelope of ``triplets``."""
+        pair = triplets.pair
+        r_ij = vectors[pair]
+        r_jk = triplets.r_ik - r_ij  # [n_t, 3] Å
+        d_ik, d_jk, d_ij = (v.norm(dim=1, keepdim=True) for v in (triplets.r_ik, r_jk, r_ij))
+        scalars = [f[:, self.scalar_index] for f in (features_i[pair], features_j[pair], triplets.features_k)]
+        invariants = torch.cat([self.radial(d_ik), self.radial(d_jk), self.pair_radial(d_ij), *scalars], dim=1)
+        return invariants, r_jk, self.envelope(d_ik) * self.envelope(d_jk) * self.pair_envelope(d_ij)
 
 
 def _off_site_targets(basis: Basis, groups: dict[str, tuple[str, str]]) -> dict[str, str]:
@@ -162,22 +170,17 @@ class EquivariantThreeCenter(torch.nn.Module):
                         for b, (_, ir_b) in enumerate(harmonics) for c, (_, ir_c) in enumerate(out) if ir_c in ir_a * ir_b]
         self.product = o3.TensorProduct(harmonics, harmonics, out, instructions,
                                         shared_weights=False, internal_weights=False)
-        self.geometry = _TripletGeometry(cutoff, pair_cutoff, num_radial, num_polynomial_cutoff)
-        self.register_buffer("scalar_index", scalar_index)
-        self.weights = FullyConnectedNet([3 * num_radial + 3 * len(scalar_index), radial_hidden, radial_hidden,
-                                          self.product.weight_numel], torch.nn.functional.silu)
+        self.inputs = _TripletInputs(scalar_index, cutoff, pair_cutoff, num_radial, num_polynomial_cutoff)
+        self.weights = FullyConnectedNet([self.inputs.dim, radial_hidden, radial_hidden, self.product.weight_numel],
+                                         torch.nn.functional.silu)
         self.linear = torch.nn.ModuleDict({key: o3.Linear(out, irreps) for key, irreps in targets.items()})
         for linear in self.linear.values():  # start from the model without the term
             torch.nn.init.zeros_(linear.weight)
 
     def forward(self, key: str, triplets: Triplets, features_i, features_j, vectors) -> torch.Tensor:
-        pair = triplets.pair
-        r_jk = triplets.r_ik - vectors[pair]  # [n_t, 3] Å
-        radial, envelope = self.geometry(triplets.r_ik, r_jk, vectors[pair])
-        scalars = [f[:, self.scalar_index] for f in (features_i[pair], features_j[pair], triplets.features_k)]
-        weights = self.weights(torch.cat([radial, *scalars], dim=1))
-        message = self.product(self.harmonics(triplets.r_ik), self.harmonics(r_jk), weights) * envelope
-        total = message.new_zeros(len(vectors), message.shape[1]).index_add(0, pair, message)
+        invariants, r_jk, envelope = self.inputs(triplets, features_i, features_j, vectors)
+        message = self.product(self.harmonics(triplets.r_ik), self.harmonics(r_jk), self.weights(invariants)) * envelope
+        total = message.new_zeros(len(vectors), message.shape[1]).index_add(0, triplets.pair, message)
         return self.linear[key](total)
 
 
@@ -195,10 +198,8 @@ class BaselineThreeCenter(torch.nn.Module):
         from .baseline import mlp
 
         self.cutoff = cutoff
-        self.geometry = _TripletGeometry(cutoff, pair_cutoff, num_radial, num_polynomial_cutoff)
-        self.register_buffer("scalar_index", scalar_index)
-        self.trunk = torch.nn.Sequential(mlp(6 + 3 * num_radial + 3 * len(scalar_index), hidden, depth, hidden),
-                                         torch.nn.SiLU())
+        self.inputs = _TripletInputs(scalar_index, cutoff, pair_cutoff, num_radial, num_polynomial_cutoff)
+        self.trunk = torch.nn.Sequential(mlp(6 + self.inputs.dim, hidden, depth, hidden), torch.nn.SiLU())
         self.linear = torch.nn.ModuleDict({
             key: torch.nn.Linear(hidden, basis[row].n_orbitals * basis[col].n_orbitals)
             for key, (row, col) in groups.items() if "-" in key})
@@ -207,10 +208,7 @@ class BaselineThreeCenter(torch.nn.Module):
             torch.nn.init.zeros_(linear.bias)
 
     def forward(self, key: str, triplets: Triplets, features_i, features_j, vectors) -> torch.Tensor:
-        pair = triplets.pair
-        r_jk = triplets.r_ik - vectors[pair]  # [n_t, 3] Å
-        radial, envelope = self.geometry(triplets.r_ik, r_jk, vectors[pair])
-        scalars = [f[:, self.scalar_index] for f in (features_i[pair], features_j[pair], triplets.features_k)]
-        hidden = self.trunk(torch.cat([triplets.r_ik / self.cutoff, r_jk / self.cutoff, radial, *scalars], dim=1))
-        total = hidden.new_zeros(len(vectors), hidden.shape[1]).index_add(0, pair, hidden * envelope)
+        invariants, r_jk, envelope = self.inputs(triplets, features_i, features_j, vectors)
+        hidden = self.trunk(torch.cat([triplets.r_ik / self.cutoff, r_jk / self.cutoff, invariants], dim=1))
+        total = hidden.new_zeros(len(vectors), hidden.shape[1]).index_add(0, triplets.pair, hidden * envelope)
         return self.linear[key](total)
