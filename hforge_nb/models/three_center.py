@@ -200,12 +200,11 @@ class BaselineThreeCenter(torch.nn.Module):
         self.cutoff = cutoff
         self.inputs = _TripletInputs(scalar_index, cutoff, pair_cutoff, num_radial, num_polynomial_cutoff)
         self.trunk = torch.nn.Sequential(mlp(6 + self.inputs.dim, hidden, depth, hidden), torch.nn.SiLU())
-        self.linear = torch.nn.ModuleDict({
-            key: torch.nn.Linear(hidden, basis[row].n_orbitals * basis[col].n_orbitals)
+        self.linear = torch.nn.ModuleDict({  # no bias: a pair without a third atom gets no term
+            key: torch.nn.Linear(hidden, basis[row].n_orbitals * basis[col].n_orbitals, bias=False)
             for key, (row, col) in groups.items() if "-" in key})
         for linear in self.linear.values():  # start from the model without the term
             torch.nn.init.zeros_(linear.weight)
-            torch.nn.init.zeros_(linear.bias)
 
     def forward(self, key: str, triplets: Triplets, features_i, features_j, vectors) -> torch.Tensor:
         invariants, r_jk, envelope = self.inputs(triplets, features_i, features_j, vectors)
