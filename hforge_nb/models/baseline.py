@@ -3,7 +3,8 @@
 In the spirit of published MLP-head Hamiltonian models: every component of
 an atom's MACE features enters a plain MLP as a number, pair features are the
 Cartesian vector r_ij and a radial basis of |r_ij|, and the heads output the
-13 x 13 (or n_i x n_j) block's values directly.  Nothing ties the output to
+13 x 13 (or n_i x n_j) block's values directly; off-site H blocks add an MLP's
+sum over the atoms near both atoms of the pair (:class:`.BaselineThreeCenter`).  Nothing ties the output to
 rotations, so the model must learn them from data; random rotations of the
 training structures (:func:`.rotations.random_rotation`) make the comparison
 with :class:`.EquivariantModel` fair.  Hermiticity, the on-site symmetry

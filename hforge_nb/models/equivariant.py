@@ -9,6 +9,8 @@ reduced features tensored (channel-wise, "uvu") with the spherical harmonics Y(r
 the path weights given by an MLP of a Bessel radial basis of |r_ij| and the
 two atoms' invariants, times a smooth envelope that vanishes at
 ``edge_cutoff``; a linear map per species pair then gives the block's irreps.
+Off-site H blocks also get a three-center term, a sum over the atoms near
+both atoms of the pair (:class:`.EquivariantThreeCenter`).
 Irreps become orbital blocks through Clebsch-Gordan coefficients
 (:class:`.BlockOutput`), so every block rotates as D_i H_ij D_j^T, with the
 right parity, by construction.
