@@ -12,7 +12,7 @@ from conftest import hbn_atoms, small_model
 
 from hforge_nb.models import EquivariantConfig
 from hforge_nb.models.base import graph_neighbourhood
-from hforge_nb.models.three_center import common_neighbours
+from hforge_nb.models.three_center import Triplets, common_neighbours
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,21 @@ def test_a_third_atom_enters_the_term_smoothly():
         (index,) = record.find_blocks(np.array([[0, 1]]), np.zeros((1, 3), int))
         blocks[offset] = record.block(index)[0]
     assert np.abs(blocks[-1e-5] - blocks[1e-5]).max() < 1e-6
+
+
+@pytest.mark.parametrize("kind", ["equivariant", "baseline"])
+def test_the_term_vanishes_smoothly_at_the_network_cutoff(kind):
+    """A pair whose third atom stays near both: its term fades to nothing as the pair reaches the network cutoff."""
+    model = small_model(kind)
+    features = torch.randn(3, model.descriptor.irreps_out.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    direction, across = torch.tensor([[0.48, -0.6, 0.64]], dtype=torch.float64), torch.tensor([[0.8, 0.64, 0.0]])
+    terms = []
+    for length in (1.5, model.network_cutoff - 1e-3):
+        r_ij = direction * length
+        third = Triplets(torch.tensor([0]), r_ij / 2 + 0.5 * across.double(), features[2:])  # about 1.8 Å from both
+        terms.append(model.three_center("B-N", third, features[:1], features[1:2], r_ij))
+    assert terms[0].abs().max() > 1e-3
+    assert terms[1].abs().max() <= 1e-6 * terms[0].abs().max()
 
 
 def test_a_model_with_the_term_needs_the_triplets(rattled_hbn):
