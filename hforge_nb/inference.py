@@ -41,7 +41,7 @@ import torch
 
 from .model_graph import StructureBlocks, build_model_graph
 from .models.descriptor import DomainGraph
-from .models.three_center import Neighbourhood
+from .models.three_center import Neighbourhood, neighbourhood
 from .neighbours import PeriodicImages, face_spacings
 from .record import HamiltonianRecord, Provenance, bsr_from_pair_keys
 from .structure import check_structure
@@ -205,8 +205,8 @@ def chunk_neighbourhood(model, images: PeriodicImages, atoms: np.ndarray, dtype:
         return None
     centre, point = images.within(atoms, model.config.three_center_reach)
     vectors = images.positions[point] - images.home[centre]  # [n, 3] Å, centre -> neighbour's image
-    return Neighbourhood(torch.as_tensor(centre), torch.as_tensor(images.atom[point]),
-                         torch.as_tensor(vectors, dtype=dtype))
+    return neighbourhood(torch.as_tensor(centre), torch.as_tensor(images.atom[point]),
+                         torch.as_tensor(vectors, dtype=dtype), len(images.home))
 
 
 def _transposed(blocks: torch.Tensor, n_rows: int, n_cols: int) -> torch.Tensor:

@@ -22,7 +22,7 @@ from ..block_irreps import block_change_of_basis, block_irreps
 from ..model_graph import ModelGraph, StructureBlocks, build_model_graph, stack_targets
 from ..record import HamiltonianRecord, Provenance
 from .crystal_field import CrystalFieldPrior, Neighbours
-from .three_center import Neighbourhood, Triplets, triplets_of
+from .three_center import Neighbourhood, Triplets, neighbourhood, triplets_of
 from .two_center import TwoCenterPrior, linear_on_grid
 
 
@@ -304,12 +304,13 @@ class HamiltonianModel(torch.nn.Module):
 
     def _off_site_irreps(self, graph: ModelGraph, features, vectors) -> dict[str, PairIrreps]:
         """:class:`PairIrreps` of every off-site group."""
-        irreps, edges = {}, graph_neighbourhood(graph)
+        irreps = {}
+        edges = graph_neighbourhood(graph) if self.three_center is not None else None
         for key, group in graph.off_site.items():
             i, j = graph.block_pairs[group.blocks, 0], graph.block_pairs[group.blocks, 1]
-            pair_vectors = vectors[group.blocks]
-            irreps[key] = self.pair_irreps(key, features[i], features[j], pair_vectors,
-                                           self.triplets(i, pair_vectors, edges, features))
+            pair_vectors, features_i, features_j = vectors[group.blocks], features[i], features[j]
+            triplets = None if edges is None else self.triplets(i, pair_vectors, edges, features)
+            irreps[key] = self.pair_irreps(key, features_i, features_j, pair_vectors, triplets)
         return irreps
 
     def _on_site_irreps(self, graph: ModelGraph, features, pair_irreps: dict[str, PairIrreps]) -> dict:
@@ -402,7 +403,7 @@ def graph_neighbourhood(graph: ModelGraph) -> Neighbourhood:
     """The message-passing edges of ``graph`` as a :class:`.Neighbourhood`: every atom's neighbours within r_max."""
     sender, receiver = graph.mp_edge_index
     vectors = graph.positions[receiver] + graph.mp_shifts - graph.positions[sender]  # [n_mp, 3] Å
-    return Neighbourhood(sender, receiver, vectors)
+    return neighbourhood(sender, receiver, vectors, graph.n_atoms)
 
 
 def block_groups(basis: Basis) -> dict[str, tuple[str, str]]:

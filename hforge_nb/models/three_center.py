@@ -60,12 +60,32 @@ class Triplets(NamedTuple):
 
 
 class Neighbourhood(NamedTuple):
-    """Directed neighbour edges of a structure: atom ``centre`` ``[n_e]`` sees atom ``neighbour`` ``[n_e]``
-    at ``vectors`` ``[n_e, 3]`` Å (from the centre to the neighbour's image)."""
+    """Directed neighbour edges of a structure, with their grouping by centre atom (see :func:`neighbourhood`).
 
-    centre: torch.Tensor
+    Attributes
+    ----------
+    neighbour : torch.Tensor
+        ``[n_e]`` long, the atom each edge reaches.
+    vectors : torch.Tensor
+        ``[n_e, 3]`` Å, from the centre to the neighbour's image.
+    order : torch.Tensor
+        ``[n_e]`` long, the edges sorted by centre (stably).
+    starts, counts : torch.Tensor
+        ``[n_atoms]`` long, each centre atom's first position in ``order`` and number of edges.
+    """
+
     neighbour: torch.Tensor
     vectors: torch.Tensor
+    order: torch.Tensor
+    starts: torch.Tensor
+    counts: torch.Tensor
+
+
+def neighbourhood(centre: torch.Tensor, neighbour: torch.Tensor, vectors: torch.Tensor, n_atoms: int) -> Neighbourhood:
+    """Edges from atom ``centre`` ``[n_e]`` to atom ``neighbour`` ``[n_e]`` at ``vectors`` ``[n_e, 3]`` Å, grouped
+    by centre once, so that every pair's lookup is a slice."""
+    counts = torch.bincount(centre, minlength=n_atoms)
+    return Neighbourhood(neighbour, vectors, torch.argsort(centre, stable=True), torch.cumsum(counts, 0) - counts, counts)
 
 
 def common_neighbours(pair_i: torch.Tensor, pair_vectors: torch.Tensor, edges: Neighbourhood,
@@ -89,19 +109,14 @@ def common_neighbours(pair_i: torch.Tensor, pair_vectors: torch.Tensor, edges: N
         ``[n_t]`` long row of the pair, ``[n_t]`` long atom k and ``[n_t, 3]`` Å from i to k's image.
         The image of j itself is not a third atom and is left out.
     """
-    n_atoms = int(max(int(pair_i.max()) if len(pair_i) else -1, int(edges.centre.max()) if len(edges.centre) else -1)) + 1
-    order = torch.argsort(edges.centre, stable=True)
-    counts = torch.bincount(edges.centre, minlength=n_atoms)  # [n_atoms] neighbours of each centre
-    starts = torch.cumsum(counts, 0) - counts
     near = pair_vectors.detach().norm(dim=1) < pair_cutoff
-    per_pair = torch.where(near, counts[pair_i], torch.zeros_like(pair_i))
+    per_pair = torch.where(near, edges.counts[pair_i], torch.zeros_like(pair_i))  # [n_pairs] candidate k
     pair = torch.repeat_interleave(torch.arange(len(pair_i)), per_pair)
     first = torch.repeat_interleave(torch.cumsum(per_pair, 0) - per_pair, per_pair)
-    edge = order[starts[pair_i[pair]] + torch.arange(len(pair)) - first]
+    edge = edges.order[edges.starts[pair_i[pair]] + torch.arange(len(pair)) - first]
     r_ik = edges.vectors[edge]
-    r_jk = r_ik - pair_vectors[pair]
-    keep = (r_ik.detach().norm(dim=1) < cutoff) & (r_jk.detach().norm(dim=1) < cutoff) \
-        & (r_jk.detach().norm(dim=1) > SAME_ATOM)
+    d_ik, d_jk = r_ik.detach().norm(dim=1), (r_ik - pair_vectors[pair]).detach().norm(dim=1)
+    keep = (d_ik < cutoff) & (d_jk < cutoff) & (d_jk > SAME_ATOM)
     return pair[keep], edges.neighbour[edge][keep], r_ik[keep]
 
 
