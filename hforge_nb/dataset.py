@@ -86,8 +86,11 @@ class DatasetPlan:
     ----------
     train_sizes, holdout_sizes : tuple of int
         Atoms per amorphous cell (multiples of 8), training and held-out.
-    n_train_per_size, n_holdout_per_size : int
-        Cells per size.
+    n_train_per_size : int or tuple of int
+        Cells per training size: one count for every size, or one count per
+        entry of ``train_sizes``.
+    n_holdout_per_size : int
+        Cells per held-out size.
     density : float
         g/cm^3 of the amorphous cells.
     schedule : MeltQuenchSchedule
@@ -104,7 +107,7 @@ class DatasetPlan:
 
     train_sizes: tuple[int, ...] = (8, 16)
     holdout_sizes: tuple[int, ...] = ()
-    n_train_per_size: int = 1
+    n_train_per_size: int | tuple[int, ...] = 1
     n_holdout_per_size: int = 1
     density: float = 2.1
     schedule: MeltQuenchSchedule = field(default_factory=MeltQuenchSchedule)
@@ -113,16 +116,34 @@ class DatasetPlan:
     rattle: float = 0.1
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if isinstance(self.n_train_per_size, (list, tuple)):
+            object.__setattr__(self, "n_train_per_size", tuple(int(n) for n in self.n_train_per_size))
+            if len(self.n_train_per_size) != len(self.train_sizes):
+                raise ValueError(f"n_train_per_size has {len(self.n_train_per_size)} counts for "
+                                 f"{len(self.train_sizes)} training sizes {self.train_sizes}")
+
+    def cells_per_size(self) -> list[tuple[str, int, int]]:
+        """``(split, atoms, cells)`` for every amorphous size of the plan, training sizes first."""
+        train_counts = (self.n_train_per_size if isinstance(self.n_train_per_size, tuple)
+                        else (self.n_train_per_size,) * len(self.train_sizes))
+        return ([("train", size, count) for size, count in zip(self.train_sizes, train_counts)]
+                + [("holdout", size, self.n_holdout_per_size) for size in self.holdout_sizes])
+
     def samples(self) -> list[SampleSpec]:
-        """Every sample of the plan, in a fixed order."""
+        """Every sample of the plan, in a fixed order.
+
+        Examples
+        --------
+        >>> [s.name for s in DatasetPlan((8, 16), n_train_per_size=(1, 2), crystals=False).samples()]
+        ['aBN-0008-train-00', 'aBN-0016-train-00', 'aBN-0016-train-01']
+        """
         specs = []
-        for split, sizes, count in (("train", self.train_sizes, self.n_train_per_size),
-                                    ("holdout", self.holdout_sizes, self.n_holdout_per_size)):
-            for size in sizes:
-                for k in range(count):
-                    seed = self.seed + 1000 * size + k + (500 if split == "holdout" else 0)
-                    schedule = replace(self.schedule, n_atoms=size, density=self.density, seed=seed)
-                    specs.append(SampleSpec(f"aBN-{size:04d}-{split}-{k:02d}", "amorphous", split, schedule, seed=seed))
+        for split, size, count in self.cells_per_size():
+            for k in range(count):
+                seed = self.seed + 1000 * size + k + (500 if split == "holdout" else 0)
+                schedule = replace(self.schedule, n_atoms=size, density=self.density, seed=seed)
+                specs.append(SampleSpec(f"aBN-{size:04d}-{split}-{k:02d}", "amorphous", split, schedule, seed=seed))
         if self.crystals:
             specs += [SampleSpec("hBN", "hBN", "reference"), SampleSpec("cBN", "cBN", "reference")]
             for crystal in ("hBN", "cBN"):

@@ -7,6 +7,12 @@ leaves the executed notebooks, their outputs and ``run.json`` (what ran, how
 long, with which parameters) in the run folder; a whole run then writes the
 ``papers/`` index (:mod:`.papers`).  Notebooks hand work on
 through files in that folder only.
+
+With ``--jobs 2`` (the default) two notebooks run side by side, each on one
+core (the profiles set one torch thread per notebook): a notebook starts,
+in number order, once every earlier notebook of the run whose output it
+reads has finished.  What a notebook reads is found in its code: the
+notebook names it passes to :func:`.paths.earlier_stage`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +34,8 @@ from . import papers
 from .sweep import run_notebook
 
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
+#: A call ``earlier_stage(..., "NN_name", ...)`` in a notebook's code: the notebook reads NN_name's output.
+EARLIER_STAGE_CALL = re.compile(r"earlier_stage\([^)]*?[\"'](\d\d_\w+)[\"']")
 
 
 @dataclass(frozen=True)
@@ -61,27 +70,75 @@ def _git_commit(root: Path) -> str:
         return "unknown"
 
 
-def run_pipeline(profile: Profile, run_dir: Path, only: list[str] | None = None) -> dict:
-    """Execute the notebooks; returns (and writes) the run summary."""
+def stage_inputs(notebook: Path) -> set[str]:
+    """Stems of the earlier notebooks whose output folders ``notebook`` reads (its ``earlier_stage`` calls)."""
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    code = "\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "code")
+    return set(EARLIER_STAGE_CALL.findall(code))
+
+
+def _run_one(runner, notebook: Path, run_dir: Path, parameters: dict) -> dict:
+    """Execute one notebook of the run with ``runner``; its entry in ``run.json``."""
+    started = time.perf_counter()
+    print(f"[hforge-nb] {notebook.name} with {parameters}", flush=True)
+    runner(notebook, run_dir / notebook.name, parameters)
+    return {"notebook": notebook.name, "parameters": parameters, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _ready(pending: list[Path], inputs: dict[str, set[str]], done: set[str], free: int) -> list[Path]:
+    """Up to ``free`` of ``pending`` (in number order) whose inputs in this run have all finished."""
+    return [notebook for notebook in pending if inputs[notebook.stem] <= done][:free]
+
+
+def run_pipeline(profile: Profile, run_dir: Path, only: list[str] | None = None, jobs: int = 1,
+                 runner=run_notebook) -> dict:
+    """Execute the notebooks, up to ``jobs`` at a time; returns (and writes) the run summary.
+
+    ``runner(notebook, executed_path, parameters)`` executes one notebook
+    (papermill by default).
+    A notebook that fails stops the run: the notebooks still running finish
+    and are recorded, none starts after it, and its error is raised.
+    """
     root = project_root()
     run_dir = run_dir if run_dir.is_absolute() else root / run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    summary = {"profile": profile.name, "git_commit": _git_commit(root), "notebooks": []}
+    summary = {"profile": profile.name, "git_commit": _git_commit(root), "jobs": jobs, "notebooks": []}
     if only and (run_dir / "run.json").exists():  # keep the record of the notebooks not run again
         earlier = json.loads((run_dir / "run.json").read_text())["notebooks"]
         summary["notebooks"] = [n for n in earlier if Path(n["notebook"]).stem not in only]
-    for notebook in numbered_notebooks(root / "notebooks"):
-        if only and notebook.stem not in only:
-            continue
-        parameters = {"output_dir": str(run_dir / notebook.stem), **profile.for_notebook(notebook.stem)}
-        started = time.perf_counter()
-        print(f"[hforge-nb] {notebook.name} with {parameters}", flush=True)
-        run_notebook(notebook, run_dir / notebook.name, parameters)
-        summary["notebooks"].append({"notebook": notebook.name, "parameters": parameters,
-                                     "seconds": round(time.perf_counter() - started, 1)})
-        summary["notebooks"].sort(key=lambda n: n["notebook"])
-        write_json(run_dir / "run.json", summary)
+    pending = [nb for nb in numbered_notebooks(root / "notebooks") if not only or nb.stem in only]
+    in_run = {notebook.stem for notebook in pending}
+    inputs = {notebook.stem: stage_inputs(notebook) & in_run for notebook in pending}
+    started, done, running, errors = time.perf_counter(), set(), {}, []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        while pending or running:
+            for notebook in _ready(pending, inputs, done, max(1, jobs) - len(running)):
+                pending.remove(notebook)
+                parameters = {"output_dir": str(run_dir / notebook.stem), **profile.for_notebook(notebook.stem)}
+                running[pool.submit(_run_one, runner, notebook, run_dir, parameters)] = notebook
+            if not running:
+                raise ValueError(f"notebooks {[nb.name for nb in pending]} read each other's output: no order runs them")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                notebook = running.pop(future)
+                if future.exception() is not None:
+                    errors.append(future.exception())
+                    pending.clear()  # start nothing more; the notebooks still running finish
+                    continue
+                done.add(notebook.stem)
+                _record(summary, future.result(), run_dir)
+    if errors:
+        raise errors[0]
+    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    write_json(run_dir / "run.json", summary)
     return summary
+
+
+def _record(summary: dict, entry: dict, run_dir: Path) -> None:
+    """Add a finished notebook's entry to the summary and write ``run.json``."""
+    summary["notebooks"].append(entry)
+    summary["notebooks"].sort(key=lambda n: n["notebook"])
+    write_json(run_dir / "run.json", summary)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,11 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, default=project_root() / "profiles" / "default.toml")
     parser.add_argument("--run-dir", type=Path, default=Path("runs") / "default")
     parser.add_argument("--only", nargs="*", help="notebook stems to run (default: all)")
+    parser.add_argument("--jobs", type=int, default=2, help="notebooks run side by side (default: 2)")
     args = parser.parse_args(argv)
-    summary = run_pipeline(Profile.read(args.profile), args.run_dir, args.only)
+    summary = run_pipeline(Profile.read(args.profile), args.run_dir, args.only, args.jobs)
     ran = [n for n in summary["notebooks"] if not args.only or Path(n["notebook"]).stem in args.only]
-    total = sum(n["seconds"] for n in ran)
-    print(f"[hforge-nb] ran {len(ran)} notebook(s) in {total:.0f} s -> {args.run_dir}")
+    print(f"[hforge-nb] ran {len(ran)} notebook(s) in {summary['wall_seconds']:.0f} s, {args.jobs} at a time "
+          f"-> {args.run_dir}")
     if not args.only:  # a whole run: index its figures and numbers in papers/
         papers.main(["--run-dir", str(args.run_dir)])
     return 0

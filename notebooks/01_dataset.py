@@ -47,7 +47,7 @@ from hforge_nb.structure_stats import structure_stats
 
 # %% tags=["parameters"]
 train_sizes = [8]  # atoms per amorphous training cell (multiples of 8)
-n_train_per_size = 1  # cells per training size
+n_train_per_size = 1  # cells per training size: one count, or a list with one per entry of train_sizes
 holdout_sizes = []  # atoms per held-out cell (transferability), e.g. [64]
 n_holdout_per_size = 1
 density = 2.1  # g/cm^3

@@ -2,12 +2,14 @@
 
 import json
 import re
+import threading
+import time
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from hforge_nb.pipeline import Profile, numbered_notebooks, run_pipeline
+from hforge_nb.pipeline import EARLIER_STAGE_CALL, Profile, numbered_notebooks, run_pipeline, stage_inputs
 
 ROOT = Path(__file__).parent.parent
 
@@ -57,6 +59,64 @@ def test_unreadable_profile_is_named(tmp_path):
     bad.write_text("[00_x\n")
     with pytest.raises(ValueError, match="cannot read profile .*bad.toml"):
         Profile.read(bad)
+
+
+def test_stage_inputs_are_the_earlier_stages_a_notebook_reads():
+    inputs = {notebook.stem: stage_inputs(notebook) for notebook in numbered_notebooks(ROOT / "notebooks")}
+    assert inputs["05_dft_vs_ml"] == inputs["06_large_scale"] == {"03_training"}
+    assert inputs["03_training"] == inputs["04_transferability"] == set()
+    for notebook in numbered_notebooks(ROOT / "notebooks"):  # every call names its stage literally
+        code = "\n".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"]
+                         if c["cell_type"] == "code")
+        assert len(re.findall(r"earlier_stage\(", code)) == len(EARLIER_STAGE_CALL.findall(code)), notebook.name
+
+
+class _Recorder:
+    """A stand-in for papermill: logs when each notebook starts and ends; fails the ones named in ``failing``."""
+
+    def __init__(self, failing=()):
+        self.events, self.failing, self.lock = [], set(failing), threading.Lock()
+
+    def __call__(self, notebook, executed, parameters):
+        with self.lock:
+            self.events.append(("start", notebook.stem))
+        time.sleep(0.05 if notebook.stem != "03_training" else 0.3)
+        with self.lock:
+            self.events.append(("end", notebook.stem))
+        if notebook.stem in self.failing:
+            raise RuntimeError(f"{notebook.stem} failed")
+
+    def running_at_once(self) -> int:
+        running, most = 0, 0
+        for kind, _ in self.events:
+            running += 1 if kind == "start" else -1
+            most = max(most, running)
+        return most
+
+
+def test_pipeline_runs_two_notebooks_at_once_and_waits_for_what_they_read(tmp_path):
+    recorder = _Recorder()
+    summary = run_pipeline(Profile("tiny", {}), tmp_path / "run", jobs=2, runner=recorder)
+    stems = [stem for _, stem in recorder.events]
+    assert recorder.running_at_once() == 2
+    for reader in ("05_dft_vs_ml", "06_large_scale"):
+        assert recorder.events.index(("start", reader)) > recorder.events.index(("end", "03_training"))
+    assert stems.index("04_transferability") < stems.index("05_dft_vs_ml")  # 04 ran beside 03
+    assert [n["notebook"] for n in summary["notebooks"]] == [nb.name for nb in numbered_notebooks(ROOT / "notebooks")]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["wall_seconds"] == summary["wall_seconds"]
+    one_at_a_time = _Recorder()
+    run_pipeline(Profile("tiny", {}), tmp_path / "run1", jobs=1, runner=one_at_a_time)
+    assert one_at_a_time.running_at_once() == 1
+
+
+def test_a_failed_notebook_stops_the_run_and_keeps_what_finished(tmp_path):
+    recorder = _Recorder(failing={"03_training"})
+    with pytest.raises(RuntimeError, match="03_training failed"):
+        run_pipeline(Profile("tiny", {}), tmp_path / "run", jobs=2, runner=recorder)
+    started = {stem for kind, stem in recorder.events if kind == "start"}
+    assert not started & {"05_dft_vs_ml", "06_large_scale"}
+    recorded = [n["notebook"] for n in json.loads((tmp_path / "run" / "run.json").read_text())["notebooks"]]
+    assert "04_transferability.ipynb" in recorded and "03_training.ipynb" not in recorded
 
 
 def test_pipeline_leaves_notebooks_and_metrics_in_the_run_folder(tmp_path, siesta_dir):

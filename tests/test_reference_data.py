@@ -153,6 +153,15 @@ def test_plan_names_are_unique_and_splits_kept_apart():
     assert len({s.seed for s in specs if s.kind == "amorphous"}) == 7
 
 
+def test_plan_with_a_count_per_size_keeps_the_seeds_of_a_plan_with_one_count():
+    one_count = {s.name: s.seed for s in dataset.DatasetPlan(train_sizes=(8, 16), n_train_per_size=3).samples()}
+    per_size = {s.name: s.seed for s in dataset.DatasetPlan(train_sizes=(8, 16), n_train_per_size=[3, 5]).samples()}
+    assert {name: per_size[name] for name in one_count} == one_count  # extending a size keeps its first cells
+    assert sorted(set(per_size) - set(one_count)) == ["aBN-0016-train-03", "aBN-0016-train-04"]
+    with pytest.raises(ValueError, match="n_train_per_size has 1 counts for 2 training sizes"):
+        dataset.DatasetPlan(train_sizes=(8, 16), n_train_per_size=[3])
+
+
 def test_unknown_sample_kind_is_refused():
     with pytest.raises(ValueError, match="unknown sample kind 'wBN'"):
         dataset.SampleSpec("x", "wBN", "train")
