@@ -223,6 +223,26 @@ def compute_sample(spec: SampleSpec, settings: GPAWSettings, folder: Path,
     return entry
 
 
+def rewrite_records(folder: str | Path, precision: str) -> list[str]:
+    """Write every converged sample of ``folder`` again in the current record format; the names rewritten.
+
+    For data sets made before a format change (format v2 stores one block of
+    every Hermitian pair, half the size of v1).  Values keep ``precision``
+    (that of the set: rewriting float32 values as float32 changes none), and
+    each sample's entry gets its new ``file_MB``; run notebook 01 on the
+    folder again afterwards to gather the entries into the manifest.
+    """
+    folder, names = Path(folder), []
+    for name, entry in finished_entries(folder).items():
+        if entry.get("status") != "converged":
+            continue
+        path = folder / entry["file"]
+        write_record(read_record(path), path, precision)
+        write_json(folder / "entries" / f"{name}.json", {**entry, "file_MB": path.stat().st_size / 1e6})
+        names.append(name)
+    return names
+
+
 def _reference_entry(reference, settings: GPAWSettings) -> dict:
     """What the manifest keeps of one converged GPAW calculation."""
     import resource
@@ -467,6 +487,43 @@ def distinct_records(records: dict[str, HamiltonianRecord]) -> tuple[dict[str, H
         else:
             repeats[name] = original
     return {name: record for name, (record, _) in kept.items()}, repeats
+
+
+def more_training_cells(folder: str | Path, split: DataSplit, records: dict[str, HamiltonianRecord]
+                        ) -> tuple[DataSplit, dict[str, HamiltonianRecord], dict[str, str]]:
+    """``split`` with the distinct training cells of another data folder added to its training cells.
+
+    The cells of ``folder`` (notebook 01, split "train") are named
+    ``<folder name>/<sample>``.  Left out are the cells whose structure
+    repeats another of them (:func:`distinct_records`) or any cell of
+    ``records`` (the data set ``split`` was made from, its validation and
+    test cells included).
+
+    Returns
+    -------
+    DataSplit
+        ``split`` with the added names at the end of its training cells.
+    dict
+        The added records by their new names.
+    dict
+        Each left-out name with the name of the cell it repeats.
+    """
+    folder = Path(folder)
+    candidates = {f"{folder.name}/{name}": record for name, record in read_samples(folder, "train").items()}
+    added, repeats = distinct_records(candidates)
+    for name in list(added):
+        original = _repeated_in(added[name], records)
+        if original is not None:
+            repeats[name] = original
+            del added[name]
+    return replace(split, train=split.train + tuple(added)), added, repeats
+
+
+def _repeated_in(record: HamiltonianRecord, records: dict[str, HamiltonianRecord]) -> str | None:
+    """The name of the first of ``records`` with ``record``'s structure, or None."""
+    fingerprint = StructureFingerprint.of(record.atoms)
+    return next((name for name, other in records.items()
+                 if fingerprint.matches(StructureFingerprint.of(other.atoms))), None)
 
 
 def distinct_split(records: dict[str, HamiltonianRecord], n_validation: int = 1, n_test: int = 1,

@@ -25,12 +25,14 @@ from ._atomic import atomic_path
 from .basis import Basis, species_from_sisl_atom, species_to_sisl_atom
 from .convert import check_orbital_counts, record_from_sisl, record_to_sisl
 from .errors import BasisMismatchError, CorruptFileError, MissingBasisError
-from .record import HamiltonianRecord, Provenance
+from .record import HamiltonianRecord, Provenance, hermitian_half, with_adjoint_blocks
 from .spin import SpinKind
 
 #: Version of the ``.npz`` record layout written by :func:`write_record`.
 RECORD_FORMAT = "hforge-nb-record"
-RECORD_FORMAT_VERSION = 1
+RECORD_FORMAT_VERSION = 2
+#: ``metadata["blocks"]`` of a record stored as one block of every Hermitian pair (since v2).
+HERMITIAN_HALF = "hermitian-half"
 
 #: fdf keys kept in a record's provenance, with the unit each is stored in.
 _FDF_SETTINGS = {"SystemLabel": None, "PAO.BasisSize": None, "XC.functional": None, "XC.authors": None,
@@ -262,17 +264,23 @@ def read_kpoints(path: str | os.PathLike, cell: np.ndarray) -> tuple[np.ndarray,
 
 # ------------------------------------------------------------------ records
 def write_record(record: HamiltonianRecord, path: str | os.PathLike, precision: str = "float64") -> Path:
-    """Write a record as a compressed ``.npz`` (format ``hforge-nb-record`` v1), atomically.
+    """Write a record as a compressed ``.npz`` (format ``hforge-nb-record`` v2), atomically.
 
     ``precision="float32"`` stores H and S values in single precision (half
-    the size; relative rounding 6e-8); they are read back as float64.
+    the size; relative rounding 6e-8); they are read back as float64.  A
+    Hermitian record (every block with its (j, i, -R) partner, equal to
+    :data:`.record.HERMITIAN_STORAGE_TOLERANCE`) is stored as one block of
+    each pair, half the size again; :func:`read_record` rebuilds the rest.
     """
     if precision not in ("float64", "float32"):
         raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+    half = hermitian_half(record)
+    stored = record if half is None else half
     meta = {
         "format": RECORD_FORMAT, "version": RECORD_FORMAT_VERSION,
         "basis": record.basis.to_dict(), "species": list(record.species), "spin": record.spin.value,
         "fermi_level_eV": record.fermi_level, "pbc": record.atoms.pbc.tolist(),
+        "blocks": "all" if half is None else HERMITIAN_HALF,
         "provenance": {"source": record.provenance.source, "code": record.provenance.code,
                        "settings": record.provenance.settings},
     }
@@ -280,15 +288,15 @@ def write_record(record: HamiltonianRecord, path: str | os.PathLike, precision: 
         with open(tmp, "wb") as stream:
             np.savez_compressed(
                 stream, metadata=np.array(json.dumps(meta)), numbers=record.atoms.numbers,
-                positions=record.atoms.positions, cell=record.atoms.cell.array, pairs=record.pairs,
-                shifts=record.shifts, h_values=record.h_values.astype(precision),
-                s_values=record.s_values.astype(precision),
+                positions=record.atoms.positions, cell=record.atoms.cell.array, pairs=stored.pairs,
+                shifts=stored.shifts, h_values=stored.h_values.astype(precision),
+                s_values=stored.s_values.astype(precision),
             )
     return Path(path)
 
 
 def read_record(path: str | os.PathLike) -> HamiltonianRecord:
-    """Read a record written by :func:`write_record`."""
+    """Read a record written by :func:`write_record` (v1 or v2)."""
     path = _existing(path, "record file")
     try:
         with np.load(path, allow_pickle=False) as content:
@@ -299,11 +307,12 @@ def read_record(path: str | os.PathLike) -> HamiltonianRecord:
     if meta.get("format") != RECORD_FORMAT or meta.get("version", 0) > RECORD_FORMAT_VERSION:
         raise CorruptFileError(f"{path.name}: unknown record format {meta.get('format')!r} v{meta.get('version')}")
     atoms = ase.Atoms(numbers=arrays["numbers"], positions=arrays["positions"], cell=arrays["cell"], pbc=meta["pbc"])
-    return HamiltonianRecord(
+    record = HamiltonianRecord(
         atoms=atoms, basis=Basis.from_dict(meta["basis"]), species=tuple(meta["species"]),
         pairs=arrays["pairs"], shifts=arrays["shifts"], h_values=arrays["h_values"], s_values=arrays["s_values"],
         spin=SpinKind(meta["spin"]), fermi_level=meta["fermi_level_eV"], provenance=Provenance(**meta["provenance"]),
     )
+    return with_adjoint_blocks(record) if meta.get("blocks", "all") == HERMITIAN_HALF else record
 
 
 def _write_with_sisl(record: HamiltonianRecord, path: str | os.PathLike, suffix: str) -> Path:

@@ -427,6 +427,59 @@ def keep_blocks(record: HamiltonianRecord, keep: np.ndarray) -> HamiltonianRecor
                                h_values=record.h_values[values], s_values=record.s_values[values])
 
 
+#: Largest Hermiticity violation (eV for H, and for S) of a record stored as one block of each Hermitian pair.
+HERMITIAN_STORAGE_TOLERANCE = 1e-10
+
+
+def hermitian_half_mask(pairs: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """``[n_blocks]`` bool: one block of every pair (i, j, R) and (j, i, -R), and every on-site block.
+
+    Kept are i < j, and i == j with R lexicographically >= 0.
+
+    Examples
+    --------
+    >>> hermitian_half_mask(np.array([[0, 1], [1, 0], [0, 0], [0, 0], [0, 0]]),
+    ...                     np.array([[0, 0, 1], [0, 0, -1], [0, 0, 0], [0, 1, -1], [0, -1, 1]])).tolist()
+    [True, False, True, True, False]
+    """
+    first = np.where(shifts.any(axis=1), np.sign(shifts[np.arange(len(shifts)), (shifts != 0).argmax(axis=1)]), 0)
+    return (pairs[:, 0] < pairs[:, 1]) | ((pairs[:, 0] == pairs[:, 1]) & (first >= 0))
+
+
+def hermitian_half(record: HamiltonianRecord) -> HamiltonianRecord | None:
+    """One block of every Hermitian pair of ``record`` (:func:`hermitian_half_mask`), or None.
+
+    None when some block lacks its (j, i, -R) partner or the record is not
+    Hermitian to :data:`HERMITIAN_STORAGE_TOLERANCE`: then the other half
+    cannot be rebuilt from this one.  :func:`with_adjoint_blocks` rebuilds it.
+    """
+    if (record.adjoint_value_index() < 0).any() or max(record.hermiticity_error()) > HERMITIAN_STORAGE_TOLERANCE:
+        return None
+    return keep_blocks(record, hermitian_half_mask(record.pairs, record.shifts))
+
+
+def with_adjoint_blocks(half: HamiltonianRecord) -> HamiltonianRecord:
+    """The full record from :func:`hermitian_half`: each (j, i, -R) block added as the adjoint of (i, j, R).
+
+    Blocks come back in (i, j, R) order, the order of records made by
+    :mod:`.gpaw_reference` and :mod:`.convert`.
+    """
+    added = np.flatnonzero(~half.on_site)
+    pairs = np.concatenate([half.pairs, half.pairs[added, ::-1]])
+    shifts = np.concatenate([half.shifts, -half.shifts[added]])
+    source = np.concatenate([np.arange(half.n_blocks), added])
+    adjoint = np.arange(len(source)) >= half.n_blocks
+    order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], pairs[:, 1], pairs[:, 0]))
+    pairs, shifts, source, adjoint = pairs[order], shifts[order], source[order], adjoint[order]
+    counts = half.atom_orbital_counts
+    block, row, col = value_positions(np.stack([counts[pairs[:, 0]], counts[pairs[:, 1]]], axis=1))
+    columns = counts[half.pairs[source[block], 1]]  # columns of the stored block each value comes from
+    index = half.block_offsets[source[block]] + np.where(adjoint[block], col * columns + row, row * columns + col)
+    perm, sign = half.spin.adjoint_map
+    h = np.where(adjoint[block, None], half.h_values[index][:, perm] * sign, half.h_values[index])
+    return dataclasses.replace(half, pairs=pairs, shifts=shifts, h_values=h, s_values=half.s_values[index])
+
+
 def records_equal(a: HamiltonianRecord, b: HamiltonianRecord, atol: float = 0.0) -> bool:
     """True when two records hold the same structure, basis and blocks (to ``atol``).
 

@@ -28,6 +28,11 @@
 # cells from melt-and-quench often freeze into the same ordered structure
 # from different seeds (shifted, or with the atoms in another order), and a
 # repeat on both sides of the split would test the model on a training cell.
+# With `more_train_dir` the distinct cells of a second data folder train
+# too (named `<folder>/<cell>`; a cell that repeats any cell of the first
+# folder, test cells included, is left out); validation and test cells
+# stay those of the split.  The default profile trains on
+# `data/aBN-dzp-train16` this way.
 # The baseline sees every training structure in a
 # new random orientation each epoch (it cannot know rotations otherwise).
 # H errors are in meV over every value of the reference blocks (a block
@@ -61,7 +66,8 @@ from hforge_nb.evaluation import eigenvalue_errors_by_shell, evaluate, monkhorst
 from hforge_nb.models import build_matched_models
 from hforge_nb.paths import output_folder, project_path
 from hforge_nb.plotting import plot_channel_errors, plot_learning_curves
-from hforge_nb.training import TrainingConfig, train
+from hforge_nb.side_by_side import train_side_by_side
+from hforge_nb.training import TrainingConfig
 
 # %% tags=["parameters"]
 data_dir = "data/aBN-dzp"  # reference data set (notebook 01); relative to the project root
@@ -92,11 +98,13 @@ spectral_weight = 0.0  # per eV^2; > 0 adds the loss on H near E_F in the well-c
 spectral_window = 3.0  # eV around E_F of the states that loss looks through
 seed = 0
 threads = 1  # torch threads
+training_processes = 1  # models trained at once, each in its own process (of `threads` threads)
 n_kpoints = 2  # k-points per periodic direction for eigenvalue errors
 energy_window = 2.0  # eV around E_F
 overlap_threshold = 1e-3  # S(k) eigenvalues kept by the projected eigenvalue errors
 filter_threshold = 1e-2  # each record's own S(k) eigenvalues kept by the filtered eigenvalue errors
 energy_zero = "fermi"  # "code": train on H in GPAW's own zero (H + E_F S); scored in each record's E_F zero
+more_train_dir = ""  # another data folder (notebook 01): its distinct cells train too, beside the split's
 more_test_dir = ""  # another data folder (notebook 01, more cells per size): its unseen cells are tested too
 output_dir = ""  # empty: runs/interactive/03_training
 
@@ -104,6 +112,9 @@ output_dir = ""  # empty: runs/interactive/03_training
 out = output_folder(output_dir, "03_training")
 samples = dataset.read_samples(project_path(data_dir), "train")
 split, repeats = dataset.distinct_split(samples, n_validation, n_test, n_train)
+if more_train_dir:
+    split, added, more_repeats = dataset.more_training_cells(project_path(more_train_dir), split, samples)
+    samples, repeats = {**samples, **added}, {**repeats, **more_repeats}
 print("repeated structures left out (repeat: the cell kept):", repeats or "none")
 pick = lambda names: [samples[name] for name in names]  # noqa: E731
 check_energy_zero(energy_zero)
@@ -125,16 +136,20 @@ models = build_matched_models(model_kinds, fit(split.train), readout_channels, s
 
 # %% [markdown]
 # ## Training
+# With `training_processes = 2` the two models train at once, each in its
+# own process of `threads` threads (`hforge_nb.side_by_side`), with the
+# same results as one after the other; the main job does this on its two
+# cores.  Progress bars then stay in the worker processes: follow
+# `<output_dir>/<model>/training_log.csv`.
 
 # %%
-results = {}
-for kind, model in models.items():
-    config = TrainingConfig(epochs=epochs, learning_rate=learning_rate, lr_schedule=lr_schedule, lr_patience=lr_patience,
-                            early_stopping_patience=early_stopping_patience, ema_decay=ema_decay, s_weight=s_weight,
-                            shell_width=shell_width, spectral_weight=spectral_weight,
-                            spectral_window=spectral_window,
-                            augment_rotations=augment_baseline and kind == "baseline", seed=seed, threads=threads)
-    results[kind] = train(model, fit(split.train), fit(split.validation), config, out / kind)
+configs = {kind: TrainingConfig(epochs=epochs, learning_rate=learning_rate, lr_schedule=lr_schedule,
+                                lr_patience=lr_patience, early_stopping_patience=early_stopping_patience,
+                                ema_decay=ema_decay, s_weight=s_weight, shell_width=shell_width,
+                                spectral_weight=spectral_weight, spectral_window=spectral_window,
+                                augment_rotations=augment_baseline and kind == "baseline", seed=seed, threads=threads)
+           for kind in models}
+results = train_side_by_side(models, fit(split.train), fit(split.validation), configs, out, training_processes)
 fig = plot_learning_curves({kind: result.log for kind, result in results.items()})
 fig.savefig(out / "learning_curves.png", dpi=150)
 plt.show()

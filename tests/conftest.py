@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,6 +132,18 @@ def random_record(atoms: Atoms, spin: SpinKind = SpinKind.UNPOLARIZED, seed: int
 @pytest.fixture
 def bn_record():
     return random_record(hbn_atoms(rattle=0.05))
+
+
+def write_record_v1(record: HamiltonianRecord, path: Path) -> Path:
+    """``record`` as format v1 wrote it: every block stored, no ``blocks`` entry in the metadata."""
+    io.write_record(record, path)
+    with np.load(path) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    meta = {key: value for key, value in json.loads(str(arrays.pop("metadata"))).items() if key != "blocks"}
+    np.savez_compressed(path, metadata=np.array(json.dumps({**meta, "version": 1})),
+                        **{**arrays, "pairs": record.pairs, "shifts": record.shifts, "h_values": record.h_values,
+                           "s_values": record.s_values})
+    return path
 
 
 # ------------------------------------------------------------------ GPAW

@@ -1,6 +1,7 @@
 """The record on synthetic BN systems: validation, hermiticity, k-space, persistence."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from hforge_nb.errors import BasisMismatchError, CorruptFileError, MissingBasisE
 from hforge_nb.record import records_equal
 from hforge_nb.spin import SpinKind
 
-from conftest import hbn_atoms, random_record
+from conftest import hbn_atoms, random_record, write_record_v1
 
 
 def test_block_layout(bn_record):
@@ -97,6 +98,34 @@ def test_sisl_round_trip_every_spin_kind(spin):
 def test_npz_round_trip(tmp_path, bn_record):
     again = io.read_record(io.write_record(bn_record, tmp_path / "bn.npz"))
     assert records_equal(bn_record, again) and again.atoms.pbc.all()
+
+
+@pytest.mark.parametrize("spin", list(SpinKind))
+def test_hermitian_record_is_stored_as_half_its_blocks_and_read_back_whole(tmp_path, spin):
+    record = random_record(hbn_atoms(rattle=0.05), spin=spin, seed=3)
+    path = io.write_record(record, tmp_path / "r.npz")
+    with np.load(path) as stored:
+        assert len(stored["pairs"]) == (record.n_blocks + record.on_site.sum()) // 2
+    again = io.read_record(path)
+    assert records_equal(record, again)  # every value exactly, whatever the block order
+    keys = np.column_stack([again.pairs, again.shifts])
+    assert [tuple(k) for k in keys] == sorted(tuple(k) for k in keys)  # blocks come back in (i, j, R) order
+
+
+def test_record_that_is_not_hermitian_is_stored_whole(tmp_path, bn_record):
+    h = bn_record.h_values.copy()
+    h[np.flatnonzero(~np.repeat(bn_record.on_site, np.diff(bn_record.block_offsets)))[0]] += 1e-6
+    skewed = dataclasses.replace(bn_record, h_values=h)
+    path = io.write_record(skewed, tmp_path / "r.npz")
+    with np.load(path) as stored:
+        assert len(stored["pairs"]) == skewed.n_blocks
+    assert records_equal(skewed, io.read_record(path))
+
+
+def test_record_file_of_format_v1_is_still_read(tmp_path, bn_record):
+    path = write_record_v1(bn_record, tmp_path / "r.npz")
+    assert json.loads(str(np.load(path)["metadata"]))["version"] == 1
+    assert records_equal(bn_record, io.read_record(path))
 
 
 def test_corrupt_record_file_is_refused(tmp_path):

@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import FAST_GPAW, hbn_atoms, random_record
+from conftest import FAST_GPAW, hbn_atoms, random_record, write_record_v1
 
 from hforge_nb import dataset
+from hforge_nb._atomic import write_json
 from hforge_nb.crystals import b2n2_cluster
 from hforge_nb.errors import CorruptFileError, MissingBasisError
 from hforge_nb.gpaw_reference import (
@@ -17,7 +18,7 @@ from hforge_nb.gpaw_reference import (
 )
 from hforge_nb.graph import build_pair_graph
 from hforge_nb.io import read_record, write_record
-from hforge_nb.record import drop_small_blocks
+from hforge_nb.record import drop_small_blocks, records_equal
 
 
 # ------------------------------------------------------------ conventions
@@ -208,13 +209,35 @@ def test_a_repeated_training_structure_is_never_the_test_cell():
     assert dataset.split_by_size(cells).test == ("cell-9",)  # what splitting by name alone would test on
 
 
+def test_more_training_cells_leave_out_repeats_of_each_other_and_of_the_test_cells(tmp_path, monkeypatch):
+    cells = {f"cell-{seed}": random_record(hbn_atoms(rattle=0.05, seed=seed)) for seed in range(3)}
+    new = random_record(hbn_atoms(rattle=0.05, seed=5))
+    extra = {"a": new, "b": random_record(new.atoms[[1, 0, 3, 2]]), "c": random_record(cells["cell-2"].atoms[::-1])}
+    monkeypatch.setattr(dataset, "read_samples", lambda folder, split: extra if split == "train" else {})
+    split = dataset.DataSplit(("cell-0",), ("cell-1",), ("cell-2",))
+    more, added, repeats = dataset.more_training_cells(tmp_path / "extra", split, cells)
+    assert more == dataset.DataSplit(("cell-0", "extra/a"), ("cell-1",), ("cell-2",)) and list(added) == ["extra/a"]
+    assert repeats == {"extra/b": "extra/a", "extra/c": "cell-2"}
+
+
 def test_stored_records_lose_less_than_a_microvolt(bn_record, tmp_path):
     policy = dataset.StoragePolicy(tolerance=1e-8, precision="float32")
     errors = dataset.store_record(bn_record, tmp_path / "r.npz", policy)
     stored = read_record(tmp_path / "r.npz")
     assert errors["storage_error_eV"] <= errors["storage_error_all_bands_eV"] < 1e-4
     assert stored.hermiticity_error()[0] < 1e-6
-    assert np.allclose(stored.h_values, drop_small_blocks(bn_record, 1e-8).h_values, rtol=1e-6, atol=1e-6)
+    assert records_equal(stored, drop_small_blocks(bn_record, 1e-8), atol=2e-6)  # float32, blocks in (i, j, R) order
+
+
+def test_rewriting_a_v1_data_set_halves_its_records_and_changes_no_value(bn_record, tmp_path):
+    path = write_record_v1(bn_record, tmp_path / "samples" / "x.npz")
+    entry = {"name": "x", "status": "converged", "file": "samples/x.npz", "file_MB": path.stat().st_size / 1e6}
+    write_json(tmp_path / "entries" / "x.json", entry)
+    write_json(tmp_path / "entries" / "y.json", {"name": "y", "status": "not-converged"})
+    assert dataset.rewrite_records(tmp_path, "float64") == ["x"]
+    rewritten = json.loads((tmp_path / "entries" / "x.json").read_text())
+    assert rewritten["file_MB"] == path.stat().st_size / 1e6 < 0.6 * entry["file_MB"]
+    assert records_equal(read_record(path), bn_record)
 
 
 def test_dropping_small_blocks_keeps_on_site_blocks_and_hermiticity(bn_record):

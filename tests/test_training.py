@@ -251,3 +251,22 @@ def test_training_runs_under_torchrun_on_two_processes(tmp_path):
     losses = sorted(line.split(" ", 2) for line in output.stdout.splitlines() if line.startswith("losses"))
     assert [rank for _, rank, _ in losses] == ["0", "1"] and losses[0][2] == losses[1][2], "one mean loss"
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt", "model.pt", "training_log.csv"]
+
+
+def test_models_trained_side_by_side_equal_models_trained_one_after_the_other(records, tmp_path):
+    from hforge_nb.side_by_side import train_side_by_side
+
+    train_set, val_set = records
+    configs = {"equivariant": TrainingConfig(epochs=2, learning_rate=5e-3),
+               "baseline": TrainingConfig(epochs=2, learning_rate=5e-3, augment_rotations=True)}
+    results = {}
+    for processes in (1, 2):
+        models = {kind: fresh_model(kind, train_set) for kind in configs}
+        results[processes] = train_side_by_side(models, train_set, val_set, configs, tmp_path / f"p{processes}",
+                                                processes)
+    for kind in configs:
+        one, two = results[1][kind], results[2][kind]
+        assert [row["train_loss"] for row in two.log] == [row["train_loss"] for row in one.log]
+        assert two.best_epoch == one.best_epoch and (tmp_path / "p2" / kind / "model.pt").is_file()
+        for key, value in one.model.state_dict().items():
+            assert torch.equal(value, two.model.state_dict()[key]), (kind, key)
