@@ -106,16 +106,34 @@ def run_pipeline(profile: Profile, run_dir: Path, only: list[str] | None = None,
     if only and (run_dir / "run.json").exists():  # keep the record of the notebooks not run again
         earlier = json.loads((run_dir / "run.json").read_text())["notebooks"]
         summary["notebooks"] = [n for n in earlier if Path(n["notebook"]).stem not in only]
-    pending = [nb for nb in numbered_notebooks(root / "notebooks") if not only or nb.stem in only]
-    in_run = {notebook.stem for notebook in pending}
-    inputs = {notebook.stem: stage_inputs(notebook) & in_run for notebook in pending}
-    started, done, running, errors = time.perf_counter(), set(), {}, []
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    notebooks = [nb for nb in numbered_notebooks(root / "notebooks") if not only or nb.stem in only]
+    started = time.perf_counter()
+
+    def run(notebook: Path) -> dict:
+        parameters = {"output_dir": str(run_dir / notebook.stem), **profile.for_notebook(notebook.stem)}
+        return _run_one(runner, notebook, run_dir, parameters)
+
+    _run_in_order(notebooks, max(1, jobs), run, lambda entry: _record(summary, entry, run_dir))
+    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    write_json(run_dir / "run.json", summary)
+    return summary
+
+
+def _run_in_order(notebooks: list[Path], jobs: int, run, record) -> None:
+    """``run(notebook)`` for each of ``notebooks``, ``jobs`` at a time, each once what it reads has run.
+
+    ``record(entry)`` takes what ``run`` returned for each notebook that
+    finished.  The first error stops new starts; the notebooks still
+    running finish (and are recorded), then it is raised.
+    """
+    in_run = {notebook.stem for notebook in notebooks}
+    inputs = {notebook.stem: stage_inputs(notebook) & in_run for notebook in notebooks}
+    pending, done, running, errors = list(notebooks), set(), {}, []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         while pending or running:
-            for notebook in _ready(pending, inputs, done, max(1, jobs) - len(running)):
+            for notebook in _ready(pending, inputs, done, jobs - len(running)):
                 pending.remove(notebook)
-                parameters = {"output_dir": str(run_dir / notebook.stem), **profile.for_notebook(notebook.stem)}
-                running[pool.submit(_run_one, runner, notebook, run_dir, parameters)] = notebook
+                running[pool.submit(run, notebook)] = notebook
             if not running:
                 raise ValueError(f"notebooks {[nb.name for nb in pending]} read each other's output: no order runs them")
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -123,15 +141,12 @@ def run_pipeline(profile: Profile, run_dir: Path, only: list[str] | None = None,
                 notebook = running.pop(future)
                 if future.exception() is not None:
                     errors.append(future.exception())
-                    pending.clear()  # start nothing more; the notebooks still running finish
+                    pending.clear()
                     continue
                 done.add(notebook.stem)
-                _record(summary, future.result(), run_dir)
+                record(future.result())
     if errors:
         raise errors[0]
-    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-    write_json(run_dir / "run.json", summary)
-    return summary
 
 
 def _record(summary: dict, entry: dict, run_dir: Path) -> None:
