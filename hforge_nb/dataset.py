@@ -449,14 +449,20 @@ def unseen_records(candidates: dict[str, HamiltonianRecord], used: dict[str, Ham
     >>> sorted(unseen_records({"a": cell(1.4), "b": cell(1.5)}, {"x": cell(1.4)}))
     ['b']
     """
-    seen = [StructureFingerprint.of(record.atoms) for record in used.values()]
-
-    def is_new(record: HamiltonianRecord) -> bool:
-        fingerprint = StructureFingerprint.of(record.atoms)
-        return not any(fingerprint.matches(other) for other in seen)
-
+    seen = _fingerprints(used)
     return {name: record for name, record in candidates.items()
-            if (sizes is None or record.n_atoms in sizes) and is_new(record)}
+            if (sizes is None or record.n_atoms in sizes)
+            and _first_match(StructureFingerprint.of(record.atoms), seen) is None}
+
+
+def _fingerprints(records: dict[str, HamiltonianRecord]) -> dict[str, StructureFingerprint]:
+    """The :class:`.structure.StructureFingerprint` of every record, by name."""
+    return {name: StructureFingerprint.of(record.atoms) for name, record in records.items()}
+
+
+def _first_match(fingerprint: StructureFingerprint, known: dict[str, StructureFingerprint]) -> str | None:
+    """The name of the first of ``known`` with ``fingerprint``'s structure, or None."""
+    return next((name for name, other in known.items() if fingerprint.matches(other)), None)
 
 
 def distinct_records(records: dict[str, HamiltonianRecord]) -> tuple[dict[str, HamiltonianRecord], dict[str, str]]:
@@ -477,16 +483,16 @@ def distinct_records(records: dict[str, HamiltonianRecord]) -> tuple[dict[str, H
     >>> sorted(kept), repeats
     (['a', 'b'], {'c': 'a'})
     """
-    kept: dict[str, tuple[HamiltonianRecord, StructureFingerprint]] = {}
+    kept: dict[str, StructureFingerprint] = {}
     repeats = {}
     for name in sorted(records):
         fingerprint = StructureFingerprint.of(records[name].atoms)
-        original = next((other for other, (_, known) in kept.items() if fingerprint.matches(known)), None)
+        original = _first_match(fingerprint, kept)
         if original is None:
-            kept[name] = (records[name], fingerprint)
+            kept[name] = fingerprint
         else:
             repeats[name] = original
-    return {name: record for name, (record, _) in kept.items()}, repeats
+    return {name: records[name] for name in kept}, repeats
 
 
 def more_training_cells(folder: str | Path, split: DataSplit, records: dict[str, HamiltonianRecord]
@@ -511,19 +517,13 @@ def more_training_cells(folder: str | Path, split: DataSplit, records: dict[str,
     folder = Path(folder)
     candidates = {f"{folder.name}/{name}": record for name, record in read_samples(folder, "train").items()}
     added, repeats = distinct_records(candidates)
+    known = _fingerprints(records)
     for name in list(added):
-        original = _repeated_in(added[name], records)
+        original = _first_match(StructureFingerprint.of(added[name].atoms), known)
         if original is not None:
             repeats[name] = original
             del added[name]
     return replace(split, train=split.train + tuple(added)), added, repeats
-
-
-def _repeated_in(record: HamiltonianRecord, records: dict[str, HamiltonianRecord]) -> str | None:
-    """The name of the first of ``records`` with ``record``'s structure, or None."""
-    fingerprint = StructureFingerprint.of(record.atoms)
-    return next((name for name, other in records.items()
-                 if fingerprint.matches(StructureFingerprint.of(other.atoms))), None)
 
 
 def distinct_split(records: dict[str, HamiltonianRecord], n_validation: int = 1, n_test: int = 1,

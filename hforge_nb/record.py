@@ -217,7 +217,10 @@ class HamiltonianRecord:
         (:attr:`SpinKind.adjoint_map`).  A block whose partner is missing
         counts with its full magnitude.
         """
-        h_adj, s_adj, paired = self._adjoint_values()
+        return self._adjoint_errors(*self._adjoint_values())
+
+    def _adjoint_errors(self, h_adj: np.ndarray, s_adj: np.ndarray, paired: np.ndarray) -> tuple[float, float]:
+        """:meth:`hermiticity_error` from :meth:`_adjoint_values` (its arrays are changed in place)."""
         h_adj[~paired], s_adj[~paired] = 0.0, 0.0
         h_err = np.abs(self.h_values - h_adj).max(initial=0.0)
         return float(h_err), float(np.abs(self.s_values - s_adj).max(initial=0.0))
@@ -453,7 +456,8 @@ def hermitian_half(record: HamiltonianRecord) -> HamiltonianRecord | None:
     Hermitian to :data:`HERMITIAN_STORAGE_TOLERANCE`: then the other half
     cannot be rebuilt from this one.  :func:`with_adjoint_blocks` rebuilds it.
     """
-    if (record.adjoint_value_index() < 0).any() or max(record.hermiticity_error()) > HERMITIAN_STORAGE_TOLERANCE:
+    h_adj, s_adj, paired = record._adjoint_values()  # the partner search once, for both checks
+    if not paired.all() or max(record._adjoint_errors(h_adj, s_adj, paired)) > HERMITIAN_STORAGE_TOLERANCE:
         return None
     return keep_blocks(record, hermitian_half_mask(record.pairs, record.shifts))
 
