@@ -119,6 +119,17 @@ def test_a_failed_notebook_stops_the_run_and_keeps_what_finished(tmp_path):
     assert "04_transferability.ipynb" in recorded and "03_training.ipynb" not in recorded
 
 
+def test_notebooks_that_read_each_other_are_refused(tmp_path, monkeypatch):
+    from hforge_nb import pipeline
+
+    reads = {"03_training": {"05_dft_vs_ml"}, "05_dft_vs_ml": {"03_training"}}
+    monkeypatch.setattr(pipeline, "stage_inputs", lambda notebook: reads.get(notebook.stem, set()))
+    recorder = _Recorder()
+    with pytest.raises(ValueError, match=r"03_training.ipynb.*05_dft_vs_ml.ipynb.*read each other's output"):
+        run_pipeline(Profile("tiny", {}), tmp_path / "run", jobs=2, runner=recorder)
+    assert not {stem for _, stem in recorder.events} & {"03_training", "05_dft_vs_ml"}
+
+
 def test_pipeline_leaves_notebooks_and_metrics_in_the_run_folder(tmp_path, siesta_dir):
     profile = Profile("tiny", {"00_siesta_tour": {"calculation": "H2_hessian", "n_kpoints": 5}})
     earlier = {"notebook": "03_training.ipynb", "parameters": {}, "seconds": 1.0}  # a notebook not run again
