@@ -215,8 +215,12 @@ def _transposed(blocks: torch.Tensor, n_rows: int, n_cols: int) -> torch.Tensor:
 
 
 def _off_site_chunk(model, features: torch.Tensor, images: PeriodicImages, species: np.ndarray, pairs: np.ndarray,
-                    shifts: np.ndarray, vectors: np.ndarray, keep_within: float, sums: _OnSiteSums) -> list[BlockChunk]:
-    """Hermitian blocks (i, j, R) and (j, i, -R) of canonical pairs, per species pair; those within ``keep_within``."""
+                    shifts: np.ndarray, vectors: np.ndarray, keep_within: float, sums: _OnSiteSums,
+                    potentials: torch.Tensor | None = None) -> list[BlockChunk]:
+    """Hermitian blocks (i, j, R) and (j, i, -R) of canonical pairs, per species pair; those within ``keep_within``.
+
+    ``potentials`` ``[n_atoms]`` (V): the site potentials of a model with partial charges (:mod:`.models.charges`).
+    """
     chunks, edges = [], chunk_neighbourhood(model, images, np.unique(pairs), features.dtype)
     labels = np.char.add(np.char.add(species[pairs[:, 0]], "-"), species[pairs[:, 1]])
     for key in np.unique(labels):
@@ -229,6 +233,8 @@ def _off_site_chunk(model, features: torch.Tensor, images: PeriodicImages, speci
         n_i, n_j = (model.basis[s].n_orbitals for s in key.split("-"))
         h = 0.5 * (h_ij + _transposed(h_ji, n_j, n_i))
         s = 0.5 * (s_ij + _transposed(s_ji, n_j, n_i))
+        if potentials is not None:
+            h = h - 0.5 * (potentials[i] + potentials[j])[:, None] * s
         kept = (vec.norm(dim=1) < keep_within).numpy()
         if kept.any():
             chunks.append(_pair_and_partner(pairs[rows][kept], shifts[rows][kept], h[kept], s[kept], n_i, n_j))
@@ -244,14 +250,17 @@ def _pair_and_partner(pairs, shifts, h: torch.Tensor, s: torch.Tensor, n_i: int,
     )
 
 
-def _on_site_chunks(model, features: torch.Tensor, sums: _OnSiteSums) -> Iterator[BlockChunk]:
-    """The on-site blocks (i, i, 0) of every species, Hermitian."""
+def _on_site_chunks(model, features: torch.Tensor, sums: _OnSiteSums,
+                    potentials: torch.Tensor | None = None) -> Iterator[BlockChunk]:
+    """The on-site blocks (i, i, 0) of every species, Hermitian (``potentials`` as in :func:`_off_site_chunk`)."""
     for symbol, atoms in sums.atoms.items():
         h, s = model.on_site(symbol, features[atoms])
         n = model.basis[symbol].n_orbitals
         h = model.outputs[f"h:{symbol}"](h + sums.h[symbol])
         s = model.outputs[f"s:{symbol}"](s + sums.s[symbol])
         h, s = 0.5 * (h + _transposed(h, n, n)), 0.5 * (s + _transposed(s, n, n))
+        if potentials is not None:
+            h = h - potentials[atoms][:, None] * s
         home = atoms.numpy()
         yield BlockChunk(np.stack([home, home], axis=1), np.zeros((len(home), 3), np.int64),
                          h.reshape(-1).double().numpy(), s.reshape(-1).double().numpy())
@@ -271,11 +280,14 @@ def predict_in_chunks(model, atoms: ase.Atoms, config: ChunkConfig = ChunkConfig
     cutoff, keep_within = model.config.edge_cutoff, _block_range(model, config)
     images = PeriodicImages(atoms, max(cutoff, model.config.r_max))
     features = node_features_in_chunks(model, atoms, images, spatial_domains(atoms, config.feature_chunk_atoms))
+    potentials = None if model.charges is None else model.charges.of_structure(
+        atoms, torch.as_tensor(model.basis.species_indices(species.tolist())), features, model.config.coulomb)
     sums = _OnSiteSums(model, species, features.dtype)
     for domain in spatial_domains(atoms, config.chunk_atoms):
         pairs, shifts, vectors = canonical_pairs(images, domain, cutoff)
-        yield from _off_site_chunk(model, features, images, species, pairs, shifts, vectors, keep_within, sums)
-    yield from _on_site_chunks(model, features, sums)
+        yield from _off_site_chunk(model, features, images, species, pairs, shifts, vectors, keep_within, sums,
+                                   potentials)
+    yield from _on_site_chunks(model, features, sums, potentials)
 
 
 def _block_range(model, config: ChunkConfig) -> float:

@@ -341,7 +341,7 @@ MODEL_FORMAT_VERSION = 1
 # Configuration fields added after version 1 was fixed, with the value that
 # files written before them mean (the feature did not exist yet).
 _ABSENT_CONFIG_FIELDS = {"two_center": False, "crystal_field": False, "network_cutoff": None, "h_crystal_field": False,
-                         "three_center_cutoff": None}
+                         "three_center_cutoff": None, "coulomb_cutoff": None}
 
 
 def write_model(model, path: str | os.PathLike, metadata: dict | None = None) -> Path:

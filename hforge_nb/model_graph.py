@@ -16,6 +16,7 @@ so a model makes its output Hermitian with one gather.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import ase
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from .basis import Basis
+from .electrostatics import coulomb_matrix
 from .graph import block_list, build_pair_graph
 from .neighbours import neighbour_pairs
 from .record import HamiltonianRecord, adjoint_value_index, find_blocks, on_site_mask
@@ -72,6 +74,10 @@ class ModelGraph:
     assembly_index : torch.Tensor
         ``[n_values]`` long: the groups' values concatenated in :meth:`groups` order,
         indexed by this, give the flat value layout.
+    coulomb_index, coulomb_values : torch.Tensor
+        The structures' :func:`.electrostatics.coulomb_matrix` stacked
+        (``[2, n_entries]`` long, global atom indices; ``[n_entries]`` eV
+        per e^2); empty unless the graph was built with a ``coulomb_cutoff``.
     """
 
     positions: torch.Tensor
@@ -88,6 +94,8 @@ class ModelGraph:
     on_site: dict[str, BlockGroup]
     off_site: dict[str, BlockGroup]
     assembly_index: torch.Tensor
+    coulomb_index: torch.Tensor = dataclasses.field(default_factory=lambda: torch.zeros((2, 0), dtype=torch.long))
+    coulomb_values: torch.Tensor = dataclasses.field(default_factory=lambda: torch.zeros(0, dtype=torch.float64))
 
     @property
     def n_atoms(self) -> int:
@@ -108,7 +116,8 @@ class ModelGraph:
 
     def to(self, dtype: torch.dtype) -> "ModelGraph":
         """A copy with floating tensors (positions, cells, shifts) in ``dtype``."""
-        floating = {name: getattr(self, name).to(dtype) for name in ("positions", "cell", "mp_shifts", "block_shifts")}
+        floating = {name: getattr(self, name).to(dtype)
+                    for name in ("positions", "cell", "mp_shifts", "block_shifts", "coulomb_values")}
         return ModelGraph(**{**self.__dict__, **floating})
 
 
@@ -182,7 +191,8 @@ def _check_blocks(item: StructureBlocks, basis: Basis) -> None:
                          f"(j, i, -R) partner: a model predicts Hermitian pairs of blocks")
 
 
-def build_model_graph(items: list[StructureBlocks], basis: Basis, r_max: float) -> ModelGraph:
+def build_model_graph(items: list[StructureBlocks], basis: Basis, r_max: float,
+                      coulomb: tuple[float, float] | None = None) -> ModelGraph:
     """Concatenate structures and their blocks into one :class:`ModelGraph` (float64).
 
     Parameters
@@ -193,6 +203,9 @@ def build_model_graph(items: list[StructureBlocks], basis: Basis, r_max: float) 
         Orbital basis; ``basis.symbols`` fixes the species indices.
     r_max
         Cutoff (Å) of the descriptor's message-passing graph.
+    coulomb
+        ``(cutoff, damping)`` (Å, 1/Å) of the structures' Coulomb matrices
+        (:func:`.electrostatics.coulomb_matrix`), or ``None`` for none.
     """
     for item in items:
         _check_blocks(item, basis)
@@ -221,7 +234,17 @@ def build_model_graph(items: list[StructureBlocks], basis: Basis, r_max: float) 
         block_shifts=tensor(block_shifts, dtype=torch.float64),
         adjoint_index=tensor(adjoint_value_index(pairs, unit_shifts, counts), dtype=torch.long),
         **_block_groups(pairs, unit_shifts, species, counts),
+        **({} if coulomb is None else _coulomb_matrices(items, atom_start, *coulomb)),
     )
+
+
+def _coulomb_matrices(items: list[StructureBlocks], atom_start: np.ndarray, cutoff: float, damping: float) -> dict:
+    """``coulomb_index`` and ``coulomb_values`` of :class:`ModelGraph`: every item's matrix, indices offset."""
+    matrices = [coulomb_matrix(item.atoms, cutoff, damping) for item in items]
+    index = np.concatenate([m[0] + start for m, start in zip(matrices, atom_start)], axis=1)
+    values = np.concatenate([m[1] for m in matrices])
+    return {"coulomb_index": torch.as_tensor(index, dtype=torch.long),
+            "coulomb_values": torch.as_tensor(values, dtype=torch.float64)}
 
 
 def _block_groups(pairs: np.ndarray, unit_shifts: np.ndarray, species: list[str], counts: np.ndarray) -> dict:

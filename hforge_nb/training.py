@@ -41,7 +41,7 @@ import torch
 from ._atomic import atomic_path
 from .basis import L_LETTERS, Basis
 from .errors import CorruptFileError
-from .model_graph import BlockGroup, ModelGraph, StructureBlocks, build_model_graph, stack_targets
+from .model_graph import BlockGroup, ModelGraph, StructureBlocks, stack_targets
 from .models.base import HamiltonianModel, block_groups
 from .record import HamiltonianRecord
 from .rotations import random_rotation, rotate_record
@@ -108,6 +108,12 @@ class TrainingConfig:
         of the basis (0, the default: off).
     spectral_kpoints, spectral_threshold, spectral_window : int, float, float
         Its :class:`.SpectralLossConfig`.
+    h_absolute_weight : float
+        Weight (per eV^2) of the plain mean squared H error over all values
+        (0, the default: off).  It counts errors by their size in eV, as an
+        eigenvalue does, where the class loss divides them by the class's
+        spread: the on-site and bonded blocks, whose values vary by tenths
+        of an eV from cell to cell, weigh more.
     """
 
     epochs: int = 100
@@ -132,6 +138,7 @@ class TrainingConfig:
     spectral_kpoints: int = 1
     spectral_threshold: float = 1e-3
     spectral_window: float = 3.0
+    h_absolute_weight: float = 0.0
 
     @property
     def spectral(self) -> SpectralLossConfig | None:
@@ -267,7 +274,7 @@ class Batch:
 def make_batch(items: list[StructureBlocks], model: HamiltonianModel, classes: ValueClasses,
                spectral_targets: list[SpectralTarget] | None = None) -> Batch:
     """Graph, targets and classes of some structures, in the model's dtype; ``spectral_targets`` one per item."""
-    graph = build_model_graph(items, model.basis, model.config.r_max).to(model.dtype)
+    graph = model.graph_of_blocks(items)
     h, s = stack_targets(items, model.dtype)
     ends = np.cumsum([len(item.h_values) for item in items])
     slices = [slice(int(end - len(item.h_values)), int(end)) for item, end in zip(items, ends)]
@@ -285,22 +292,24 @@ class BlockLoss:
     so predicting those means scores 1 per matrix.
     """
 
-    def __init__(self, h_scale: torch.Tensor, s_scale: torch.Tensor, s_weight: float, spectral_weight: float = 0.0):
+    def __init__(self, h_scale: torch.Tensor, s_scale: torch.Tensor, s_weight: float, spectral_weight: float = 0.0,
+                 h_absolute_weight: float = 0.0):
         self.h_scale, self.s_scale, self.s_weight = h_scale, s_scale, s_weight
-        self.spectral_weight = spectral_weight
+        self.spectral_weight, self.h_absolute_weight = spectral_weight, h_absolute_weight
 
     @classmethod
     def fit(cls, batches: list[Batch], n_classes: int, s_weight: float, h_floor: float = 0.0,
-            s_floor: float = 0.0, spectral_weight: float = 0.0) -> "BlockLoss":
+            s_floor: float = 0.0, spectral_weight: float = 0.0, h_absolute_weight: float = 0.0) -> "BlockLoss":
         """Class spreads of H and S over training batches, at least ``h_floor`` (eV) and ``s_floor``.
 
-        ``spectral_weight`` (per eV^2) adds the spectral loss of batches that carry spectral targets.
+        ``spectral_weight`` (per eV^2) adds the spectral loss of batches that carry spectral targets;
+        ``h_absolute_weight`` (per eV^2) the mean squared H error of every value.
         """
         classes = torch.cat([b.classes for b in batches])
         elements = torch.cat([b.elements for b in batches])
         h = class_spread(torch.cat([b.h for b in batches]), classes, elements, n_classes)
         s = class_spread(torch.cat([b.s for b in batches]), classes, elements, n_classes)
-        return cls(h.clamp(min=h_floor), s.clamp(min=s_floor), s_weight, spectral_weight)
+        return cls(h.clamp(min=h_floor), s.clamp(min=s_floor), s_weight, spectral_weight, h_absolute_weight)
 
     @staticmethod
     def _class_mean(errors: torch.Tensor, classes: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -318,6 +327,8 @@ class BlockLoss:
         if self.spectral_weight > 0 and batch.spectral:
             spectral = torch.stack([spectral_loss(prediction.h[values], target) for values, target in batch.spectral])
             loss = loss + self.spectral_weight * spectral.mean().to(loss.dtype)
+        if self.h_absolute_weight > 0:
+            loss = loss + self.h_absolute_weight * (prediction.h - batch.h).square().mean()
         return loss
 
 
@@ -450,7 +461,8 @@ class Trainer:
         self.val_batches = [self._batch([StructureBlocks.of_record(r, self.cutoff)]) for r in val_records]
         train_batches = [self._batch([item]) for item in self.train_items]
         self.loss = BlockLoss.fit(train_batches, self.classes.n_classes, config.s_weight,
-                                  config.h_spread_floor, config.s_spread_floor, config.spectral_weight)
+                                  config.h_spread_floor, config.s_spread_floor, config.spectral_weight,
+                                  config.h_absolute_weight)
         self._warn_without_spread(train_batches)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)

@@ -82,6 +82,7 @@ edge_sh_lmax = 4  # spherical harmonics of pair directions
 num_radial = 8  # Bessel functions of the pair distance
 radial_hidden = 32  # width of the radial MLP
 baseline_depth = 2  # hidden layers of the baseline's MLP heads
+coulomb_cutoff = 10.0  # Å; H gets the potential of learned partial charges summed this far (None: off)
 n_rotations = 4  # random rotations checked (every second one with inversion)
 seed = 0
 threads = 1  # torch threads (2 cores: 1 avoids oversubscription)
@@ -90,7 +91,7 @@ output_dir = ""  # empty: runs/interactive/02_models
 # %%
 torch.set_num_threads(threads)
 descriptor = dict(r_max=r_max, channels=channels, max_l=max_l, num_interactions=num_interactions,
-                  correlation=correlation, edge_cutoff=edge_cutoff, num_radial=num_radial)
+                  correlation=correlation, edge_cutoff=edge_cutoff, num_radial=num_radial, coulomb_cutoff=coulomb_cutoff)
 equivariant_config = EquivariantConfig(**descriptor, readout_channels=readout_channels, edge_sh_lmax=edge_sh_lmax,
                                        radial_hidden=radial_hidden)
 record = dataset.read_samples(project_path(data_dir))[sample]

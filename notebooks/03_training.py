@@ -81,6 +81,7 @@ crystal_field = True  # on-site S blocks start from a fitted sum over neighbours
 h_crystal_field = False  # on-site H blocks too (the two-body part of the neighbours' potentials)
 network_cutoff = 5.0  # Å; farther blocks come from the two-center prior alone (None: the networks reach edge_cutoff)
 three_center_cutoff = 3.5  # Å; off-site H sums over the atoms this close to both atoms of a pair (None: off)
+coulomb_cutoff = 10.0  # Å; H gets the potential of learned partial charges summed this far (None: off)
 readout_channels = 8  # equivariant readout channels
 n_validation = 1  # cells of each size for validation
 n_test = 1  # cells of each size held out for testing
@@ -96,6 +97,7 @@ s_weight = 1.0  # weight of the S loss
 shell_width = 0.0  # Å; > 0 splits off-site loss classes into distance shells
 spectral_weight = 0.0  # per eV^2; > 0 adds the loss on H near E_F in the well-conditioned basis
 spectral_window = 3.0  # eV around E_F of the states that loss looks through
+h_absolute_weight = 30.0  # per eV^2; > 0 adds the plain mean squared H error (eV), which weighs on-site and bonded blocks
 seed = 0
 threads = 1  # torch threads
 training_processes = 1  # models trained at once, each in its own process (of `threads` threads)
@@ -131,7 +133,8 @@ split.as_dict()
 models = build_matched_models(model_kinds, fit(split.train), readout_channels, seed, r_max=r_max, channels=channels,
                               num_interactions=num_interactions, edge_cutoff=edge_cutoff,
                               two_center=two_center, crystal_field=crystal_field, h_crystal_field=h_crystal_field,
-                              network_cutoff=network_cutoff, three_center_cutoff=three_center_cutoff)
+                              network_cutoff=network_cutoff, three_center_cutoff=three_center_cutoff,
+                              coulomb_cutoff=coulomb_cutoff)
 {kind: model.parameter_count() for kind, model in models.items()}
 
 # %% [markdown]
@@ -147,6 +150,7 @@ configs = {kind: TrainingConfig(epochs=epochs, learning_rate=learning_rate, lr_s
                                 lr_patience=lr_patience, early_stopping_patience=early_stopping_patience,
                                 ema_decay=ema_decay, s_weight=s_weight, shell_width=shell_width,
                                 spectral_weight=spectral_weight, spectral_window=spectral_window,
+                                h_absolute_weight=h_absolute_weight,
                                 augment_rotations=augment_baseline and kind == "baseline", seed=seed, threads=threads)
            for kind in models}
 results = train_side_by_side(models, fit(split.train), fit(split.validation), configs, out, training_processes)

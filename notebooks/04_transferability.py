@@ -58,11 +58,13 @@ channels = 8
 num_interactions = 2
 edge_cutoff = 9.0  # Å
 readout_channels = 8
+coulomb_cutoff = 10.0  # Å; H gets the potential of learned partial charges summed this far (None: off)
 epochs = 2  # sweeps and profiles train longer
 learning_rate = 1e-2
 lr_patience = 5
 early_stopping_patience = 15
 augment_baseline = True
+h_absolute_weight = 30.0  # per eV^2, the plain mean squared H error added to the loss (notebook 03)
 seed = 0
 threads = 1
 n_kpoints = 1  # k-points per periodic direction for eigenvalue errors (the main job uses 2)
@@ -87,11 +89,11 @@ split.as_dict()
 
 # %%
 models = build_matched_models(model_kinds, pick(split.train), readout_channels, seed, r_max=r_max, channels=channels,
-                              num_interactions=num_interactions, edge_cutoff=edge_cutoff)
+                              num_interactions=num_interactions, edge_cutoff=edge_cutoff, coulomb_cutoff=coulomb_cutoff)
 results = {}
 for kind, model in models.items():
     config = TrainingConfig(epochs=epochs, learning_rate=learning_rate, lr_patience=lr_patience,
-                            early_stopping_patience=early_stopping_patience,
+                            early_stopping_patience=early_stopping_patience, h_absolute_weight=h_absolute_weight,
                             augment_rotations=augment_baseline and kind == "baseline", seed=seed, threads=threads)
     results[kind] = train(model, pick(split.train), pick(split.validation), config, out / kind, progress=False)
 {kind: (r.best_epoch, round(r.best_val_loss, 4)) for kind, r in results.items()}

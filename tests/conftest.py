@@ -202,8 +202,9 @@ def small_model(kind: str, dtype=None, seed: int = 0, **config_fields):
     ``config_fields`` override :data:`SMALL_MODEL` (``two_center=False``, ...).
 
     Its normalization is fitted to a synthetic hBN record, so outputs are of
-    order one.  The three-center term's last maps start at zero in a new
-    model; here they get random weights, so that every test sees the term.
+    order one.  The three-center term's last maps and the partial charges
+    (``coulomb_cutoff``) start at zero in a new model; here they get random
+    weights, so that every test sees the terms.
     Built once per arguments (a few seconds each): do not train it.
     """
     import torch
@@ -220,6 +221,10 @@ def small_model(kind: str, dtype=None, seed: int = 0, **config_fields):
         with torch.no_grad():
             for linear in model.three_center.linear.values():
                 linear.weight.normal_(0.0, 0.3)
+    if model.charges is not None:
+        with torch.no_grad():
+            model.charges.weight.normal_(0.0, 0.3)
+            model.charges.bias.copy_(torch.tensor([0.4, -0.4], dtype=model.charges.bias.dtype))
     return model.eval()
 
 

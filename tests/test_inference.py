@@ -51,6 +51,16 @@ def test_chunked_prediction_equals_the_whole_structure(kind, chunk_atoms, superc
     assert max(chunked.hermiticity_error()) < 1e-12
 
 
+def test_chunked_prediction_keeps_the_electrostatic_term(supercell):
+    """A model with partial charges (:mod:`hforge_nb.models.charges`): the potentials of the whole structure."""
+    model = small_model("equivariant", coulomb_cutoff=6.0, coulomb_damping=0.3)
+    whole = model.predict(supercell)
+    chunked = predict_large(model, supercell, ChunkConfig(chunk_atoms=7, feature_chunk_atoms=7))
+    h, s = aligned_values(chunked, whole)
+    np.testing.assert_allclose(h, whole.h_values[:, 0], atol=1e-10)
+    np.testing.assert_allclose(s, whole.s_values, atol=1e-12)
+
+
 def test_block_cutoff_keeps_the_near_blocks_unchanged(supercell):
     model = _with_neighbour_terms("equivariant")
     whole = model.predict(supercell)

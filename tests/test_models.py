@@ -157,10 +157,13 @@ def test_an_element_without_a_basis_is_named():
 
 
 # ------------------------------------------------------------------ sizes
-def test_baseline_budget_matches_the_equivariant_parameter_count():
-    equivariant = build_model("equivariant", EquivariantConfig(**_tiny()), BN_BASIS)
-    config = baseline_config_for_budget(BaselineConfig(**_tiny()), BN_BASIS, equivariant.parameter_count())
+@pytest.mark.parametrize("coulomb_cutoff", [None, 6.0], ids=["", "with charges"])
+def test_baseline_budget_matches_the_equivariant_parameter_count(coulomb_cutoff):
+    tiny = {**_tiny(), "coulomb_cutoff": coulomb_cutoff}
+    equivariant = build_model("equivariant", EquivariantConfig(**tiny), BN_BASIS)
+    config = baseline_config_for_budget(BaselineConfig(**tiny), BN_BASIS, equivariant.parameter_count())
     baseline = build_model("baseline", config, BN_BASIS)
+    assert (baseline.charges is None) == (coulomb_cutoff is None)
     assert abs(baseline.parameter_count() / equivariant.parameter_count() - 1) < 0.02
     parts = parameter_breakdown(baseline)
     assert sum(v for k, v in parts.items() if k != "total") == parts["total"] and "descriptor" in parts
@@ -189,10 +192,11 @@ def test_saved_and_loaded_model_predicts_bit_identically(kind, periodic_record, 
 
 def test_a_model_file_from_before_the_priors_loads_without_them(periodic_record, tmp_path):
     model = small_model("equivariant", two_center=False, crystal_field=False, network_cutoff=None,
-                        three_center_cutoff=None)
+                        three_center_cutoff=None, coulomb_cutoff=None)
     path = io.write_model(model, tmp_path / "model.pt")
     content = torch.load(path, weights_only=True)
-    for field in ("two_center", "crystal_field", "network_cutoff", "three_center_cutoff"):  # what an older hforge-nb wrote
+    for field in ("two_center", "crystal_field", "network_cutoff", "three_center_cutoff", "coulomb_cutoff",
+                  "coulomb_damping"):  # what an older hforge-nb wrote
         del content["config"][field]
     torch.save(content, path)
     loaded = io.read_model(path)

@@ -57,6 +57,19 @@ def test_the_normalized_loss_of_predicting_each_elements_mean_is_one_per_matrix(
     assert float(loss(zero, batch)) > 2.0  # on-site orbital energies are far from zero
 
 
+def test_the_absolute_h_term_adds_the_weighted_mean_square_error_in_ev(records):
+    model = fresh_model("baseline", records[0])
+    classes = ValueClasses(BN_BASIS)
+    batch = make_batch([StructureBlocks.of_record(records[0][0], model.config.edge_cutoff)], model, classes)
+    plain = BlockLoss.fit([batch], classes.n_classes, s_weight=1.0)
+    weighted = BlockLoss.fit([batch], classes.n_classes, s_weight=1.0, h_absolute_weight=3.0)
+    off = torch.zeros_like(batch.h)
+    off[::2] = 0.1  # eV on every second value: mean square 0.005 eV^2 (an even count of values)
+    prediction = type("Off", (), {"h": batch.h + off, "s": batch.s})
+    assert len(batch.h) % 2 == 0
+    assert float(weighted(prediction, batch) - plain(prediction, batch)) == pytest.approx(3.0 * 0.005, rel=1e-10)
+
+
 def test_distance_shells_split_the_loss_classes_of_one_group(records):
     model = fresh_model("baseline", records[0])
     classes = ValueClasses(BN_BASIS, 1.0, model.config.edge_cutoff)

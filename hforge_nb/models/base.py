@@ -21,6 +21,7 @@ from ..basis import Basis
 from ..block_irreps import block_change_of_basis, block_irreps
 from ..model_graph import ModelGraph, StructureBlocks, build_model_graph, stack_targets
 from ..record import HamiltonianRecord, Provenance
+from .charges import PartialCharges, block_potentials
 from .crystal_field import CrystalFieldPrior, Neighbours
 from .three_center import Neighbourhood, Triplets, neighbourhood, triplets_of
 from .two_center import TwoCenterPrior, linear_on_grid
@@ -196,7 +197,9 @@ class HamiltonianModel(torch.nn.Module):
     and :meth:`off_site`; the last two return H and S irreps vectors of one
     group of blocks.  With ``config.three_center_cutoff`` they also set
     ``self.three_center`` (:mod:`.three_center`), added to the off-site H
-    irreps.  ``self.outputs`` holds
+    irreps.  With ``config.coulomb_cutoff`` they call :meth:`_add_charges`,
+    whose :class:`.PartialCharges` add the electrostatic term to H
+    (:mod:`.charges`).  ``self.outputs`` holds
     one :class:`BlockOutput` per (matrix, group), keyed ``"h:B"``,
     ``"s:B-N"``, ...
     """
@@ -208,6 +211,7 @@ class HamiltonianModel(torch.nn.Module):
         self.config, self.basis = config, basis
         self.group_species = block_groups(basis)  # group key -> (row, column) species
         self.three_center: torch.nn.Module | None = None  # set by subclasses when config.three_center_cutoff is set
+        self.charges: PartialCharges | None = None  # set by _add_charges when config.coulomb_cutoff is set
         self.outputs = torch.nn.ModuleDict({
             f"{matrix}:{key}": self._block_output(matrix, key, row, col)
             for matrix in ("h", "s") for key, (row, col) in self.group_species.items()
@@ -227,6 +231,11 @@ class HamiltonianModel(torch.nn.Module):
         if with_crystal_field:
             return BlockOutput(self.basis[row], self.basis[col], self.config.edge_cutoff, self.basis.symbols)
         return BlockOutput(self.basis[row], self.basis[col])
+
+    def _add_charges(self, scalar_index: torch.Tensor) -> None:
+        """Give the model :class:`.PartialCharges` of its node features' invariants if the config asks for them."""
+        if self.config.coulomb_cutoff is not None:
+            self.charges = PartialCharges(len(self.basis.symbols), scalar_index)
 
     # --------------------------------------------------------------- subclass API
     def node_features(self, graph: ModelGraph) -> torch.Tensor:
@@ -294,11 +303,16 @@ class HamiltonianModel(torch.nn.Module):
         vectors = graph.block_vectors().to(features.dtype)
         irreps = self._off_site_irreps(graph, features, vectors)
         irreps.update(self._on_site_irreps(graph, features, irreps))
+        potentials = None if self.charges is None else block_potentials(graph, self.charges(graph, features))
         h_parts, s_parts = [], []
         for key, group in graph.groups():
             pair_vectors = vectors[group.blocks] if key in graph.off_site else None
-            h_parts.append(self.outputs[f"h:{key}"](irreps[key][0], pair_vectors).reshape(-1))
-            s_parts.append(self.outputs[f"s:{key}"](irreps[key][1], pair_vectors).reshape(-1))
+            h = self.outputs[f"h:{key}"](irreps[key][0], pair_vectors)  # [n, n_row * n_col] eV
+            s = self.outputs[f"s:{key}"](irreps[key][1], pair_vectors)
+            if potentials is not None:  # the electron's energy -phi, S-weighted (see .charges)
+                h = h - potentials[group.blocks, None] * s.detach()
+            h_parts.append(h.reshape(-1))
+            s_parts.append(s.reshape(-1))
         h, s = torch.cat(h_parts)[graph.assembly_index], torch.cat(s_parts)[graph.assembly_index]
         return BlockValues(0.5 * (h + h[graph.adjoint_index]), 0.5 * (s + s[graph.adjoint_index]))
 
@@ -351,8 +365,11 @@ class HamiltonianModel(torch.nn.Module):
 
     def graph(self, structures: list[ase.Atoms | HamiltonianRecord]) -> ModelGraph:
         """The :class:`.ModelGraph` of one or more structures, in the model's dtype."""
-        items = [self.structure_blocks(s) for s in structures]
-        return build_model_graph(items, self.basis, self.config.r_max).to(self.dtype)
+        return self.graph_of_blocks([self.structure_blocks(s) for s in structures])
+
+    def graph_of_blocks(self, items: list[StructureBlocks]) -> ModelGraph:
+        """The :class:`.ModelGraph` of structures and their blocks, with what the model reads, in its dtype."""
+        return build_model_graph(items, self.basis, self.config.r_max, self.config.coulomb).to(self.dtype)
 
     @torch.no_grad()
     def predict(self, structure: ase.Atoms | HamiltonianRecord) -> HamiltonianRecord:
@@ -361,7 +378,7 @@ class HamiltonianModel(torch.nn.Module):
         Blocks farther apart than ``config.edge_cutoff`` are absent (zero).
         """
         item = self.structure_blocks(structure)
-        values = self(build_model_graph([item], self.basis, self.config.r_max).to(self.dtype))
+        values = self(self.graph_of_blocks([item]))
         return HamiltonianRecord(
             atoms=item.atoms, basis=self.basis, species=item.species, pairs=item.pairs, shifts=item.shifts,
             h_values=values.h.double().numpy()[:, None], s_values=values.s.double().numpy(),
@@ -377,7 +394,7 @@ class HamiltonianModel(torch.nn.Module):
         trainable parameter and keeps the model equivariant.
         """
         items = [StructureBlocks.of_record(r, self.config.edge_cutoff) for r in records]
-        graph = build_model_graph(items, self.basis, self.config.r_max).to(self.dtype)
+        graph = self.graph_of_blocks(items)
         self.descriptor.fit_feature_scale(graph)
         targets = dict(zip("hs", stack_targets(items, self.dtype)))
         vectors = graph.block_vectors()

@@ -82,6 +82,12 @@ class DescriptorConfig:
         third atoms come from the message-passing neighbours, so a value
         above ``r_max`` acts as ``r_max`` (:attr:`three_center_reach`);
         ``None`` turns the term off.
+    coulomb_cutoff : float or None
+        H gets the electrostatic term of learned partial charges
+        (:mod:`.charges`), their damped shifted-force Coulomb potential
+        summed to this distance (Å); ``None`` turns it off.
+    coulomb_damping : float
+        Damping of that sum (1/Å, :mod:`hforge_nb.electrostatics`).
     """
 
     r_max: float = 5.0
@@ -98,12 +104,22 @@ class DescriptorConfig:
     h_crystal_field: bool = False
     network_cutoff: float | None = 5.0
     three_center_cutoff: float | None = 3.5
+    coulomb_cutoff: float | None = None
+    coulomb_damping: float = 0.25
 
     def __post_init__(self):
         if self.network_cutoff is not None and not self.network_cutoff > 0:
             raise ValueError(f"network_cutoff must be positive (Å) or None, got {self.network_cutoff}")
         if self.three_center_cutoff is not None and not self.three_center_cutoff > 0:
             raise ValueError(f"three_center_cutoff must be positive (Å) or None, got {self.three_center_cutoff}")
+        if self.coulomb_cutoff is not None and not (self.coulomb_cutoff > 0 and self.coulomb_damping > 0):
+            raise ValueError(f"coulomb_cutoff (Å) and coulomb_damping (1/Å) must be positive, got "
+                             f"{self.coulomb_cutoff} and {self.coulomb_damping}")
+
+    @property
+    def coulomb(self) -> tuple[float, float] | None:
+        """``(coulomb_cutoff, coulomb_damping)`` for :func:`.build_model_graph`, or ``None`` without the term."""
+        return None if self.coulomb_cutoff is None else (self.coulomb_cutoff, self.coulomb_damping)
 
     @property
     def three_center_reach(self) -> float | None:
