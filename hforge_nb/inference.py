@@ -280,7 +280,7 @@ def predict_in_chunks(model, atoms: ase.Atoms, config: ChunkConfig = ChunkConfig
     cutoff, keep_within = model.config.edge_cutoff, _block_range(model, config)
     images = PeriodicImages(atoms, max(cutoff, model.config.r_max))
     features = node_features_in_chunks(model, atoms, images, spatial_domains(atoms, config.feature_chunk_atoms))
-    potentials = None if model.charges is None else model.charges.of_structure(
+    potentials = None if model.charges is None else model.charges.potentials_of_structure(
         atoms, torch.as_tensor(model.basis.species_indices(species.tolist())), features, model.config.coulomb)
     sums = _OnSiteSums(model, species, features.dtype)
     for domain in spatial_domains(atoms, config.chunk_atoms):

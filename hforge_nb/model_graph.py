@@ -77,7 +77,7 @@ class ModelGraph:
     coulomb_index, coulomb_values : torch.Tensor
         The structures' :func:`.electrostatics.coulomb_matrix` stacked
         (``[2, n_entries]`` long, global atom indices; ``[n_entries]`` eV
-        per e^2); empty unless the graph was built with a ``coulomb_cutoff``.
+        per e^2); empty unless the graph was built with ``coulomb`` settings.
     """
 
     positions: torch.Tensor

@@ -46,6 +46,7 @@ class PartialCharges(torch.nn.Module):
         self.bias = torch.nn.Parameter(torch.zeros(n_species))  # [n_species] e
 
     def forward(self, graph: ModelGraph, features: torch.Tensor) -> torch.Tensor:
+        """``[n_atoms]`` charges (e) of the graph's atoms from their ``features`` ``[n_atoms, F]``, neutral per structure."""
         return neutralized(self.raw(graph.species_index, features), graph.batch, len(graph.ptr) - 1)
 
     def raw(self, species_index: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
@@ -53,7 +54,7 @@ class PartialCharges(torch.nn.Module):
         scalars = features[:, self.scalar_index]  # [n_atoms, n_scalars]
         return (scalars * self.weight[species_index]).sum(dim=1) + self.bias[species_index]
 
-    def of_structure(self, atoms: ase.Atoms, species_index: torch.Tensor, features: torch.Tensor,
+    def potentials_of_structure(self, atoms: ase.Atoms, species_index: torch.Tensor, features: torch.Tensor,
                      coulomb: tuple[float, float]) -> torch.Tensor:
         """``[n_atoms]`` site potentials (V) of one structure's neutral charges, ``coulomb`` = (cutoff Å, damping 1/Å).
 
