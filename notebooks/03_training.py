@@ -35,6 +35,12 @@
 # `data/aBN-dzp-train16` this way.
 # The baseline sees every training structure in a
 # new random orientation each epoch (it cannot know rotations otherwise).
+# Both models carry the electrostatic term (`coulomb_cutoff`: learned
+# partial charges whose Coulomb potential shifts H by -(phi_i + phi_j)/2 S,
+# `hforge_nb.models.charges`), and the loss adds the plain mean squared H
+# error in eV (`h_absolute_weight`), which weighs the on-site and bonded
+# blocks as the eigenvalues do; README "Where training stands" compares
+# them with their absence.
 # H errors are in meV over every value of the reference blocks (a block
 # beyond the model's cutoff counts as zero); eigenvalues are compared within
 # `energy_window` of the Fermi level on a Monkhorst-Pack grid, with the
