@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy.special import erfc
 
-from .neighbours import neighbour_pairs
+from .neighbours import neighbour_pairs, pair_vectors
 
 #: e^2 / (4 pi eps_0) in eV Å.
 COULOMB_EV_ANGSTROM = 14.399645
@@ -65,7 +65,7 @@ def coulomb_matrix(atoms: ase.Atoms, cutoff: float, damping: float) -> tuple[np.
     """
     n = len(atoms)
     i, j, shifts = neighbour_pairs(atoms, cutoff)
-    distances = np.linalg.norm(atoms.positions[j] + shifts @ atoms.cell.array - atoms.positions[i], axis=1)
+    distances = np.linalg.norm(pair_vectors(atoms, i, j, shifts), axis=1)  # [n_pairs] Å
     keys = np.concatenate([i * n + j, np.arange(n) * (n + 1)])  # [n_pairs + n_atoms] flat (i, j)
     values = np.concatenate([dsf_pair_kernel(distances, damping, cutoff), np.full(n, dsf_self_kernel(damping, cutoff))])
     unique, where = np.unique(keys, return_inverse=True)

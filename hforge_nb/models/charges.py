@@ -61,10 +61,10 @@ class PartialCharges(torch.nn.Module):
         What :func:`block_potentials` reads from a graph, for a structure
         whose node features were computed without one (large structures).
         """
-        charges = self.raw(species_index, features)
+        one_structure = torch.zeros(len(species_index), dtype=torch.long)
+        charges = neutralized(self.raw(species_index, features), one_structure, 1)
         index, values = coulomb_matrix(atoms, *coulomb)
-        return site_potentials(charges - charges.mean(), torch.as_tensor(index),
-                               torch.as_tensor(values, dtype=charges.dtype))
+        return site_potentials(charges, torch.as_tensor(index), torch.as_tensor(values, dtype=charges.dtype))
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
