@@ -46,14 +46,20 @@ class SpectralLossConfig:
 
 @dataclass
 class SpectralTarget:
-    """What the spectral loss of one structure needs (see the module docstring)."""
+    """What the spectral loss of one structure needs (see the module docstring).
 
-    rows: torch.Tensor  # [n_values] orbital of each value's row
-    cols: torch.Tensor  # [n_values] orbital of each value's column
-    phases: torch.Tensor  # [n_k, n_values] complex, e^(2 pi i k.R) of each value's block (k with window states)
+    On a Gamma-centred grid of n k-points per direction, e^(2 pi i k.R)
+    depends on R only through R mod n: the values of H are summed per such
+    class of lattice images, once, and H(k) is a phase-weighted sum of the
+    class matrices.
+    """
+
+    flat_index: torch.Tensor  # [n_values] long, class * n_orb^2 + row * n_orb + column of every value
+    phases: torch.Tensor  # [n_k, n_classes] complex, e^(2 pi i k.R) of each class (k with window states)
     frames: list[torch.Tensor]  # per k, Y [n_orb, n_window] complex
     references: list[torch.Tensor]  # per k, Y^H H_ref(k) Y [n_window, n_window] complex
     n_orbitals: int
+    n_classes: int
 
 
 def spectral_target(item: StructureBlocks, basis: Basis, config: SpectralLossConfig) -> SpectralTarget:
@@ -62,37 +68,39 @@ def spectral_target(item: StructureBlocks, basis: Basis, config: SpectralLossCon
     block, rows, cols = value_orbitals(item.pairs, counts)
     n_orbitals = int(counts.sum())
     kpoints = monkhorst_pack(item, config.kpoints)  # [n_k, 3]
-    phases = np.exp(2j * np.pi * (item.shifts @ kpoints.T))[block].T  # [n_k, n_values]
+    classes, image_class = np.unique(np.mod(item.shifts, config.kpoints), axis=0, return_inverse=True)
+    flat_index = (image_class.reshape(-1)[block] * n_orbitals + rows) * n_orbitals + cols  # [n_values]
+    phases = np.exp(2j * np.pi * (classes @ kpoints.T)).T  # [n_k, n_classes]
     kept, frames, references = [], [], []
     for phase in phases:
-        h, s = (_dense(values * phase, rows, cols, n_orbitals) for values in (item.h_values, item.s_values))
+        h, s = (_dense(values, flat_index, phase, n_orbitals) for values in (item.h_values, item.s_values))
         frame = _window_frame(h, s, config)
         if frame.shape[1] == 0:  # no state within the window at this k-point
             continue
         kept.append(phase)
         frames.append(torch.as_tensor(frame))
         references.append(torch.as_tensor(frame.conj().T @ h @ frame))
-    return SpectralTarget(torch.as_tensor(rows), torch.as_tensor(cols), torch.as_tensor(np.array(kept)), frames,
-                          references, n_orbitals)
+    return SpectralTarget(torch.as_tensor(flat_index), torch.as_tensor(np.array(kept).reshape(-1, len(classes))),
+                          frames, references, n_orbitals, len(classes))
 
 
 def spectral_loss(h_values: torch.Tensor, target: SpectralTarget) -> torch.Tensor:
     """Mean over k-points and entries of |Y^H (H_pred(k) - H_ref(k)) Y|^2 (eV^2); ``h_values`` ``[n_values]`` eV."""
     if not target.frames:
         return h_values.sum() * 0.0  # no state within the window anywhere: nothing to compare
-    losses = []
-    values = h_values.to(torch.float64)
-    for phase, frame, reference in zip(target.phases, target.frames, target.references):
-        hk = torch.zeros((target.n_orbitals, target.n_orbitals), dtype=torch.complex128)
-        hk = hk.index_put((target.rows, target.cols), values * phase, accumulate=True)
-        losses.append((frame.conj().T @ hk @ frame - reference).abs().square().mean())
+    n = target.n_orbitals
+    summed = torch.zeros(target.n_classes * n * n, dtype=torch.float64)
+    summed = summed.index_add(0, target.flat_index, h_values.to(torch.float64))  # [n_classes * n_orb^2] eV
+    h_k = torch.einsum("kc,cij->kij", target.phases, summed.view(-1, n, n).to(torch.complex128))  # [n_k, n, n]
+    losses = [(frame.conj().T @ h @ frame - reference).abs().square().mean()
+              for h, frame, reference in zip(h_k, target.frames, target.references)]
     return torch.stack(losses).mean()
 
 
-def _dense(values: np.ndarray, rows: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
-    matrix = np.zeros((n, n), dtype=complex)
-    np.add.at(matrix, (rows, cols), values)
-    return matrix
+def _dense(values: np.ndarray, flat_index: np.ndarray, phases: np.ndarray, n: int) -> np.ndarray:
+    """``[n, n]`` sum over image classes of ``phases`` ``[n_classes]`` times the values summed at ``flat_index``."""
+    summed = np.bincount(flat_index, weights=values, minlength=len(phases) * n * n).reshape(len(phases), n, n)
+    return np.tensordot(phases, summed, axes=1)
 
 
 def _window_frame(h: np.ndarray, s: np.ndarray, config: SpectralLossConfig) -> np.ndarray:

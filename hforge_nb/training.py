@@ -460,6 +460,7 @@ class Trainer:
                                   for item in self.train_items} if spectral else {}  # by training item
         self.val_batches = [self._batch([StructureBlocks.of_record(r, self.cutoff)]) for r in val_records]
         train_batches = [self._batch([item]) for item in self.train_items]
+        self._item_batches = {id(item): batch for item, batch in zip(self.train_items, train_batches)}
         self.loss = BlockLoss.fit(train_batches, self.classes.n_classes, config.s_weight,
                                   config.h_spread_floor, config.s_spread_floor, config.spectral_weight,
                                   config.h_absolute_weight)
@@ -481,6 +482,13 @@ class Trainer:
                           f"cells (every atom or pair alike, as in a symmetric cell), so the loss cannot weigh their "
                           f"errors (their spread is below h_spread_floor = {self.config.h_spread_floor:g} eV): "
                           "train on more, or less symmetric, cells", stacklevel=3)
+
+    def _training_batch(self, items: list[StructureBlocks]) -> Batch:
+        """The batch of one training step: for a single training item as it is (no rotation), the one built at
+        start, since its graph, neighbour searches and targets do not change; otherwise a new one."""
+        if len(items) == 1 and id(items[0]) in self._item_batches:
+            return self._item_batches[id(items[0])]
+        return self._batch(items)
 
     def _batch(self, items: list[StructureBlocks]) -> Batch:
         """:func:`make_batch` with spectral targets when the spectral loss is on.
@@ -535,7 +543,7 @@ class Trainer:
         items = (items + items[:padding])[self.rank :: self.world]  # as torch's DistributedSampler pads
         losses = []
         for start in range(0, len(items), self.config.batch_size):
-            batch = self._batch(items[start : start + self.config.batch_size])
+            batch = self._training_batch(items[start : start + self.config.batch_size])
             self.optimizer.zero_grad()
             loss = self.loss(self.parallel(batch.graph), batch)
             loss.backward()

@@ -40,7 +40,12 @@
 # `hforge_nb.models.charges`), and the loss adds the plain mean squared H
 # error in eV (`h_absolute_weight`), which weighs the on-site and bonded
 # blocks as the eigenvalues do; README "Where training stands" compares
-# them with their absence.
+# them with their absence.  The loss also adds the spectral loss
+# (`spectral_weight`, `hforge_nb.spectral_loss`): H errors seen through
+# the reference states within `spectral_window` of E_F, in the part of the
+# basis where S(k) has eigenvalues of at least `spectral_threshold`, at
+# the k-points of the eigenvalue errors; it lowers the eigenvalue errors
+# and raises the H MAE a little (README, "The spectral loss").
 # H errors are in meV over every value of the reference blocks (a block
 # beyond the model's cutoff counts as zero); eigenvalues are compared within
 # `energy_window` of the Fermi level on a Monkhorst-Pack grid, with the
@@ -101,8 +106,10 @@ ema_decay = 0.0  # 0 turns the weight average off
 augment_baseline = True  # random rotations of the baseline's training structures
 s_weight = 1.0  # weight of the S loss
 shell_width = 0.0  # Å; > 0 splits off-site loss classes into distance shells
-spectral_weight = 0.0  # per eV^2; > 0 adds the loss on H near E_F in the well-conditioned basis
+spectral_weight = 0.1  # per eV^2; > 0 adds the loss on H near E_F in the well-conditioned basis (0: off)
 spectral_window = 3.0  # eV around E_F of the states that loss looks through
+spectral_kpoints = 2  # k-points per periodic direction of that loss (Gamma-centred, as the eigenvalue errors')
+spectral_threshold = 1e-2  # smallest reference S(k) eigenvalue kept in that loss's frame (as filter_threshold)
 h_absolute_weight = 30.0  # per eV^2; > 0 adds the plain mean squared H error (eV), which weighs on-site and bonded blocks
 seed = 0
 threads = 1  # torch threads
@@ -156,6 +163,7 @@ configs = {kind: TrainingConfig(epochs=epochs, learning_rate=learning_rate, lr_s
                                 lr_patience=lr_patience, early_stopping_patience=early_stopping_patience,
                                 ema_decay=ema_decay, s_weight=s_weight, shell_width=shell_width,
                                 spectral_weight=spectral_weight, spectral_window=spectral_window,
+                                spectral_kpoints=spectral_kpoints, spectral_threshold=spectral_threshold,
                                 h_absolute_weight=h_absolute_weight,
                                 augment_rotations=augment_baseline and kind == "baseline", seed=seed, threads=threads)
            for kind in models}

@@ -178,6 +178,20 @@ def test_unknown_model_kind_is_named():
         build_model("mlp", BaselineConfig(), BN_BASIS)
 
 
+@pytest.mark.parametrize("config_class", [EquivariantConfig, BaselineConfig])
+@pytest.mark.parametrize("fields, named", [
+    (dict(network_cutoff=0.0), "network_cutoff"),
+    (dict(three_center_cutoff=-1.0), "three_center_cutoff"),
+    (dict(coulomb_cutoff=0.0), "coulomb_cutoff"),
+    (dict(coulomb_cutoff=10.0, coulomb_damping=-0.25), "coulomb_damping"),
+    (dict(coulomb_cutoff=float("nan")), "coulomb_cutoff"),
+])
+def test_a_non_positive_cutoff_or_damping_is_named(config_class, fields, named):
+    with pytest.raises(ValueError, match=named):
+        config_class(**fields)
+    config_class(**{key: None if key.endswith("cutoff") else 0.25 for key in fields})  # None turns a term off
+
+
 # ------------------------------------------------------------------ saving and loading
 @pytest.mark.parametrize("kind", KINDS)
 def test_saved_and_loaded_model_predicts_bit_identically(kind, periodic_record, tmp_path):

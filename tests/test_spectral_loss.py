@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from hforge_nb import dataset
+from hforge_nb.evaluation import monkhorst_pack
 from hforge_nb.model_graph import StructureBlocks
 from hforge_nb.paths import project_path
 from hforge_nb.record import value_positions
@@ -56,3 +57,15 @@ def test_its_gradient_reaches_every_value(cell):
     h = torch.as_tensor(item.h_values).clone().requires_grad_(True)
     spectral_loss(h + 0.01, target).backward()
     assert torch.isfinite(h.grad).all() and (h.grad != 0).float().mean() > 0.5
+
+
+def test_the_projected_reference_is_that_of_the_records_own_h_and_s_at_every_k(cell):
+    record, item, _ = cell
+    kpoints = monkhorst_pack(record, 3)  # images summed per class R mod 3 in the loss
+    target = spectral_target(item, record.basis, SpectralLossConfig(kpoints=3, window=50.0))
+    assert len(target.frames) == len(kpoints) and target.n_classes == 27
+    for k, frame, reference in zip(kpoints, target.frames, target.references):
+        h, s = record.matrices_at_k(k)
+        y = frame.numpy()
+        np.testing.assert_allclose(y.conj().T @ s @ y, np.eye(y.shape[1]), atol=1e-8)  # the frame of this S(k)
+        np.testing.assert_allclose(reference.numpy(), y.conj().T @ h @ y, atol=1e-10)

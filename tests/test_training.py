@@ -160,6 +160,38 @@ def test_training_with_the_spectral_loss_lowers_it(records, tmp_path):
     assert spectral_now() < 0.9 * before
 
 
+@pytest.mark.parametrize("augment", [False, True])
+def test_reusing_the_training_batches_built_at_start_changes_nothing(records, tmp_path, monkeypatch, augment):
+    from hforge_nb import training
+
+    train_set, val_set = records
+    config = TrainingConfig(epochs=3, learning_rate=5e-3, augment_rotations=augment)
+    reused = train(fresh_model("equivariant", train_set), train_set, val_set, config, tmp_path / "a", progress=False)
+    built = []
+
+    def build_every_step(self, items):  # the batch of every step built anew, as before the reuse
+        built.append(len(items))
+        return self._batch(items)
+
+    monkeypatch.setattr(training.Trainer, "_training_batch", build_every_step)
+    rebuilt = train(fresh_model("equivariant", train_set), train_set, val_set, config, tmp_path / "b", progress=False)
+    assert len(built) == 3 * len(train_set)  # the replacement did run
+    for key, value in reused.model.state_dict().items():
+        assert torch.equal(value, rebuilt.model.state_dict()[key]), key
+
+
+def test_only_unrotated_training_items_reuse_their_batches(records, tmp_path):
+    from hforge_nb.training import Trainer
+
+    train_set, val_set = records
+    trainer = Trainer(fresh_model("baseline", train_set), train_set, val_set, TrainingConfig(), tmp_path)
+    item = trainer.train_items[0]
+    assert trainer._training_batch([item]) is trainer._training_batch([item])
+    copy = StructureBlocks.of_record(train_set[0], trainer.cutoff)  # the same structure, not the training item
+    assert trainer._training_batch([copy]) is not trainer._training_batch([copy])
+    assert trainer._training_batch(trainer.train_items[:2]).graph.n_atoms == sum(len(r.atoms) for r in train_set)
+
+
 class Interrupt(Exception):
     pass
 
