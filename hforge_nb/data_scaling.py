@@ -1,7 +1,8 @@
 """Errors against the number of training cells: a summary of notebook-03 sweeps over ``n_train``.
 
 ``python -m hforge_nb.data_scaling runs/sweep03-cells --figures-dir papers/figures``
-reads the sweep's ``sweep.json`` (:mod:`hforge_nb.sweep`), scores every point
+reads the sweep's ``sweep.json`` (:mod:`hforge_nb.sweep`; several sweep
+folders, such as one per seed run side by side, are read as one), scores every point
 on the cells of ``more_test_dir`` that every point tested (a cell that one
 point trained on is left out of all of them, so each point is scored on the
 same cells), and writes ``error_vs_training_cells_03.{json,pdf,png}``: per
@@ -80,16 +81,19 @@ def summarize_rows(rows: list[dict], kind: str = "equivariant", target_meV: floa
             "n_train_at_target": float(np.exp((np.log(target_meV) - intercept) / slope)) if slope < 0 else float("inf")}
 
 
-def summarize_sweep(sweep_dir: str | Path, figures_dir: str | Path | None = None) -> dict:
-    """:func:`summarize_rows` of ``sweep_dir/sweep.json``, written with its figure into ``figures_dir``."""
+def summarize_sweep(sweep_dirs: str | Path | list, figures_dir: str | Path | None = None) -> dict:
+    """:func:`summarize_rows` of the points of ``sweep_dirs`` (one folder or several), written with its figure.
+
+    The summary and figure go to ``figures_dir``, or else to the first sweep folder.
+    """
     from .comparison import save_figure
     from .plotting import plot_error_vs_size
 
-    sweep_dir = project_path(sweep_dir)
-    rows = read_sweep(sweep_dir)["rows"]
-    summary = {"sweep": relative_to_project(sweep_dir), **summarize_rows(rows),
+    folders = [project_path(folder) for folder in ([sweep_dirs] if isinstance(sweep_dirs, (str, Path)) else sweep_dirs)]
+    rows = [row for folder in folders for row in read_sweep(folder)["rows"]]
+    summary = {"sweeps": [relative_to_project(folder) for folder in folders], **summarize_rows(rows),
                "points": [{"point": row["point"], "parameters": row["parameters"]} for row in rows]}
-    folder = project_path(figures_dir) if figures_dir else sweep_dir
+    folder = project_path(figures_dir) if figures_dir else folders[0]
     write_json(folder / f"{STEM}.json", summary)
     figure = plot_error_vs_size(point_rows(rows, summary["cells"], summary["model"]),
                                 ("eigenvalue_mae_filtered_meV", "H_mae_meV"), x="n_train",
@@ -99,14 +103,14 @@ def summarize_sweep(sweep_dir: str | Path, figures_dir: str | Path | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hforge_nb.data_scaling SWEEP_DIR [--figures-dir DIR]``: :func:`summarize_sweep`."""
+    """``python -m hforge_nb.data_scaling SWEEP_DIR [SWEEP_DIR ...] [--figures-dir DIR]``: :func:`summarize_sweep`."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Errors of a notebook-03 sweep over n_train")
-    parser.add_argument("sweep_dir")
+    parser.add_argument("sweep_dirs", nargs="+", help="sweep folders, read as one")
     parser.add_argument("--figures-dir", default=None)
     args = parser.parse_args(argv)
-    summary = summarize_sweep(args.sweep_dir, args.figures_dir)
+    summary = summarize_sweep(args.sweep_dirs, args.figures_dir)
     for n in summary["n_train"]:
         row = summary["errors"][str(n)]
         print(f"{n:3d} cells: " + ", ".join(f"{name} {s['mean']:.1f} ({s['min']:.1f}-{s['max']:.1f})"

@@ -13,6 +13,7 @@ eigenvalues within ``window`` of E_F.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,6 +83,18 @@ def spectral_target(item: StructureBlocks, basis: Basis, config: SpectralLossCon
         references.append(torch.as_tensor(frame.conj().T @ h @ frame))
     return SpectralTarget(torch.as_tensor(flat_index), torch.as_tensor(np.array(kept).reshape(-1, len(classes))),
                           frames, references, n_orbitals, len(classes))
+
+
+def rotated_target(target: SpectralTarget, orbital_rotation: np.ndarray) -> SpectralTarget:
+    """The target of the structure rotated so that its H(k) becomes D H(k) D^T.
+
+    ``orbital_rotation`` is D ``[n_orb, n_orb]``
+    (:func:`.rotations.structure_orbital_rotation`).  The frames become
+    D Y, and Y^H H_ref(k) Y does not change.  The blocks must be those of
+    the target's structure, in the same order (rotating a record keeps it).
+    """
+    d = torch.as_tensor(orbital_rotation, dtype=torch.complex128)
+    return dataclasses.replace(target, frames=[d @ frame for frame in target.frames])
 
 
 def spectral_loss(h_values: torch.Tensor, target: SpectralTarget) -> torch.Tensor:

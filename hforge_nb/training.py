@@ -44,8 +44,8 @@ from .errors import CorruptFileError
 from .model_graph import BlockGroup, ModelGraph, StructureBlocks, stack_targets
 from .models.base import HamiltonianModel, block_groups
 from .record import HamiltonianRecord
-from .rotations import random_rotation, rotate_record
-from .spectral_loss import SpectralLossConfig, SpectralTarget, spectral_loss, spectral_target
+from .rotations import random_rotation, rotate_record, structure_orbital_rotation
+from .spectral_loss import SpectralLossConfig, SpectralTarget, rotated_target, spectral_loss, spectral_target
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "training_log.csv"
@@ -114,6 +114,14 @@ class TrainingConfig:
         eigenvalue does, where the class loss divides them by the class's
         spread: the on-site and bonded blocks, whose values vary by tenths
         of an eV from cell to cell, weigh more.
+    cell_shift_weight : float or None
+        None (the default): every H loss scores each structure's whole H
+        error.  A number w: each structure's H error is split into c S,
+        a constant c (eV) times S fitted by least squares, and the rest;
+        the H losses score the rest, and w c^2 (w per eV^2) is added.  A
+        record's H is referred to its own E_F, which the electron count of
+        the whole cell sets and local blocks do not see; with a small w a
+        model need not learn each training cell's E_F.
     """
 
     epochs: int = 100
@@ -139,6 +147,7 @@ class TrainingConfig:
     spectral_threshold: float = 1e-3
     spectral_window: float = 3.0
     h_absolute_weight: float = 0.0
+    cell_shift_weight: float | None = None
 
     @property
     def spectral(self) -> SpectralLossConfig | None:
@@ -269,6 +278,7 @@ class Batch:
     classes: torch.Tensor  # [n_values]
     elements: torch.Tensor  # [n_values]
     spectral: list[tuple[slice, SpectralTarget]] = dataclasses.field(default_factory=list)  # per structure
+    structures: list[slice] = dataclasses.field(default_factory=list)  # values of each structure
 
 
 def make_batch(items: list[StructureBlocks], model: HamiltonianModel, classes: ValueClasses,
@@ -279,7 +289,7 @@ def make_batch(items: list[StructureBlocks], model: HamiltonianModel, classes: V
     ends = np.cumsum([len(item.h_values) for item in items])
     slices = [slice(int(end - len(item.h_values)), int(end)) for item, end in zip(items, ends)]
     return Batch(graph, h, s, classes.of(graph), classes.elements(graph),
-                 list(zip(slices, spectral_targets)) if spectral_targets else [])
+                 list(zip(slices, spectral_targets)) if spectral_targets else [], slices)
 
 
 class BlockLoss:
@@ -293,23 +303,27 @@ class BlockLoss:
     """
 
     def __init__(self, h_scale: torch.Tensor, s_scale: torch.Tensor, s_weight: float, spectral_weight: float = 0.0,
-                 h_absolute_weight: float = 0.0):
+                 h_absolute_weight: float = 0.0, cell_shift_weight: float | None = None):
         self.h_scale, self.s_scale, self.s_weight = h_scale, s_scale, s_weight
         self.spectral_weight, self.h_absolute_weight = spectral_weight, h_absolute_weight
+        self.cell_shift_weight = cell_shift_weight
 
     @classmethod
     def fit(cls, batches: list[Batch], n_classes: int, s_weight: float, h_floor: float = 0.0,
-            s_floor: float = 0.0, spectral_weight: float = 0.0, h_absolute_weight: float = 0.0) -> "BlockLoss":
+            s_floor: float = 0.0, spectral_weight: float = 0.0, h_absolute_weight: float = 0.0,
+            cell_shift_weight: float | None = None) -> "BlockLoss":
         """Class spreads of H and S over training batches, at least ``h_floor`` (eV) and ``s_floor``.
 
         ``spectral_weight`` (per eV^2) adds the spectral loss of batches that carry spectral targets;
-        ``h_absolute_weight`` (per eV^2) the mean squared H error of every value.
+        ``h_absolute_weight`` (per eV^2) the mean squared H error of every value;
+        ``cell_shift_weight`` is :attr:`TrainingConfig.cell_shift_weight`.
         """
         classes = torch.cat([b.classes for b in batches])
         elements = torch.cat([b.elements for b in batches])
         h = class_spread(torch.cat([b.h for b in batches]), classes, elements, n_classes)
         s = class_spread(torch.cat([b.s for b in batches]), classes, elements, n_classes)
-        return cls(h.clamp(min=h_floor), s.clamp(min=s_floor), s_weight, spectral_weight, h_absolute_weight)
+        return cls(h.clamp(min=h_floor), s.clamp(min=s_floor), s_weight, spectral_weight, h_absolute_weight,
+                   cell_shift_weight)
 
     @staticmethod
     def _class_mean(errors: torch.Tensor, classes: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -320,16 +334,30 @@ class BlockLoss:
 
     def __call__(self, prediction, batch: Batch) -> torch.Tensor:
         n_classes = len(self.h_scale)
-        h_error = (prediction.h - batch.h) / self.h_scale.to(batch.h.dtype)[batch.classes]
+        h, loss = prediction.h, 0.0
+        if self.cell_shift_weight is not None:
+            shifts = cell_shifts(h - batch.h, batch.s, batch.structures)  # [n_structures] eV
+            h = h - torch.cat([shift * batch.s[values] for shift, values in zip(shifts, batch.structures)])
+            loss = self.cell_shift_weight * shifts.square().mean()
+        h_error = (h - batch.h) / self.h_scale.to(batch.h.dtype)[batch.classes]
         s_error = (prediction.s - batch.s) / self.s_scale.to(batch.s.dtype)[batch.classes]
-        loss = (self._class_mean(h_error, batch.classes, n_classes)
-                + self.s_weight * self._class_mean(s_error, batch.classes, n_classes))
+        loss = loss + (self._class_mean(h_error, batch.classes, n_classes)
+                       + self.s_weight * self._class_mean(s_error, batch.classes, n_classes))
         if self.spectral_weight > 0 and batch.spectral:
-            spectral = torch.stack([spectral_loss(prediction.h[values], target) for values, target in batch.spectral])
+            spectral = torch.stack([spectral_loss(h[values], target) for values, target in batch.spectral])
             loss = loss + self.spectral_weight * spectral.mean().to(loss.dtype)
         if self.h_absolute_weight > 0:
-            loss = loss + self.h_absolute_weight * (prediction.h - batch.h).square().mean()
+            loss = loss + self.h_absolute_weight * (h - batch.h).square().mean()
         return loss
+
+
+def cell_shifts(h_error: torch.Tensor, s: torch.Tensor, structures: list[slice]) -> torch.Tensor:
+    """``[n_structures]`` c (eV) of each structure: the least-squares fit of its ``h_error`` ``[n_values]`` by c S.
+
+    Adding c S to a structure's H moves every eigenvalue by c and changes
+    nothing else.  ``s`` ``[n_values]`` are the reference S values.
+    """
+    return torch.stack([(h_error[values] * s[values]).sum() / s[values].square().sum() for values in structures])
 
 
 # ------------------------------------------------------------------ state and files
@@ -392,15 +420,38 @@ class TrainingResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class EpochItem:
+    """One training structure of an epoch.
+
+    Attributes
+    ----------
+    blocks : StructureBlocks
+        The structure as trained on this time.
+    source : int
+        Position of the training item it is, or was rotated from.
+    rotation : np.ndarray or None
+        ``[3, 3]`` the rotation applied to the training item; None when unrotated.
+    """
+
+    blocks: StructureBlocks
+    source: int
+    rotation: np.ndarray | None = None
+
+
 def _epoch_items(items: list[StructureBlocks], records: list[HamiltonianRecord], config: TrainingConfig,
-                 epoch: int, cutoff: float) -> list[StructureBlocks]:
+                 epoch: int, cutoff: float) -> list[EpochItem]:
     """This epoch's training structures: shuffled, and rotated when augmenting (seeded by epoch)."""
     rng = np.random.default_rng([config.seed, epoch])
     order = rng.permutation(len(items))
     if not config.augment_rotations:
-        return [items[k] for k in order]
-    return [StructureBlocks.of_record(rotate_record(records[k], random_rotation(rng, improper=rng.random() < 0.5)),
-                                      cutoff) for k in order]
+        return [EpochItem(items[k], int(k)) for k in order]
+    epoch_items = []
+    for k in order:
+        rotation = random_rotation(rng, improper=rng.random() < 0.5)
+        epoch_items.append(EpochItem(StructureBlocks.of_record(rotate_record(records[k], rotation), cutoff),
+                                     int(k), rotation))
+    return epoch_items
 
 
 def _ema_copy(model: HamiltonianModel, decay: float) -> torch.optim.swa_utils.AveragedModel:
@@ -456,14 +507,15 @@ class Trainer:
         self.train_items = [StructureBlocks.of_record(r, self.cutoff) for r in self.train_records]
         self.classes = ValueClasses(model.basis, config.shell_width, self.cutoff)
         spectral = config.spectral
-        self._spectral_targets = {id(item): spectral_target(item, model.basis, spectral)
-                                  for item in self.train_items} if spectral else {}  # by training item
+        self._spectral_targets = [spectral_target(item, model.basis, spectral)
+                                  for item in self.train_items] if spectral else []  # per training item
         self.val_batches = [self._batch([StructureBlocks.of_record(r, self.cutoff)]) for r in val_records]
-        train_batches = [self._batch([item]) for item in self.train_items]
-        self._item_batches = {id(item): batch for item, batch in zip(self.train_items, train_batches)}
+        train_batches = [self._training_batch([EpochItem(item, k)], reuse=False)
+                         for k, item in enumerate(self.train_items)]
+        self._item_batches = train_batches  # per training item
         self.loss = BlockLoss.fit(train_batches, self.classes.n_classes, config.s_weight,
                                   config.h_spread_floor, config.s_spread_floor, config.spectral_weight,
-                                  config.h_absolute_weight)
+                                  config.h_absolute_weight, config.cell_shift_weight)
         self._warn_without_spread(train_batches)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
@@ -483,24 +535,39 @@ class Trainer:
                           f"errors (their spread is below h_spread_floor = {self.config.h_spread_floor:g} eV): "
                           "train on more, or less symmetric, cells", stacklevel=3)
 
-    def _training_batch(self, items: list[StructureBlocks]) -> Batch:
-        """The batch of one training step: for a single training item as it is (no rotation), the one built at
-        start, since its graph, neighbour searches and targets do not change; otherwise a new one."""
-        if len(items) == 1 and id(items[0]) in self._item_batches:
-            return self._item_batches[id(items[0])]
-        return self._batch(items)
+    def _training_batch(self, entries: list[EpochItem], reuse: bool = True) -> Batch:
+        """The batch of one training step.
 
-    def _batch(self, items: list[StructureBlocks]) -> Batch:
-        """:func:`make_batch` with spectral targets when the spectral loss is on.
-
-        A training item's target is the one computed at start; validation
-        items and rotated copies get their own.
+        A single unrotated training item reuses the batch built at start
+        (its graph, neighbour searches and targets do not change); other
+        steps build a new one, with the spectral targets of their training
+        items, rotated as the structures are (:meth:`_epoch_spectral_target`).
         """
+        if reuse and len(entries) == 1 and entries[0].rotation is None:
+            return self._item_batches[entries[0].source]
+        targets = [self._epoch_spectral_target(entry) for entry in entries] if self._spectral_targets else None
+        return self._batch([entry.blocks for entry in entries], targets)
+
+    def _epoch_spectral_target(self, entry: EpochItem) -> SpectralTarget:
+        """The spectral target of an epoch item: its training item's, with frames rotated if it is rotated.
+
+        The frames are rotated (:func:`.spectral_loss.rotated_target`) when
+        the rotated structure kept its item's blocks in order, else found anew.
+        """
+        target, source = self._spectral_targets[entry.source], self.train_items[entry.source]
+        if entry.rotation is None:
+            return target
+        if np.array_equal(entry.blocks.pairs, source.pairs) and np.array_equal(entry.blocks.shifts, source.shifts):
+            return rotated_target(target, structure_orbital_rotation(self.model.basis, source.species, entry.rotation))
+        return spectral_target(entry.blocks, self.model.basis, self.config.spectral)
+
+    def _batch(self, items: list[StructureBlocks], targets: list[SpectralTarget] | None = None) -> Batch:
+        """:func:`make_batch`, with spectral targets when the spectral loss is on (found for ``items`` if not given)."""
         spectral = self.config.spectral
         if spectral is None:
             return make_batch(items, self.model, self.classes)
-        targets = [self._spectral_targets.get(id(item)) or spectral_target(item, self.model.basis, spectral)
-                   for item in items]
+        if targets is None:
+            targets = [spectral_target(item, self.model.basis, spectral) for item in items]
         return make_batch(items, self.model, self.classes, targets)
 
     # -------------------------------------------------------------- checkpoints

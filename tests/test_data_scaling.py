@@ -47,3 +47,13 @@ def test_the_command_writes_the_summary_and_its_figure(tmp_path):
     stored = json.loads((tmp_path / "figures" / f"{STEM}.json").read_text())
     assert stored["n_train"] == [2, 8] and stored["cells"] == ["a", "b"] and len(stored["points"]) == 3
     assert (tmp_path / "figures" / f"{STEM}.png").stat().st_size > 0
+
+
+def test_several_sweep_folders_are_read_as_one(tmp_path):
+    for name, rows in (("seed0", [ROWS[0], ROWS[2]]), ("seed1", [ROWS[1]])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "sweep.json").write_text(json.dumps({"format": "hforge-nb-sweep", "version": 1,
+                                                                "rows": rows}))
+    assert main([str(tmp_path / "seed0"), str(tmp_path / "seed1")]) == 0
+    stored = json.loads((tmp_path / "seed0" / f"{STEM}.json").read_text())  # beside the first sweep
+    assert stored["errors"] == summarize_rows(ROWS)["errors"] and len(stored["sweeps"]) == 2

@@ -69,3 +69,21 @@ def test_the_projected_reference_is_that_of_the_records_own_h_and_s_at_every_k(c
         y = frame.numpy()
         np.testing.assert_allclose(y.conj().T @ s @ y, np.eye(y.shape[1]), atol=1e-8)  # the frame of this S(k)
         np.testing.assert_allclose(reference.numpy(), y.conj().T @ h @ y, atol=1e-10)
+
+
+def test_a_rotated_structures_target_is_the_unrotated_one_with_rotated_frames(cell):
+    from hforge_nb.rotations import random_rotation, rotate_record, structure_orbital_rotation
+    from hforge_nb.spectral_loss import rotated_target
+
+    record, item, target = cell
+    rotation = random_rotation(np.random.default_rng(3), improper=True)
+    rotated_item = StructureBlocks.of_record(rotate_record(record, rotation), 9.0)
+    assert np.array_equal(rotated_item.pairs, item.pairs) and np.array_equal(rotated_item.shifts, item.shifts)
+    found = spectral_target(rotated_item, record.basis, SpectralLossConfig(kpoints=2, window=3.0))
+    moved = rotated_target(target, structure_orbital_rotation(record.basis, item.species, rotation))
+    h = torch.as_tensor(rotated_item.h_values)
+    assert spectral_loss(h, moved).item() < 1e-24  # the rotated reference scores zero
+    noise = torch.as_tensor(np.random.default_rng(4).normal(0.0, 0.02, len(h)))  # eV, any prediction
+    # the loss does not depend on the choice of eigenvectors within a degenerate window state
+    assert spectral_loss(h + noise, moved).item() == pytest.approx(spectral_loss(h + noise, found).item(), rel=1e-9)
+    assert spectral_loss(h + noise, moved).item() != pytest.approx(spectral_loss(h + noise, target).item(), rel=1e-3)

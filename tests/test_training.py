@@ -11,9 +11,11 @@ from conftest import BN_BASIS, SMALL_MODEL, hbn_atoms, random_record
 
 from hforge_nb.errors import CorruptFileError
 from hforge_nb.models import BaselineConfig, EquivariantConfig, build_fitted_model
-from hforge_nb.training import (BlockLoss, TrainingConfig, ValueClasses, classes_without_spread, make_batch,
-                                read_checkpoint, train)
+from hforge_nb.training import (BlockLoss, TrainingConfig, ValueClasses, cell_shifts, classes_without_spread,
+                                make_batch, read_checkpoint, train)
 from hforge_nb.model_graph import StructureBlocks
+from hforge_nb.rotations import random_rotation, rotate_record
+from hforge_nb.spectral_loss import spectral_target
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,25 @@ def test_the_absolute_h_term_adds_the_weighted_mean_square_error_in_ev(records):
     prediction = type("Off", (), {"h": batch.h + off, "s": batch.s})
     assert len(batch.h) % 2 == 0
     assert float(weighted(prediction, batch) - plain(prediction, batch)) == pytest.approx(3.0 * 0.005, rel=1e-10)
+
+
+def test_a_free_cell_shift_leaves_each_structures_c_s_to_its_own_weight(records):
+    model = fresh_model("baseline", records[0])
+    classes = ValueClasses(BN_BASIS)
+    items = [StructureBlocks.of_record(r, model.config.edge_cutoff) for r in records[0][:2]]
+    batch = make_batch(items, model, classes)
+    plain = BlockLoss.fit([batch], classes.n_classes, s_weight=1.0, h_absolute_weight=3.0)
+    free = BlockLoss.fit([batch], classes.n_classes, s_weight=1.0, h_absolute_weight=3.0, cell_shift_weight=0.5)
+    off = 0.02 * torch.as_tensor(np.random.default_rng(0).normal(size=len(batch.h)), dtype=batch.h.dtype)
+    shift = torch.cat([c * batch.s[values] for c, values in zip((0.3, -0.1), batch.structures)])  # eV
+    noisy = type("Noisy", (), {"h": batch.h + off, "s": batch.s})
+    shifted = type("Shifted", (), {"h": batch.h + off + shift, "s": batch.s})
+    fitted = cell_shifts(shifted.h - batch.h, batch.s, batch.structures)
+    assert torch.allclose(fitted - cell_shifts(off, batch.s, batch.structures),
+                          torch.tensor([0.3, -0.1], dtype=fitted.dtype), atol=1e-6)
+    assert float(free(shifted, batch) - free(noisy, batch)) == pytest.approx(
+        0.5 * float(fitted.square().mean() - cell_shifts(off, batch.s, batch.structures).square().mean()), rel=1e-4)
+    assert float(plain(shifted, batch) - plain(noisy, batch)) > 1e-3  # without it, the H losses see the shift
 
 
 def test_distance_shells_split_the_loss_classes_of_one_group(records):
@@ -169,27 +190,52 @@ def test_reusing_the_training_batches_built_at_start_changes_nothing(records, tm
     reused = train(fresh_model("equivariant", train_set), train_set, val_set, config, tmp_path / "a", progress=False)
     built = []
 
-    def build_every_step(self, items):  # the batch of every step built anew, as before the reuse
-        built.append(len(items))
-        return self._batch(items)
+    reusing = training.Trainer._training_batch
+
+    def build_every_step(self, entries, reuse=True):  # the batch of every step built anew, as before the reuse
+        built.append(len(entries))
+        return reusing(self, entries, reuse=False)
 
     monkeypatch.setattr(training.Trainer, "_training_batch", build_every_step)
     rebuilt = train(fresh_model("equivariant", train_set), train_set, val_set, config, tmp_path / "b", progress=False)
-    assert len(built) == 3 * len(train_set)  # the replacement did run
+    assert len(built) == 3 * len(train_set) + len(train_set)  # the replacement did run (and built the first batches)
     for key, value in reused.model.state_dict().items():
         assert torch.equal(value, rebuilt.model.state_dict()[key]), key
 
 
 def test_only_unrotated_training_items_reuse_their_batches(records, tmp_path):
-    from hforge_nb.training import Trainer
+    from hforge_nb.training import EpochItem, Trainer
 
     train_set, val_set = records
     trainer = Trainer(fresh_model("baseline", train_set), train_set, val_set, TrainingConfig(), tmp_path)
-    item = trainer.train_items[0]
-    assert trainer._training_batch([item]) is trainer._training_batch([item])
-    copy = StructureBlocks.of_record(train_set[0], trainer.cutoff)  # the same structure, not the training item
-    assert trainer._training_batch([copy]) is not trainer._training_batch([copy])
-    assert trainer._training_batch(trainer.train_items[:2]).graph.n_atoms == sum(len(r.atoms) for r in train_set)
+    unrotated = EpochItem(trainer.train_items[0], 0)
+    assert trainer._training_batch([unrotated]) is trainer._training_batch([unrotated])
+    rotation = np.diag([1.0, -1.0, -1.0])
+    rotated = EpochItem(StructureBlocks.of_record(rotate_record(train_set[0], rotation), trainer.cutoff), 0, rotation)
+    assert trainer._training_batch([rotated]) is not trainer._training_batch([rotated])
+    pair = [EpochItem(item, k) for k, item in enumerate(trainer.train_items[:2])]
+    assert trainer._training_batch(pair).graph.n_atoms == sum(len(r.atoms) for r in train_set)
+
+
+def test_rotated_training_items_get_their_items_spectral_target_with_rotated_frames(records, tmp_path):
+    from hforge_nb.spectral_loss import spectral_loss
+    from hforge_nb.training import EpochItem, Trainer
+
+    train_set, val_set = records
+    config = TrainingConfig(spectral_weight=0.1, spectral_kpoints=2, spectral_window=50.0)
+    trainer = Trainer(fresh_model("baseline", train_set), train_set, val_set, config, tmp_path)
+    rotation = random_rotation(np.random.default_rng(5), improper=True)
+    rotated = EpochItem(StructureBlocks.of_record(rotate_record(train_set[0], rotation), trainer.cutoff), 0, rotation)
+    moved = trainer._epoch_spectral_target(rotated)
+    assert moved.references is trainer._spectral_targets[0].references  # not diagonalized again
+    found = spectral_target(rotated.blocks, trainer.model.basis, config.spectral)
+    h = torch.as_tensor(rotated.blocks.h_values) + 0.01
+    assert spectral_loss(h, moved).item() == pytest.approx(spectral_loss(h, found).item(), rel=1e-9)
+    other = EpochItem(trainer.train_items[1], 0, rotation)  # blocks that are not the item's: found anew
+    assert len(other.blocks.pairs) != len(trainer.train_items[0].pairs)
+    anew = trainer._epoch_spectral_target(other)
+    assert anew.references is not trainer._spectral_targets[0].references
+    assert torch.equal(anew.flat_index, trainer._spectral_targets[1].flat_index)
 
 
 class Interrupt(Exception):
