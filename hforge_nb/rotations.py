@@ -83,8 +83,9 @@ def orbital_rotation(species: SpeciesBasis, rotation: np.ndarray) -> np.ndarray:
 def structure_orbital_rotation(basis: Basis, species: tuple[str, ...], rotation: np.ndarray) -> np.ndarray:
     """``[n_orbitals, n_orbitals]`` D(Q) of a whole structure: its atoms' :func:`orbital_rotation` in order.
 
-    ``species`` are the atoms' symbols, ``rotation`` ``[3, 3]``.  Rotating the structure by ``rotation`` turns its H(k) and S(k) into
-    D H(k) D^T and D S(k) D^T (:func:`rotate_record`).
+    ``species`` are the atoms' symbols, ``rotation`` ``[3, 3]``.  Rotating
+    the structure by ``rotation`` turns its H(k) and S(k) into D H(k) D^T
+    and D S(k) D^T (:func:`rotate_record`).
     """
     d_of = {sb.symbol: orbital_rotation(sb, np.asarray(rotation, dtype=float)) for sb in basis.species}
     return scipy.linalg.block_diag(*(d_of[symbol] for symbol in species))
