@@ -277,8 +277,8 @@ class Batch:
     s: torch.Tensor  # [n_values]
     classes: torch.Tensor  # [n_values]
     elements: torch.Tensor  # [n_values]
-    spectral: list[tuple[slice, SpectralTarget]] = dataclasses.field(default_factory=list)  # per structure
     structures: list[slice] = dataclasses.field(default_factory=list)  # values of each structure
+    spectral: list[SpectralTarget] = dataclasses.field(default_factory=list)  # per structure, or none
 
 
 def make_batch(items: list[StructureBlocks], model: HamiltonianModel, classes: ValueClasses,
@@ -288,8 +288,7 @@ def make_batch(items: list[StructureBlocks], model: HamiltonianModel, classes: V
     h, s = stack_targets(items, model.dtype)
     ends = np.cumsum([len(item.h_values) for item in items])
     slices = [slice(int(end - len(item.h_values)), int(end)) for item, end in zip(items, ends)]
-    return Batch(graph, h, s, classes.of(graph), classes.elements(graph),
-                 list(zip(slices, spectral_targets)) if spectral_targets else [], slices)
+    return Batch(graph, h, s, classes.of(graph), classes.elements(graph), slices, list(spectral_targets or []))
 
 
 class BlockLoss:
@@ -344,7 +343,8 @@ class BlockLoss:
         loss = loss + (self._class_mean(h_error, batch.classes, n_classes)
                        + self.s_weight * self._class_mean(s_error, batch.classes, n_classes))
         if self.spectral_weight > 0 and batch.spectral:
-            spectral = torch.stack([spectral_loss(h[values], target) for values, target in batch.spectral])
+            spectral = torch.stack([spectral_loss(h[values], target)
+                                    for values, target in zip(batch.structures, batch.spectral)])
             loss = loss + self.spectral_weight * spectral.mean().to(loss.dtype)
         if self.h_absolute_weight > 0:
             loss = loss + self.h_absolute_weight * (h - batch.h).square().mean()
