@@ -176,8 +176,12 @@ def make_structure(spec: SampleSpec) -> tuple[ase.Atoms, dict]:
     """The structure of ``spec`` and how it was made (MD energy and time for amorphous cells)."""
     if spec.kind == "amorphous":
         result = melt_quench(spec.schedule)
-        return result.atoms, {"md_energy_per_atom_eV": result.energy_per_atom, "md_seconds": result.wall_seconds,
-                              "md_steps": result.n_steps, "schedule": spec.schedule.as_dict()}
+        made = {"md_energy_per_atom_eV": result.energy_per_atom, "md_seconds": result.wall_seconds,
+                "md_steps": result.n_steps, "schedule": spec.schedule.as_dict()}
+        if result.swaps is not None:
+            made["homopolar_bonds_before_swaps"] = result.swaps.homopolar_before
+            made["homopolar_bonds_after_swaps"] = result.swaps.homopolar_after
+        return result.atoms, made
     crystal = hexagonal_bn() if spec.kind.endswith("hBN") else cubic_bn()
     if spec.kind.startswith("rattled"):
         crystal = crystal.repeat((2, 2, 1) if spec.kind.endswith("hBN") else (2, 2, 2))

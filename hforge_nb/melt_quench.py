@@ -15,6 +15,10 @@ nearest energy minimum at fixed cell.
 The start is a cBN supercell scaled to the target density (``initial =
 "crystal"``, the default, which starts from B-N bonds only)
 or atoms at random (``"random"``).
+
+With ``homopolar_swaps`` the quenched cell's B and N sites are then
+exchanged to remove homopolar bonds (:mod:`.chemical_order`) and the cell
+is relaxed again: chemically ordered aBN on the quenched network.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import ase
 import numpy as np
 from ase.data import atomic_masses, atomic_numbers
 
+from .chemical_order import SwapResult, order_by_swaps
 from .crystals import cubic_bn
 from .structure import check_structure
 from .structure_stats import AMU_PER_A3_IN_G_PER_CM3
@@ -57,6 +62,10 @@ class MeltQuenchSchedule:
     initial : str
         ``"crystal"`` (cBN supercell scaled to ``density``; ``n_atoms`` a
         multiple of 8) or ``"random"``.
+    homopolar_swaps : bool
+        Exchange B and N sites of the quenched cell to remove homopolar
+        bonds (:func:`.chemical_order.order_by_swaps`, seeded by ``seed``),
+        then relax it again.
     """
 
     n_atoms: int = 64
@@ -70,6 +79,7 @@ class MeltQuenchSchedule:
     seed: int = 1
     min_initial_distance: float = 1.3
     initial: str = "crystal"
+    homopolar_swaps: bool = False
 
     def __post_init__(self) -> None:
         if self.n_atoms < 2 or self.n_atoms % 2:
@@ -181,21 +191,26 @@ class MeltQuenchResult:
     wall_seconds : float
     n_steps : int
         MD steps run.
+    swaps : SwapResult or None
+        The homopolar bonds before and after the swaps, when the schedule
+        asks for them.
     """
 
     atoms: ase.Atoms
     energy_per_atom: float
     wall_seconds: float
     n_steps: int
+    swaps: SwapResult | None = None
 
 
-def _lammps_commands(schedule: MeltQuenchSchedule, potential: Path) -> list[str]:
-    """The LAMMPS input after the atoms exist (metal units: eV, Å, ps)."""
+#: The final relaxation to the nearest energy minimum at fixed cell.
+_RELAXATION = ["min_style cg", "minimize 1.0e-10 1.0e-8 10000 100000"]
+
+
+def _lammps_commands(schedule: MeltQuenchSchedule) -> list[str]:
+    """The LAMMPS MD input after the atoms and potential exist (metal units: eV, Å, ps)."""
     s = schedule
     return [
-        "pair_style extep",
-        f"pair_coeff * * {potential} B N",
-        "neighbor 1.0 bin",
         f"timestep {s.timestep / 1000.0}",
         "minimize 1.0e-6 1.0e-6 200 2000",
         f"velocity all create {s.melt_temperature} {s.seed} mom yes rot yes dist gaussian",
@@ -208,18 +223,16 @@ def _lammps_commands(schedule: MeltQuenchSchedule, potential: Path) -> list[str]
         f"fix md all nvt temp {s.final_temperature} {s.final_temperature} {100 * s.timestep / 1000.0}",
         f"run {s.steps(s.anneal_time)}",
         "unfix md",
-        "min_style cg",
-        "minimize 1.0e-10 1.0e-8 10000 100000",
-    ]
+    ] + _RELAXATION
 
 
-def melt_quench(schedule: MeltQuenchSchedule, threads: int = 1) -> MeltQuenchResult:
-    """Run one melt-and-quench with ExTeP in LAMMPS and return the relaxed amorphous cell."""
+def _run_extep(atoms: ase.Atoms, commands: list[str]) -> tuple[ase.Atoms, float]:
+    """``atoms`` in a LAMMPS cell with ExTeP, after ``commands``: the final atoms and energy (eV/atom)."""
     from ._compat import import_lammps
 
-    start = time.perf_counter()
-    initial = start_structure(schedule)
-    lengths = np.diag(initial.cell.array)
+    lengths = np.diag(atoms.cell.array)
+    if not np.allclose(atoms.cell.array, np.diag(lengths)):
+        raise ValueError("melt-and-quench cells must be orthorhombic")
     lmp = import_lammps().lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
     try:
         lmp.commands_list([
@@ -227,16 +240,28 @@ def melt_quench(schedule: MeltQuenchSchedule, threads: int = 1) -> MeltQuenchRes
             "region cell block 0 {} 0 {} 0 {}".format(*lengths), "create_box 2 cell",
             f"mass 1 {atomic_masses[5]}", f"mass 2 {atomic_masses[7]}",
         ])
-        types = [1 if s == "B" else 2 for s in initial.get_chemical_symbols()]
-        lmp.create_atoms(len(initial), list(range(1, len(initial) + 1)), types, initial.positions.ravel().tolist())
-        lmp.commands_list(_lammps_commands(schedule, potential_file()))
-        atoms = _atoms_from_lammps(lmp, initial)
-        energy = lmp.get_thermo("pe") / len(atoms)
-        n_steps = sum(schedule.steps(t) for t in (schedule.melt_time, schedule.quench_time, schedule.anneal_time))
+        types = [1 if s == "B" else 2 for s in atoms.get_chemical_symbols()]
+        lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), types, atoms.positions.ravel().tolist())
+        lmp.commands_list(["pair_style extep", f"pair_coeff * * {potential_file()} B N", "neighbor 1.0 bin"]
+                          + commands)
+        final = _atoms_from_lammps(lmp, atoms)
+        energy = lmp.get_thermo("pe") / len(final)
     finally:
         lmp.close()
+    return final, float(energy)
+
+
+def melt_quench(schedule: MeltQuenchSchedule, threads: int = 1) -> MeltQuenchResult:
+    """Run one melt-and-quench with ExTeP in LAMMPS and return the relaxed amorphous cell."""
+    start = time.perf_counter()
+    atoms, energy = _run_extep(start_structure(schedule), _lammps_commands(schedule))
+    swaps = None
+    if schedule.homopolar_swaps:
+        swaps = order_by_swaps(atoms, schedule.seed)
+        atoms, energy = _run_extep(swaps.atoms, _RELAXATION)
+    n_steps = sum(schedule.steps(t) for t in (schedule.melt_time, schedule.quench_time, schedule.anneal_time))
     check_structure(atoms)
-    return MeltQuenchResult(atoms, float(energy), time.perf_counter() - start, n_steps)
+    return MeltQuenchResult(atoms, energy, time.perf_counter() - start, n_steps, swaps)
 
 
 def _atoms_from_lammps(lmp, template: ase.Atoms) -> ase.Atoms:

@@ -26,7 +26,11 @@
 # Fourier transform of H(k), S(k) at the converged potential.  Every sample is
 # checked at a k-point off the Fourier grid against GPAW's own H(k), S(k);
 # SCF runs that do not converge are kept out of the data and flagged in the
-# manifest.
+# manifest.  ExTeP leaves about a third of the bonds B-B or N-N; with
+# `homopolar_swaps` each quenched cell's B and N sites are exchanged to
+# remove as many as its rings allow and the cell is relaxed again
+# (`hforge_nb.chemical_order`), which gives chemically ordered aBN on the
+# same kind of network (`profiles/ordered_cells.toml`).
 #
 # The defaults make one 8-atom cell in about a minute.  The committed data
 # set in `data/aBN-dzp` was made by this notebook with
@@ -56,6 +60,7 @@ quench_rate = 100.0  # K/ps
 melt_time = 5.0  # ps
 anneal_time = 2.0  # ps
 timestep = 0.5  # fs
+homopolar_swaps = False  # exchange B and N sites of each quenched cell to remove homopolar bonds, then relax
 crystals = False  # add hBN and cBN reference cells
 n_rattled = 0  # rattled copies of each crystal
 rattle = 0.1  # Å
@@ -72,7 +77,7 @@ output_dir = ""  # empty: runs/interactive/01_dataset
 
 # %%
 schedule = MeltQuenchSchedule(melt_temperature=melt_temperature, quench_rate=quench_rate, melt_time=melt_time,
-                              anneal_time=anneal_time, timestep=timestep)
+                              anneal_time=anneal_time, timestep=timestep, homopolar_swaps=homopolar_swaps)
 plan = dataset.DatasetPlan(tuple(train_sizes), tuple(holdout_sizes), n_train_per_size, n_holdout_per_size, density,
                            schedule, crystals, n_rattled, rattle, seed)
 settings = GPAWSettings(xc=xc, grid_spacing=grid_spacing, kpoint_spacing=kpoint_spacing,

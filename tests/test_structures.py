@@ -9,6 +9,7 @@ import ase
 import numpy as np
 import pytest
 
+from hforge_nb.chemical_order import bond_neighbours, count_homopolar, order_by_swaps, swap_change
 from hforge_nb.crystals import cubic_bn, hexagonal_bn
 from hforge_nb.md_order import main as md_order_main
 from hforge_nb.md_order import order_rows, schedule_variants, summarize_order
@@ -128,3 +129,58 @@ def test_md_order_command_writes_cells_and_summary(lammps, tmp_path):
     assert [s["mean_homopolar_fraction"] for s in written["summary"]] == [
         c["homopolar_fraction"] for c in written["cells"]]
     assert written["base_schedule"]["n_atoms"] == 8
+
+
+# ------------------------------------------------------------ B-N swaps towards chemical order
+def _scrambled_cbn(seed: int = 0) -> ase.Atoms:
+    """A 64-atom cBN supercell with half its sites given the other element: many homopolar bonds."""
+    atoms = cubic_bn(cubic=True).repeat((2, 2, 2))
+    symbols = np.array(atoms.get_chemical_symbols())
+    rng = np.random.default_rng(seed)
+    boron, nitrogen = rng.choice(np.flatnonzero(symbols == "B"), 8), rng.choice(np.flatnonzero(symbols == "N"), 8)
+    symbols[boron], symbols[nitrogen] = "N", "B"
+    atoms.set_chemical_symbols(symbols)
+    return atoms
+
+
+def test_swaps_restore_the_order_of_a_scrambled_crystal():
+    scrambled = _scrambled_cbn()
+    result = order_by_swaps(scrambled, seed=1)
+    assert result.homopolar_before > 20 and result.homopolar_after == 0
+    assert structure_stats(result.atoms).homopolar_fraction == 0.0
+    assert result.n_bonds == 128  # four bonds per atom, each counted once
+    assert result.atoms.get_chemical_formula() == scrambled.get_chemical_formula()
+    assert np.array_equal(result.atoms.positions, scrambled.positions)
+    homopolar = structure_stats(scrambled).homopolar_fraction * result.n_bonds
+    assert result.homopolar_before == pytest.approx(homopolar)
+
+
+def test_swap_change_is_the_change_in_homopolar_bonds():
+    atoms = crystal_start(16, 2.1, seed=2)
+    atoms.rattle(0.3, seed=3)
+    atoms.set_chemical_symbols(np.random.default_rng(4).permutation(atoms.get_chemical_symbols()))
+    neighbours = bond_neighbours(atoms)
+    is_boron = np.array(atoms.get_chemical_symbols()) == "B"
+    for boron in np.flatnonzero(is_boron):
+        for nitrogen in np.flatnonzero(~is_boron):
+            swapped = is_boron.copy()
+            swapped[[boron, nitrogen]] = [False, True]
+            expected = count_homopolar(swapped, neighbours) - count_homopolar(is_boron, neighbours)
+            assert swap_change(is_boron, neighbours, boron, nitrogen) == expected
+
+
+def test_swaps_refuse_other_elements():
+    with pytest.raises(ValueError, match=r"B and N only, got \['C'\]"):
+        order_by_swaps(ase.Atoms("BNC", positions=np.eye(3) * 1.4, cell=[9, 9, 9], pbc=True), seed=0)
+
+
+def test_quench_with_swaps_has_fewer_homopolar_bonds(lammps):
+    schedule = MeltQuenchSchedule(n_atoms=16, seed=16200)  # notebook 01's schedule; 9 of 23 bonds homopolar
+    plain, ordered = melt_quench(schedule), melt_quench(replace(schedule, homopolar_swaps=True))
+    assert plain.swaps is None and ordered.swaps.homopolar_before > ordered.swaps.homopolar_after
+    assert structure_stats(plain.atoms).homopolar_fraction > 0.3  # ExTeP keeps many homopolar bonds
+    assert structure_stats(ordered.atoms).homopolar_fraction < 0.2  # also after the relaxation
+    assert ordered.atoms.get_chemical_formula() == "B8N8" and structure_stats(ordered.atoms).min_distance > 1.2
+    again = order_by_swaps(plain.atoms, seed=schedule.seed)  # the swaps melt_quench made, reproduced
+    assert again.atoms.get_chemical_symbols() == ordered.atoms.get_chemical_symbols()
+    assert np.array_equal(again.atoms.positions, ordered.swaps.atoms.positions)
