@@ -33,6 +33,7 @@ import numpy as np
 from ._atomic import write_json
 from .crystals import cubic_bn, hexagonal_bn
 from .errors import CorruptFileError
+from .gpaw_memory import available_memory_GB, estimate_peak_memory_GB, workers_that_fit
 from .gpaw_reference import GPAWSettings, SCFNotConvergedError, gpaw_record, off_grid_check, off_grid_kpoint
 from .io import read_record, write_record
 from .melt_quench import MeltQuenchSchedule, melt_quench
@@ -76,6 +77,13 @@ class SampleSpec:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown sample kind {self.kind!r}; expected one of {KINDS}")
+
+    @property
+    def n_atoms(self) -> int:
+        """Atoms of the sample's cell (without running the MD of an amorphous one)."""
+        if self.kind == "amorphous":
+            return self.schedule.n_atoms
+        return len(make_structure(self)[0])
 
 
 @dataclass(frozen=True)
@@ -289,7 +297,7 @@ def finished_entries(folder: Path) -> dict[str, dict]:
 
 def build_dataset(plan: DatasetPlan, settings: GPAWSettings, folder: Path, workers: int = 1,
                   storage: StoragePolicy = StoragePolicy(), shard: tuple[int, int] = (0, 1),
-                  progress: bool = True) -> dict:
+                  progress: bool = True, memory_GB: float | None = None) -> dict:
     """Compute every sample of ``plan`` not yet in ``folder``, ``workers`` processes at a time; write the manifest.
 
     Parameters
@@ -298,10 +306,19 @@ def build_dataset(plan: DatasetPlan, settings: GPAWSettings, folder: Path, worke
         (k, n): compute only samples k, k + n, k + 2n, ... of the plan, so
         that n jobs (for example a cluster array job) share the work; a last
         run with (0, 1) finds them all done and writes the full manifest.
+    memory_GB
+        Memory the samples may take (GB); None: what the machine has
+        available now (:func:`.gpaw_memory.available_memory_GB`).
 
     Each worker runs single-threaded (``OPENBLAS_NUM_THREADS=1``).  Samples
     that raise keep no entry, are listed under ``"failed"`` in the returned
-    manifest and are tried again on the next run.
+    manifest and are tried again on the next run.  So are samples whose
+    estimated peak memory (:func:`.gpaw_memory.estimate_peak_memory_GB`)
+    exceeds ``memory_GB``, which are not started; samples of a size of
+    which ``workers`` processes would not fit in ``memory_GB`` run fewer at
+    a time, after the others.  A worker that dies without
+    an error (killed, often for lack of memory) stops the run with a
+    ``RuntimeError``; the samples finished before are kept.
     """
     from tqdm import tqdm  # text bars: notebooks run without ipywidgets
 
@@ -309,17 +326,64 @@ def build_dataset(plan: DatasetPlan, settings: GPAWSettings, folder: Path, worke
     done = finished_entries(folder)
     index, count = shard
     todo = [spec for spec in plan.samples()[index::count] if spec.name not in done]
+    memory_GB = available_memory_GB() if memory_GB is None else memory_GB
+    todo, failed = _fitting_in_memory(todo, memory_GB)
     os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
+    bar = tqdm(total=len(todo), disable=not progress, desc="reference calculations")
+    try:
+        for n_workers, specs in _worker_groups(todo, workers, memory_GB):
+            failed += _compute_samples(specs, n_workers, settings, folder, storage, bar)
+    except concurrent.futures.process.BrokenProcessPool as error:
+        write_manifest(plan, settings, storage, folder, failed)
+        available = "unknown" if memory_GB is None else f"{memory_GB:.1f} GB"
+        raise RuntimeError(f"a GPAW worker process died without an error (killed, often for lack of memory; "
+                           f"available: {available}); the samples finished are kept in {folder} and the "
+                           "next run resumes; try fewer workers") from error
+    finally:
+        bar.close()
+    return write_manifest(plan, settings, storage, folder, failed)
+
+
+def _worker_groups(specs: list[SampleSpec], workers: int, memory_GB: float | None) -> list[tuple[int, list]]:
+    """``specs`` grouped by how many processes of their size fit in ``memory_GB`` (at most ``workers``), most first."""
+    groups: dict[int, list[SampleSpec]] = {}
+    for spec in specs:
+        fitting = (workers if memory_GB is None
+                   else workers_that_fit([estimate_peak_memory_GB(spec.n_atoms)], workers, memory_GB))
+        groups.setdefault(max(1, fitting), []).append(spec)
+    return sorted(groups.items(), key=lambda group: -group[0])
+
+
+def _compute_samples(specs: list[SampleSpec], workers: int, settings: GPAWSettings, folder: Path,
+                     storage: StoragePolicy, bar) -> list[dict]:
+    """Compute ``specs`` in ``workers`` spawned processes, advancing ``bar``; return the failure entries."""
     failed = []
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
-        futures = [pool.submit(_safe_compute, spec, settings, folder, storage) for spec in todo]
-        for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures), disable=not progress,
-                           desc="reference calculations"):
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_safe_compute, spec, settings, folder, storage) for spec in specs]
+        for future in concurrent.futures.as_completed(futures):
             entry = future.result()
+            bar.update()
             if entry["status"] == "failed":
                 failed.append(entry)
-    return write_manifest(plan, settings, storage, folder, failed)
+    return failed
+
+
+def _fitting_in_memory(specs: list[SampleSpec], memory_GB: float | None) -> tuple[list[SampleSpec], list[dict]]:
+    """The ``specs`` whose estimated GPAW peak memory fits in ``memory_GB``, and a failure entry for each other one."""
+    if memory_GB is None:
+        return specs, []
+    fitting, refused = [], []
+    for spec in specs:
+        needed = estimate_peak_memory_GB(spec.n_atoms)
+        if needed <= memory_GB:
+            fitting.append(spec)
+        else:
+            refused.append({"name": spec.name, "status": "failed", "error": (
+                f"MemoryError: not started: GPAW needs about {needed:.1f} GB for {spec.n_atoms} atoms "
+                f"(gpaw_memory.estimate_peak_memory_GB) and {memory_GB:.1f} GB are available; "
+                "run it on a machine with more memory or leave its size out of the plan")})
+    return fitting, refused
 
 
 def write_manifest(plan: DatasetPlan, settings: GPAWSettings, storage: StoragePolicy, folder: Path,

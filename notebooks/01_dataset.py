@@ -93,6 +93,8 @@ out = output_folder(output_dir, "01_dataset")
 
 # %%
 manifest = dataset.build_dataset(plan, settings, out, workers=workers, storage=storage, shard=tuple(shard))
+for entry in manifest["failed"]:  # tried again on the next run
+    print(f"failed: {entry['name']}: {entry['error']}")
 manifest["totals"]
 
 # %% [markdown]

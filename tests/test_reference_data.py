@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 
 import numpy as np
 import pytest
 from conftest import FAST_GPAW, hbn_atoms, random_record, write_record_v1
 
-from hforge_nb import dataset
+from hforge_nb import dataset, gpaw_memory
 from hforge_nb._atomic import write_json
 from hforge_nb.crystals import b2n2_cluster
 from hforge_nb.errors import CorruptFileError, MissingBasisError
@@ -129,6 +130,70 @@ def test_finished_samples_are_not_recomputed(tmp_path):
     (tmp_path / "entries" / f"{name}.json").write_text(json.dumps(done))
     manifest = dataset.build_dataset(plan, GPAWSettings(), tmp_path, progress=False)
     assert manifest["samples"] == [done] and not (tmp_path / "logs").exists()
+
+
+def test_samples_too_large_for_the_memory_are_not_started(tmp_path):
+    plan = dataset.DatasetPlan(train_sizes=(), holdout_sizes=(128,), crystals=False)
+    manifest = dataset.build_dataset(plan, GPAWSettings(), tmp_path, progress=False, memory_GB=8.0)
+    (refused,) = manifest["failed"]
+    assert refused["name"] == "aBN-0128-holdout-00" and refused["error"].startswith("MemoryError: not started")
+    assert "9.4 GB for 128 atoms" in refused["error"] and "8.0 GB are available" in refused["error"]
+    assert manifest["samples"] == [] and not (tmp_path / "logs").exists()  # nothing was computed
+    assert json.loads((tmp_path / "manifest.json").read_text())["failed"] == [refused]
+
+
+def test_a_killed_worker_is_named_and_finished_samples_are_kept(tmp_path, monkeypatch):
+    class KilledPool(concurrent.futures.ThreadPoolExecutor):
+        """Finishes the first sample (a prepared entry) and then loses its worker, as the OOM killer does."""
+
+        def __init__(self, max_workers, mp_context):
+            super().__init__(max_workers)
+            self.calls = 0
+
+        def submit(self, function, spec, *args):
+            self.calls += 1
+            future = concurrent.futures.Future()
+            if self.calls == 1:
+                entry = {"name": spec.name, "status": "not-converged", "error": "marker", "n_atoms": 8}
+                write_json(tmp_path / "entries" / f"{spec.name}.json", entry)
+                future.set_result(entry)
+            else:
+                future.set_exception(concurrent.futures.process.BrokenProcessPool("terminated abruptly"))
+            return future
+
+    monkeypatch.setattr(dataset.concurrent.futures, "ProcessPoolExecutor", KilledPool)
+    plan = dataset.DatasetPlan(train_sizes=(8,), n_train_per_size=2, crystals=False)
+    with pytest.raises(RuntimeError, match="worker process died without an error .* kept in"):
+        dataset.build_dataset(plan, GPAWSettings(), tmp_path, progress=False, memory_GB=8.0)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [entry["name"] for entry in manifest["samples"]] == ["aBN-0008-train-00"]
+
+
+def test_memory_estimate_follows_the_measured_sizes():
+    for n_atoms, peak in gpaw_memory.MEASURED_PEAK_GB:
+        assert gpaw_memory.estimate_peak_memory_GB(n_atoms) == pytest.approx(peak)
+    sizes = [2, 8, 12, 24, 48, 96, 216, 512]
+    estimates = [gpaw_memory.estimate_peak_memory_GB(n) for n in sizes]
+    assert estimates == sorted(estimates) and estimates[0] == estimates[1]  # never falls; flat below 8 atoms
+    assert 0.44 < gpaw_memory.estimate_peak_memory_GB(12) < 0.67  # between its neighbours
+    assert gpaw_memory.workers_that_fit([9.4, 0.5], workers=2, memory_GB=24.0) == 2
+    assert gpaw_memory.workers_that_fit([20.4], workers=2, memory_GB=24.0) == 1
+    assert gpaw_memory.workers_that_fit([], workers=2, memory_GB=24.0) == 2
+    assert gpaw_memory.available_memory_GB() > 0
+
+
+def test_large_samples_run_fewer_at_a_time_after_the_others():
+    specs = dataset.DatasetPlan(train_sizes=(16,), n_train_per_size=2, holdout_sizes=(128,), crystals=False).samples()
+    groups = dataset._worker_groups(specs, workers=2, memory_GB=15.0)  # two 16-atom runs fit, one 128-atom run
+    assert [(n, [s.name for s in group]) for n, group in groups] == [
+        (2, ["aBN-0016-train-00", "aBN-0016-train-01"]), (1, ["aBN-0128-holdout-00"])]
+    assert dataset._worker_groups(specs, workers=2, memory_GB=None) == [(2, specs)]
+
+
+def test_sample_atoms_are_known_before_the_structure_is_made():
+    specs = dataset.DatasetPlan(train_sizes=(8,), holdout_sizes=(64,), crystals=True, n_rattled=1).samples()
+    assert {s.name: s.n_atoms for s in specs} == {"aBN-0008-train-00": 8, "aBN-0064-holdout-00": 64, "hBN": 4,
+                                                  "cBN": 2, "hBN-rattled-00": 16, "cBN-rattled-00": 16}
 
 
 def test_corrupt_entry_is_named(tmp_path):
