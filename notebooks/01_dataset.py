@@ -72,6 +72,7 @@ max_iterations = 300  # SCF iterations before a run counts as not converged
 storage_tolerance = 0.0  # blocks with every |H| (eV) and |S| below it are not stored
 precision = "float64"  # "float32" halves the files
 workers = 1  # parallel processes (each single-threaded)
+memory_GB = None  # GB the GPAW runs may take together; None: what the machine has available (checked per sample)
 shard = [0, 1]  # [k, n]: only samples k, k+n, ... (cluster array jobs)
 output_dir = ""  # empty: runs/interactive/01_dataset
 
@@ -92,7 +93,8 @@ out = output_folder(output_dir, "01_dataset")
 # then the Fourier step.  The progress bar counts finished samples.
 
 # %%
-manifest = dataset.build_dataset(plan, settings, out, workers=workers, storage=storage, shard=tuple(shard))
+manifest = dataset.build_dataset(plan, settings, out, workers=workers, storage=storage, shard=tuple(shard),
+                                 memory_GB=memory_GB)
 for entry in manifest["failed"]:  # tried again on the next run
     print(f"failed: {entry['name']}: {entry['error']}")
 manifest["totals"]
