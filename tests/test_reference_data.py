@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,6 +189,15 @@ def test_large_samples_run_fewer_at_a_time_after_the_others():
     assert [(n, [s.name for s in group]) for n, group in groups] == [
         (2, ["aBN-0016-train-00", "aBN-0016-train-01"]), (1, ["aBN-0128-holdout-00"])]
     assert dataset._worker_groups(specs, workers=2, memory_GB=None) == [(2, specs)]
+
+
+def test_memory_points_are_the_measured_ones():
+    root = Path(__file__).parents[1]
+    benchmark = json.loads((root / "benchmarks" / "results" / "gpaw_cost.json").read_text())["samples"]
+    committed = json.loads((root / "data" / "aBN-dzp" / "manifest.json").read_text())["samples"]
+    measured = {s["n_atoms"]: s["peak_rss_GB"] for s in benchmark}
+    measured.update({s["n_atoms"]: s["peak_rss_GB"] for s in committed if s["name"] == "aBN-0064-holdout-00"})
+    assert {n: round(peak, 2) for n, peak in measured.items()} == dict(gpaw_memory.MEASURED_PEAK_GB)
 
 
 def test_sample_atoms_are_known_before_the_structure_is_made():
