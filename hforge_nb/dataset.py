@@ -327,11 +327,11 @@ def build_dataset(plan: DatasetPlan, settings: GPAWSettings, folder: Path, worke
     index, count = shard
     todo = [spec for spec in plan.samples()[index::count] if spec.name not in done]
     memory_GB = available_memory_GB() if memory_GB is None else memory_GB
-    todo, failed = _fitting_in_memory(todo, memory_GB)
+    groups, failed = _memory_groups(todo, workers, memory_GB)
     os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = "1"
-    bar = tqdm(total=len(todo), disable=not progress, desc="reference calculations")
+    bar = tqdm(total=sum(len(specs) for _, specs in groups), disable=not progress, desc="reference calculations")
     try:
-        for n_workers, specs in _worker_groups(todo, workers, memory_GB):
+        for n_workers, specs in groups:
             failed += _compute_samples(specs, n_workers, settings, folder, storage, bar)
     except concurrent.futures.process.BrokenProcessPool as error:
         write_manifest(plan, settings, storage, folder, failed)
@@ -342,16 +342,6 @@ def build_dataset(plan: DatasetPlan, settings: GPAWSettings, folder: Path, worke
     finally:
         bar.close()
     return write_manifest(plan, settings, storage, folder, failed)
-
-
-def _worker_groups(specs: list[SampleSpec], workers: int, memory_GB: float | None) -> list[tuple[int, list]]:
-    """``specs`` grouped by how many processes of their size fit in ``memory_GB`` (at most ``workers``), most first."""
-    groups: dict[int, list[SampleSpec]] = {}
-    for spec in specs:
-        fitting = (workers if memory_GB is None
-                   else workers_that_fit([estimate_peak_memory_GB(spec.n_atoms)], workers, memory_GB))
-        groups.setdefault(max(1, fitting), []).append(spec)
-    return sorted(groups.items(), key=lambda group: -group[0])
 
 
 def _compute_samples(specs: list[SampleSpec], workers: int, settings: GPAWSettings, folder: Path,
@@ -369,21 +359,24 @@ def _compute_samples(specs: list[SampleSpec], workers: int, settings: GPAWSettin
     return failed
 
 
-def _fitting_in_memory(specs: list[SampleSpec], memory_GB: float | None) -> tuple[list[SampleSpec], list[dict]]:
-    """The ``specs`` whose estimated GPAW peak memory fits in ``memory_GB``, and a failure entry for each other one."""
+def _memory_groups(specs: list[SampleSpec], workers: int,
+                   memory_GB: float | None) -> tuple[list[tuple[int, list[SampleSpec]]], list[dict]]:
+    """``specs`` grouped by how many of their processes fit in ``memory_GB`` (at most ``workers``), most first,
+    and a failure entry for each spec whose estimated GPAW peak memory alone exceeds ``memory_GB``."""
     if memory_GB is None:
-        return specs, []
-    fitting, refused = [], []
+        return ([(max(1, workers), specs)] if specs else []), []
+    groups: dict[int, list[SampleSpec]] = {}
+    refused = []
     for spec in specs:
         needed = estimate_peak_memory_GB(spec.n_atoms)
         if needed <= memory_GB:
-            fitting.append(spec)
+            groups.setdefault(workers_that_fit(needed, workers, memory_GB), []).append(spec)
         else:
             refused.append({"name": spec.name, "status": "failed", "error": (
                 f"MemoryError: not started: GPAW needs about {needed:.1f} GB for {spec.n_atoms} atoms "
                 f"(gpaw_memory.estimate_peak_memory_GB) and {memory_GB:.1f} GB are available; "
                 "run it on a machine with more memory or leave its size out of the plan")})
-    return fitting, refused
+    return sorted(groups.items(), key=lambda group: -group[0]), refused
 
 
 def write_manifest(plan: DatasetPlan, settings: GPAWSettings, storage: StoragePolicy, folder: Path,

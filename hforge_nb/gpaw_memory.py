@@ -58,14 +58,13 @@ def available_memory_GB() -> float | None:
         return None
 
 
-def workers_that_fit(estimates_GB: list[float], workers: int, memory_GB: float) -> int:
-    """At most ``workers``, and as many processes as can each hold the largest estimate in ``memory_GB`` (at least 1).
+def workers_that_fit(estimate_GB: float, workers: int, memory_GB: float) -> int:
+    """At most ``workers``, and as many processes as can each hold ``estimate_GB`` in ``memory_GB`` (at least 1).
 
     Examples
     --------
-    >>> workers_that_fit([0.7, 9.4], workers=2, memory_GB=15.0), workers_that_fit([0.7], workers=2, memory_GB=15.0)
+    >>> workers_that_fit(9.4, workers=2, memory_GB=15.0), workers_that_fit(0.7, workers=2, memory_GB=15.0)
     (1, 2)
     """
-    largest = max(estimates_GB, default=0.0)
-    fitting = int(memory_GB // largest) if largest > 0 else workers
+    fitting = int(memory_GB // estimate_GB) if estimate_GB > 0 else workers
     return max(1, min(workers, fitting))

@@ -177,18 +177,19 @@ def test_memory_estimate_follows_the_measured_sizes():
     estimates = [gpaw_memory.estimate_peak_memory_GB(n) for n in sizes]
     assert estimates == sorted(estimates) and estimates[0] == estimates[1]  # never falls; flat below 8 atoms
     assert 0.44 < gpaw_memory.estimate_peak_memory_GB(12) < 0.67  # between its neighbours
-    assert gpaw_memory.workers_that_fit([9.4, 0.5], workers=2, memory_GB=24.0) == 2
-    assert gpaw_memory.workers_that_fit([20.4], workers=2, memory_GB=24.0) == 1
-    assert gpaw_memory.workers_that_fit([], workers=2, memory_GB=24.0) == 2
+    assert gpaw_memory.workers_that_fit(9.4, workers=2, memory_GB=24.0) == 2
+    assert gpaw_memory.workers_that_fit(20.4, workers=2, memory_GB=24.0) == 1
+    assert gpaw_memory.workers_that_fit(0.0, workers=2, memory_GB=24.0) == 2
     assert gpaw_memory.available_memory_GB() > 0
 
 
 def test_large_samples_run_fewer_at_a_time_after_the_others():
     specs = dataset.DatasetPlan(train_sizes=(16,), n_train_per_size=2, holdout_sizes=(128,), crystals=False).samples()
-    groups = dataset._worker_groups(specs, workers=2, memory_GB=15.0)  # two 16-atom runs fit, one 128-atom run
+    groups, refused = dataset._memory_groups(specs, workers=2, memory_GB=15.0)  # two 16-atom runs fit, one 128
     assert [(n, [s.name for s in group]) for n, group in groups] == [
         (2, ["aBN-0016-train-00", "aBN-0016-train-01"]), (1, ["aBN-0128-holdout-00"])]
-    assert dataset._worker_groups(specs, workers=2, memory_GB=None) == [(2, specs)]
+    assert refused == []
+    assert dataset._memory_groups(specs, workers=2, memory_GB=None) == ([(2, specs)], [])
 
 
 def test_memory_points_are_the_measured_ones():
