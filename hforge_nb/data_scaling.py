@@ -1,4 +1,4 @@
-"""Errors against the number of training cells: a summary of notebook-03 sweeps over ``n_train``.
+"""Errors against the number of training cells: a summary of notebook-03 sweeps over ``n_train`` or ``n_more_train``.
 
 ``python -m hforge_nb.data_scaling runs/sweep03-cells --figures-dir papers/figures``
 reads the sweep's ``sweep.json`` (:mod:`hforge_nb.sweep`; several sweep
@@ -48,13 +48,18 @@ def point_errors(row: dict, cells: list[str], kind: str = "equivariant") -> dict
             for name, keys in QUANTITIES.items()}
 
 
+def training_cell_count(row: dict) -> int:
+    """How many cells a sweep point trained on: its split's training cells, those of ``more_train_dir`` included."""
+    return len(row["metrics"]["split"]["train"])
+
+
 def point_rows(rows: list[dict], cells: list[str], kind: str = "equivariant") -> list[dict]:
-    """One row per sweep point: ``model``, ``n_train`` and :func:`point_errors` on ``cells``.
+    """One row per sweep point: ``model``, ``n_train`` (:func:`training_cell_count`) and :func:`point_errors`
+    on ``cells``.
 
     The rows :func:`.plotting.plot_error_vs_size` averages per ``n_train``.
     """
-    return [{"model": kind, "n_train": int(row["parameters"]["n_train"]), **point_errors(row, cells, kind)}
-            for row in rows]
+    return [{"model": kind, "n_train": training_cell_count(row), **point_errors(row, cells, kind)} for row in rows]
 
 
 def summarize_rows(rows: list[dict], kind: str = "equivariant", target_meV: float = 20.0) -> dict:

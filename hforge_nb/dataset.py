@@ -556,15 +556,17 @@ def distinct_records(records: dict[str, HamiltonianRecord]) -> tuple[dict[str, H
     return {name: records[name] for name in kept}, repeats
 
 
-def more_training_cells(folder: str | Path, split: DataSplit, records: dict[str, HamiltonianRecord]
-                        ) -> tuple[DataSplit, dict[str, HamiltonianRecord], dict[str, str]]:
+def more_training_cells(folder: str | Path, split: DataSplit, records: dict[str, HamiltonianRecord],
+                        limit: int = 0) -> tuple[DataSplit, dict[str, HamiltonianRecord], dict[str, str]]:
     """``split`` with the distinct training cells of another data folder added to its training cells.
 
     The cells of ``folder`` (notebook 01, split "train") are named
     ``<folder name>/<sample>``.  Left out are the cells whose structure
     repeats another of them (:func:`distinct_records`) or any cell of
     ``records`` (the data set ``split`` was made from, its validation and
-    test cells included).
+    test cells included).  With ``limit > 0`` only the first ``limit`` of the
+    remaining cells by name are added, so a smaller limit adds a subset of a
+    larger one's cells.
 
     Returns
     -------
@@ -575,6 +577,8 @@ def more_training_cells(folder: str | Path, split: DataSplit, records: dict[str,
     dict
         Each left-out name with the name of the cell it repeats.
     """
+    if limit < 0:
+        raise ValueError(f"limit must be 0 (all) or positive, not {limit}")
     folder = Path(folder)
     candidates = {f"{folder.name}/{name}": record for name, record in read_samples(folder, "train").items()}
     added, repeats = distinct_records(candidates)
@@ -584,6 +588,8 @@ def more_training_cells(folder: str | Path, split: DataSplit, records: dict[str,
         if original is not None:
             repeats[name] = original
             del added[name]
+    if limit:
+        added = {name: added[name] for name in list(added)[:limit]}
     return replace(split, train=split.train + tuple(added)), added, repeats
 
 

@@ -30,7 +30,8 @@
 # repeat on both sides of the split would test the model on a training cell.
 # With `more_train_dir` the distinct cells of a second data folder train
 # too (named `<folder>/<cell>`; a cell that repeats any cell of the first
-# folder, test cells included, is left out); validation and test cells
+# folder, test cells included, is left out; `n_more_train > 0` takes only
+# the first of them by name); validation and test cells
 # stay those of the split.  The default profile trains on
 # `data/aBN-dzp-train16` this way.
 # The baseline sees every training structure in a
@@ -121,6 +122,7 @@ overlap_threshold = 1e-3  # S(k) eigenvalues kept by the projected eigenvalue er
 filter_threshold = 1e-2  # each record's own S(k) eigenvalues kept by the filtered eigenvalue errors
 energy_zero = "fermi"  # "code": train on H in GPAW's own zero (H + E_F S); scored in each record's E_F zero
 more_train_dir = ""  # another data folder (notebook 01): its distinct cells train too, beside the split's
+n_more_train = 0  # cells of more_train_dir that train (its first distinct ones by name); 0: all
 more_test_dir = ""  # another data folder (notebook 01, more cells per size): its unseen cells are tested too
 output_dir = ""  # empty: runs/interactive/03_training
 
@@ -129,7 +131,8 @@ out = output_folder(output_dir, "03_training")
 samples = dataset.read_samples(project_path(data_dir), "train")
 split, repeats = dataset.distinct_split(samples, n_validation, n_test, n_train)
 if more_train_dir:
-    split, added, more_repeats = dataset.more_training_cells(project_path(more_train_dir), split, samples)
+    split, added, more_repeats = dataset.more_training_cells(project_path(more_train_dir), split, samples,
+                                                                    n_more_train)
     samples, repeats = {**samples, **added}, {**repeats, **more_repeats}
 print("repeated structures left out (repeat: the cell kept):", repeats or "none")
 pick = lambda names: [samples[name] for name in names]  # noqa: E731

@@ -14,10 +14,11 @@ def _sample(h: float, eigenvalue: float) -> dict:
             "spectrum_filtered": {"eigenvalue_mae_meV": eigenvalue}}
 
 
-def _row(n_train: int, seed: int, cells: dict[str, tuple[float, float]]) -> dict:
+def _row(n_train: int, seed: int, cells: dict[str, tuple[float, float]], n_more_train: int = 0) -> dict:
     samples = {name: _sample(*values) for name, values in cells.items()}
+    train = [f"t-{k}" for k in range(n_train)] + [f"more/t-{k}" for k in range(n_more_train)]
     return {"point": f"n_train={n_train},seed={seed}", "parameters": {"n_train": n_train, "seed": seed},
-            "metrics": {"more_test": {"equivariant": {"samples": samples}}}}
+            "metrics": {"split": {"train": train}, "more_test": {"equivariant": {"samples": samples}}}}
 
 
 ROWS = [
@@ -39,6 +40,15 @@ def test_points_are_scored_on_the_cells_all_of_them_tested():
     assert summarize_rows(ROWS, target_meV=125 * 125 / 400)["n_train_at_target"] == pytest.approx(32)
     with pytest.raises(ValueError, match="share no more_test cells"):
         common_cells([ROWS[0], _row(4, 0, {"z": (1.0, 1.0)})])
+
+
+def test_cells_of_more_train_dir_count_as_training_cells():
+    rows = [*ROWS, _row(2, 0, {"a": (0.5, 50.0), "b": (0.5, 50.0)}, n_more_train=30)]
+    summary = summarize_rows(rows)
+    assert summary["n_train"] == [2, 8, 32]
+    assert summary["errors"]["32"]["eigenvalue_mae_filtered_meV"] == {"mean": 50.0, "min": 50.0, "max": 50.0,
+                                                                       "n_points": 1}
+    assert summary["errors"]["2"]["H_mae_meV"]["n_points"] == 2  # the 32-cell point is not counted at n_train = 2
 
 
 def test_the_command_writes_the_summary_and_its_figure(tmp_path):

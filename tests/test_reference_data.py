@@ -296,6 +296,20 @@ def test_more_training_cells_leave_out_repeats_of_each_other_and_of_the_test_cel
     assert repeats == {"extra/b": "extra/a", "extra/c": "cell-2"}
 
 
+def test_a_limit_adds_the_first_distinct_cells_of_the_other_folder(tmp_path, monkeypatch):
+    cells = {f"cell-{seed}": random_record(hbn_atoms(rattle=0.05, seed=seed)) for seed in range(3)}
+    extra = {"a": random_record(cells["cell-2"].atoms[::-1]),  # a repeat: not counted by the limit
+             **{name: random_record(hbn_atoms(rattle=0.05, seed=seed)) for name, seed in (("c", 7), ("b", 6))}}
+    monkeypatch.setattr(dataset, "read_samples", lambda folder, split: extra if split == "train" else {})
+    split = dataset.DataSplit(("cell-0",), ("cell-1",), ("cell-2",))
+    one, added, _ = dataset.more_training_cells(tmp_path / "extra", split, cells, limit=1)
+    assert one.train == ("cell-0", "extra/b") and list(added) == ["extra/b"]  # the first by name
+    assert dataset.more_training_cells(tmp_path / "extra", split, cells, limit=5)[0].train == (
+        "cell-0", "extra/b", "extra/c")  # a limit above the cells adds them all
+    with pytest.raises(ValueError, match="limit must be 0"):
+        dataset.more_training_cells(tmp_path / "extra", split, cells, limit=-1)
+
+
 def test_stored_records_lose_less_than_a_microvolt(bn_record, tmp_path):
     policy = dataset.StoragePolicy(tolerance=1e-8, precision="float32")
     errors = dataset.store_record(bn_record, tmp_path / "r.npz", policy)
