@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m hforge_nb.data_scaling SWEEP_DIR [SWEEP_DIR ...] [--figures-dir DIR]``: :func:`summarize_sweep`."""
     import argparse
 
-    parser = argparse.ArgumentParser(description="Errors of a notebook-03 sweep over n_train")
+    parser = argparse.ArgumentParser(description="Errors of notebook-03 sweeps against the number of training cells")
     parser.add_argument("sweep_dirs", nargs="+", help="sweep folders, read as one")
     parser.add_argument("--figures-dir", default=None)
     args = parser.parse_args(argv)

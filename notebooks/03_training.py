@@ -132,7 +132,7 @@ samples = dataset.read_samples(project_path(data_dir), "train")
 split, repeats = dataset.distinct_split(samples, n_validation, n_test, n_train)
 if more_train_dir:
     split, added, more_repeats = dataset.more_training_cells(project_path(more_train_dir), split, samples,
-                                                                    n_more_train)
+                                                             n_more_train)
     samples, repeats = {**samples, **added}, {**repeats, **more_repeats}
 print("repeated structures left out (repeat: the cell kept):", repeats or "none")
 pick = lambda names: [samples[name] for name in names]  # noqa: E731
