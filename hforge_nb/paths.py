@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 #: Environment variable that points at the SIESTA example folder.
@@ -15,6 +16,15 @@ INTERACTIVE_DIR_ENV = "HFORGE_INTERACTIVE_DIR"
 def project_root() -> Path:
     """The repository root (the folder holding ``pyproject.toml``)."""
     return Path(__file__).resolve().parent.parent
+
+
+def git_commit(root: str | os.PathLike | None = None) -> str:
+    """The commit checked out at ``root`` (the project root by default), or ``"unknown"`` outside git."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root or project_root(), capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def project_path(path: str | os.PathLike) -> Path:

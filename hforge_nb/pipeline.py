@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 import time
 import tomllib
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._atomic import write_json
-from .paths import project_root
+from .paths import git_commit, project_root
 from . import papers
 from .sweep import run_notebook
 
@@ -60,14 +59,6 @@ class Profile:
 def numbered_notebooks(folder: Path) -> list[Path]:
     """``NN_*.ipynb`` in ``folder``, in number order."""
     return sorted(p for p in folder.iterdir() if NOTEBOOK_PATTERN.match(p.name))
-
-
-def _git_commit(root: Path) -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def stage_inputs(notebook: Path) -> set[str]:
@@ -102,7 +93,7 @@ def run_pipeline(profile: Profile, run_dir: Path, only: list[str] | None = None,
     root = project_root()
     run_dir = run_dir if run_dir.is_absolute() else root / run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    summary = {"profile": profile.name, "git_commit": _git_commit(root), "jobs": jobs, "notebooks": []}
+    summary = {"profile": profile.name, "git_commit": git_commit(root), "jobs": jobs, "notebooks": []}
     if only and (run_dir / "run.json").exists():  # keep the record of the notebooks not run again
         earlier = json.loads((run_dir / "run.json").read_text())["notebooks"]
         summary["notebooks"] = [n for n in earlier if Path(n["notebook"]).stem not in only]

@@ -9,8 +9,10 @@ point's parameters plus the fixed ``--set`` ones and ``output_dir`` set to
 that folder; ``--profile`` adds the notebook's table of a profile file (see
 :mod:`hforge_nb.pipeline`) under the ``--set`` ones. A point whose folder
 already holds ``metrics.json`` (written last, atomically, by every numbered
-notebook) is skipped, so an interrupted sweep resumes. :func:`collect` then
-gathers every point's metrics into one table, ``<out>/sweep.json``.
+notebook) is skipped, so an interrupted sweep resumes. Before a point runs,
+``<out>/<point name>/sweep_point.json`` records every parameter it is given
+(the fixed ones too) and the commit it runs. :func:`collect` then gathers
+every point's metrics and that record into one table, ``<out>/sweep.json``.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._atomic import write_json
-from .paths import project_path
+from .paths import git_commit, project_path
 
 DONE_MARKER = "metrics.json"
+#: What a point ran with, written before it runs: its parameters and the commit.
+POINT_RECORD = "sweep_point.json"
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ def run_sweep(notebook: Path, points: list[SweepPoint], folder: Path, fixed: dic
             continue
         point_folder.mkdir(parents=True, exist_ok=True)
         parameters = {**(fixed or {}), **point.parameters, "output_dir": str(point_folder)}
+        write_json(point_folder / POINT_RECORD, {"parameters": parameters, "git_commit": git_commit()})
         print(f"[sweep] {point.name}: running", flush=True)
         runner(notebook, point_folder / notebook.name, parameters)
         if not (point_folder / DONE_MARKER).exists():
@@ -116,13 +121,20 @@ def run_sweep(notebook: Path, points: list[SweepPoint], folder: Path, fixed: dic
 
 
 def collect(folder: Path, points: list[SweepPoint]) -> list[dict]:
-    """One row per finished point: its parameters and its ``metrics.json``; written to ``sweep.json``."""
+    """One row per finished point, written to ``sweep.json``.
+
+    A row holds the point's grid ``parameters``, its ``metrics.json`` and,
+    as ``run``, its :data:`POINT_RECORD` (every parameter and the commit;
+    empty for a point run before that record was written).
+    """
     folder = project_path(folder)
     rows = []
     for point in points:
         path = folder / point.name / DONE_MARKER
         if path.exists():
+            record = folder / point.name / POINT_RECORD
             rows.append({"point": point.name, "parameters": point.parameters,
+                         "run": json.loads(record.read_text()) if record.exists() else {},
                          "metrics": json.loads(path.read_text())})
     write_json(folder / "sweep.json", {"format": "hforge-nb-sweep", "version": 1, "rows": rows})
     return rows
