@@ -1,4 +1,4 @@
-"""Where things are: the project root, run folders and the shared SIESTA test data."""
+"""Where things are: the project root and the commit checked out there, run folders and the shared SIESTA test data."""
 
 from __future__ import annotations
 
