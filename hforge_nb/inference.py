@@ -219,7 +219,8 @@ def _off_site_chunk(model, features: torch.Tensor, images: PeriodicImages, speci
                     potentials: torch.Tensor | None = None) -> list[BlockChunk]:
     """Hermitian blocks (i, j, R) and (j, i, -R) of canonical pairs, per species pair; those within ``keep_within``.
 
-    ``potentials`` ``[n_atoms]`` (V): the site potentials of a model with partial charges (:mod:`.models.charges`).
+    ``potentials`` ``[n_atoms]`` (V): the site potentials of a model with partial charges or a local potential
+    (:meth:`.HamiltonianModel.structure_potentials`).
     """
     chunks, edges = [], chunk_neighbourhood(model, images, np.unique(pairs), features.dtype)
     labels = np.char.add(np.char.add(species[pairs[:, 0]], "-"), species[pairs[:, 1]])
@@ -280,8 +281,8 @@ def predict_in_chunks(model, atoms: ase.Atoms, config: ChunkConfig = ChunkConfig
     cutoff, keep_within = model.config.edge_cutoff, _block_range(model, config)
     images = PeriodicImages(atoms, max(cutoff, model.config.r_max))
     features = node_features_in_chunks(model, atoms, images, spatial_domains(atoms, config.feature_chunk_atoms))
-    potentials = None if model.charges is None else model.charges.potentials_of_structure(
-        atoms, torch.as_tensor(model.basis.species_indices(species.tolist())), features, model.config.coulomb)
+    potentials = model.structure_potentials(atoms, torch.as_tensor(model.basis.species_indices(species.tolist())),
+                                            features)
     sums = _OnSiteSums(model, species, features.dtype)
     for domain in spatial_domains(atoms, config.chunk_atoms):
         pairs, shifts, vectors = canonical_pairs(images, domain, cutoff)

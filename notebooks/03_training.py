@@ -94,6 +94,7 @@ h_crystal_field = False  # on-site H blocks too (the two-body part of the neighb
 network_cutoff = 5.0  # Å; farther blocks come from the two-center prior alone (None: the networks reach edge_cutoff)
 three_center_cutoff = 3.5  # Å; off-site H sums over the atoms this close to both atoms of a pair (None: off)
 coulomb_cutoff = 10.0  # Å; H gets the potential of learned partial charges summed this far (None: off)
+local_potential_hidden = 0  # > 0: H gets a learned potential per atom, an MLP this wide of its invariants, times S
 readout_channels = 8  # equivariant readout channels
 n_validation = 1  # cells of each size for validation
 n_test = 1  # cells of each size held out for testing
@@ -151,7 +152,7 @@ models = build_matched_models(model_kinds, fit(split.train), readout_channels, s
                               num_interactions=num_interactions, edge_cutoff=edge_cutoff,
                               two_center=two_center, crystal_field=crystal_field, h_crystal_field=h_crystal_field,
                               network_cutoff=network_cutoff, three_center_cutoff=three_center_cutoff,
-                              coulomb_cutoff=coulomb_cutoff)
+                              coulomb_cutoff=coulomb_cutoff, local_potential_hidden=local_potential_hidden)
 {kind: model.parameter_count() for kind, model in models.items()}
 
 # %% [markdown]

@@ -202,9 +202,10 @@ def small_model(kind: str, dtype=None, seed: int = 0, **config_fields):
     ``config_fields`` override :data:`SMALL_MODEL` (``two_center=False``, ...).
 
     Its normalization is fitted to a synthetic hBN record, so outputs are of
-    order one.  The three-center term's last maps and the partial charges
-    (``coulomb_cutoff``) start at zero in a new model; here they get random
-    weights, so that every test sees the terms.
+    order one.  The three-center term's last maps, the partial charges
+    (``coulomb_cutoff``) and the local potential's last layers
+    (``local_potential_hidden``) start at zero in a new model; here they get
+    random weights, so that every test sees the terms.
     Built once per arguments (a few seconds each): do not train it.
     """
     import torch
@@ -225,6 +226,11 @@ def small_model(kind: str, dtype=None, seed: int = 0, **config_fields):
         with torch.no_grad():
             model.charges.weight.normal_(0.0, 0.3)
             model.charges.bias.copy_(torch.tensor([0.4, -0.4], dtype=model.charges.bias.dtype))
+    if model.local_potential is not None:
+        with torch.no_grad():
+            for mlp in model.local_potential.mlps:
+                mlp[-1].weight.normal_(0.0, 0.5)
+                mlp[-1].bias.normal_(0.0, 0.5)
     return model.eval()
 
 

@@ -21,8 +21,9 @@ from ..basis import Basis
 from ..block_irreps import block_change_of_basis, block_irreps
 from ..model_graph import ModelGraph, StructureBlocks, build_model_graph, stack_targets
 from ..record import HamiltonianRecord, Provenance
-from .charges import PartialCharges, block_potentials
+from .charges import PartialCharges, graph_potentials
 from .crystal_field import CrystalFieldPrior, Neighbours
+from .local_potential import LocalPotential
 from .three_center import Neighbourhood, Triplets, neighbourhood, triplets_of
 from .two_center import TwoCenterPrior, linear_on_grid
 
@@ -197,9 +198,11 @@ class HamiltonianModel(torch.nn.Module):
     and :meth:`off_site`; the last two return H and S irreps vectors of one
     group of blocks.  With ``config.three_center_cutoff`` they also set
     ``self.three_center`` (:mod:`.three_center`), added to the off-site H
-    irreps.  With ``config.coulomb_cutoff`` they call :meth:`_add_charges`,
-    whose :class:`.PartialCharges` add the electrostatic term to H
-    (:mod:`.charges`).  ``self.outputs`` holds
+    irreps.  They call :meth:`_add_site_potentials`: with
+    ``config.coulomb_cutoff`` its :class:`.PartialCharges` add the
+    electrostatic term to H (:mod:`.charges`), with
+    ``config.local_potential_hidden`` its :class:`.LocalPotential` a
+    learned potential per atom (:mod:`.local_potential`).  ``self.outputs`` holds
     one :class:`BlockOutput` per (matrix, group), keyed ``"h:B"``,
     ``"s:B-N"``, ...
     """
@@ -211,7 +214,8 @@ class HamiltonianModel(torch.nn.Module):
         self.config, self.basis = config, basis
         self.group_species = block_groups(basis)  # group key -> (row, column) species
         self.three_center: torch.nn.Module | None = None  # set by subclasses when config.three_center_cutoff is set
-        self.charges: PartialCharges | None = None  # set by _add_charges when config.coulomb_cutoff is set
+        self.charges: PartialCharges | None = None  # set by _add_site_potentials when config.coulomb_cutoff is set
+        self.local_potential: LocalPotential | None = None  # likewise with config.local_potential_hidden
         self.outputs = torch.nn.ModuleDict({
             f"{matrix}:{key}": self._block_output(matrix, key, row, col)
             for matrix in ("h", "s") for key, (row, col) in self.group_species.items()
@@ -232,10 +236,35 @@ class HamiltonianModel(torch.nn.Module):
             return BlockOutput(self.basis[row], self.basis[col], self.config.edge_cutoff, self.basis.symbols)
         return BlockOutput(self.basis[row], self.basis[col])
 
-    def _add_charges(self, scalar_index: torch.Tensor) -> None:
-        """Give the model :class:`.PartialCharges` of its node features' invariants if the config asks for them."""
+    def _add_site_potentials(self, scalar_index: torch.Tensor) -> None:
+        """Give the model :class:`.PartialCharges` and a :class:`.LocalPotential` of its node features' invariants
+        (``scalar_index``) if the config asks for them."""
         if self.config.coulomb_cutoff is not None:
             self.charges = PartialCharges(len(self.basis.symbols), scalar_index)
+        if self.config.local_potential_hidden:
+            self.local_potential = LocalPotential(len(self.basis.symbols), scalar_index,
+                                                  self.config.local_potential_hidden)
+
+    def site_potentials(self, graph: ModelGraph, features: torch.Tensor) -> torch.Tensor | None:
+        """``[n_atoms]`` potentials (V) of the graph's atoms: the partial charges' plus the local potential;
+        ``None`` for a model with neither.  H gets -(V_i + V_j) / 2 S_ij on every block."""
+        parts = []
+        if self.charges is not None:
+            parts.append(graph_potentials(graph, self.charges(graph, features)))
+        if self.local_potential is not None:
+            parts.append(self.local_potential(graph.species_index, features))
+        return sum(parts) if parts else None
+
+    def structure_potentials(self, atoms: ase.Atoms, species_index: torch.Tensor,
+                             features: torch.Tensor) -> torch.Tensor | None:
+        """:meth:`site_potentials` of one structure whose node features ``[n_atoms, F]`` were computed
+        without a graph (large structures, :mod:`hforge_nb.inference`)."""
+        parts = []
+        if self.charges is not None:
+            parts.append(self.charges.potentials_of_structure(atoms, species_index, features, self.config.coulomb))
+        if self.local_potential is not None:
+            parts.append(self.local_potential(species_index, features))
+        return sum(parts) if parts else None
 
     # --------------------------------------------------------------- subclass API
     def node_features(self, graph: ModelGraph) -> torch.Tensor:
@@ -303,13 +332,14 @@ class HamiltonianModel(torch.nn.Module):
         vectors = graph.block_vectors().to(features.dtype)
         irreps = self._off_site_irreps(graph, features, vectors)
         irreps.update(self._on_site_irreps(graph, features, irreps))
-        potentials = None if self.charges is None else block_potentials(graph, self.charges(graph, features))
+        sites = self.site_potentials(graph, features)  # [n_atoms] V or None
+        potentials = None if sites is None else 0.5 * (sites[graph.block_pairs[:, 0]] + sites[graph.block_pairs[:, 1]])
         h_parts, s_parts = [], []
         for key, group in graph.groups():
             pair_vectors = vectors[group.blocks] if key in graph.off_site else None
             h = self.outputs[f"h:{key}"](irreps[key][0], pair_vectors)  # [n, n_row * n_col] eV
             s = self.outputs[f"s:{key}"](irreps[key][1], pair_vectors)
-            if potentials is not None:  # the electron's energy -phi, S-weighted (see .charges)
+            if potentials is not None:  # the electron's energy -V, S-weighted (see .charges)
                 h = h - potentials[group.blocks, None] * s.detach()
             h_parts.append(h.reshape(-1))
             s_parts.append(s.reshape(-1))

@@ -22,6 +22,7 @@ from ..basis import Basis
 from ..model_graph import ModelGraph
 from .base import HamiltonianModel, PairIrreps, block_groups, network_cutoff_of
 from .charges import PartialCharges
+from .local_potential import LocalPotential
 from .descriptor import DescriptorConfig, MACEDescriptor, building_in
 from .three_center import BaselineThreeCenter
 
@@ -105,7 +106,7 @@ class BaselineModel(HamiltonianModel):
             self.radial = modules.radial.BesselBasis(self.network_cutoff, config.num_radial)
             self.envelope = modules.radial.PolynomialCutoff(self.network_cutoff, config.num_polynomial_cutoff)
             self.three_center = _three_center(config, basis, self.descriptor, self.network_cutoff)
-            self._add_charges(self.descriptor.scalar_index())
+            self._add_site_potentials(self.descriptor.scalar_index())
 
     def node_features(self, graph: ModelGraph) -> torch.Tensor:
         return self.descriptor(graph)
@@ -138,13 +139,16 @@ def baseline_config_for_budget(config: BaselineConfig, basis: Basis, n_parameter
     """``config`` with the head width whose model has the parameter count closest to ``n_parameters``.
 
     Only the heads and the three-center term depend on the width; the descriptor (and the partial
-    charges, :mod:`.charges`) are counted once.
+    charges, :mod:`.charges`, and the local potential, :mod:`.local_potential`) are counted once.
     """
     with building_in(torch.get_default_dtype()):
         descriptor = MACEDescriptor(config, basis)
     n_descriptor = sum(p.numel() for p in descriptor.parameters())
     if config.coulomb_cutoff is not None:
         n_descriptor += PartialCharges(len(basis.symbols), descriptor.scalar_index()).parameter_count()
+    if config.local_potential_hidden:
+        n_descriptor += LocalPotential(len(basis.symbols), descriptor.scalar_index(),
+                                       config.local_potential_hidden).parameter_count()
     n_features = descriptor.irreps_out.dim
 
     def count(hidden: int) -> int:

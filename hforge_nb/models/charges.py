@@ -58,7 +58,7 @@ class PartialCharges(torch.nn.Module):
                      coulomb: tuple[float, float]) -> torch.Tensor:
         """``[n_atoms]`` site potentials (V) of one structure's neutral charges, ``coulomb`` = (cutoff Å, damping 1/Å).
 
-        What :func:`block_potentials` reads from a graph, for a structure
+        What :func:`graph_potentials` gives for a graph, for a structure
         whose node features were computed without one (large structures).
         """
         one_structure = torch.zeros(len(species_index), dtype=torch.long)
@@ -70,9 +70,8 @@ class PartialCharges(torch.nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def block_potentials(graph: ModelGraph, charges: torch.Tensor) -> torch.Tensor:
-    """``[n_blocks]`` (phi_i + phi_j) / 2 (V) of every block (i, j, R) of ``graph``, from ``charges`` ``[n_atoms]`` e."""
+def graph_potentials(graph: ModelGraph, charges: torch.Tensor) -> torch.Tensor:
+    """``[n_atoms]`` site potentials phi (V) of a graph's atoms from their ``charges`` ``[n_atoms]`` e."""
     if graph.coulomb_index.shape[1] == 0:
         raise ValueError("this graph has no Coulomb matrix: build it with the model's coulomb settings (model.graph)")
-    phi = site_potentials(charges, graph.coulomb_index, graph.coulomb_values.to(charges.dtype))  # [n_atoms] V
-    return 0.5 * (phi[graph.block_pairs[:, 0]] + phi[graph.block_pairs[:, 1]])
+    return site_potentials(charges, graph.coulomb_index, graph.coulomb_values.to(charges.dtype))

@@ -88,6 +88,10 @@ class DescriptorConfig:
         summed to this distance (Å); ``None`` turns it off.
     coulomb_damping : float
         Damping of that sum (1/Å, :mod:`hforge_nb.electrostatics`).
+    local_potential_hidden : int
+        Greater than 0: H gets a learned potential per atom, an MLP of this
+        hidden width of the atom's invariant features, times S
+        (:mod:`.local_potential`); 0 turns it off.
     """
 
     r_max: float = 5.0
@@ -106,6 +110,7 @@ class DescriptorConfig:
     three_center_cutoff: float | None = 3.5
     coulomb_cutoff: float | None = None
     coulomb_damping: float = 0.25
+    local_potential_hidden: int = 0
 
     def __post_init__(self):
         if self.network_cutoff is not None and not self.network_cutoff > 0:
@@ -115,6 +120,10 @@ class DescriptorConfig:
         if self.coulomb_cutoff is not None and not (self.coulomb_cutoff > 0 and self.coulomb_damping > 0):
             raise ValueError(f"coulomb_cutoff (Å) and coulomb_damping (1/Å) must be positive, got "
                              f"{self.coulomb_cutoff} and {self.coulomb_damping}")
+        hidden = self.local_potential_hidden
+        if isinstance(hidden, bool) or not (isinstance(hidden, int) and hidden >= 0):
+            raise ValueError(f"local_potential_hidden must be a width (0 turns the term off), "
+                             f"got {self.local_potential_hidden!r}")
 
     @property
     def coulomb(self) -> tuple[float, float] | None:

@@ -167,7 +167,7 @@ class EquivariantModel(HamiltonianModel):
                     basis, self.group_species, scalars, config.three_center_reach, self.network_cutoff,
                     num_radial=config.num_radial, radial_hidden=config.radial_hidden,
                     num_polynomial_cutoff=config.num_polynomial_cutoff)
-            self._add_charges(scalars)
+            self._add_site_potentials(scalars)
 
     def node_features(self, graph: ModelGraph) -> torch.Tensor:
         return self.descriptor(graph)
