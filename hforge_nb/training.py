@@ -122,6 +122,13 @@ class TrainingConfig:
         record's H is referred to its own E_F, which the electron count of
         the whole cell sets and local blocks do not see; with a small w a
         model need not learn each training cell's E_F.
+    atom_shift_weight : float
+        Weight (per eV^2) of the spread of the atoms' on-site shifts
+        (:func:`atom_shifts`): each atom's on-site H error fitted by c_i
+        times its own S block, c_i less its structure's mean, squared and
+        averaged over atoms (0, the default: off).  That shift of an atom's
+        orbital energies moves the states on it as a whole, so it costs the
+        eigenvalues far more than its share of the element-wise losses.
     """
 
     epochs: int = 100
@@ -148,6 +155,7 @@ class TrainingConfig:
     spectral_window: float = 3.0
     h_absolute_weight: float = 0.0
     cell_shift_weight: float | None = None
+    atom_shift_weight: float = 0.0
 
     @property
     def spectral(self) -> SpectralLossConfig | None:
@@ -302,27 +310,28 @@ class BlockLoss:
     """
 
     def __init__(self, h_scale: torch.Tensor, s_scale: torch.Tensor, s_weight: float, spectral_weight: float = 0.0,
-                 h_absolute_weight: float = 0.0, cell_shift_weight: float | None = None):
+                 h_absolute_weight: float = 0.0, cell_shift_weight: float | None = None,
+                 atom_shift_weight: float = 0.0):
         self.h_scale, self.s_scale, self.s_weight = h_scale, s_scale, s_weight
         self.spectral_weight, self.h_absolute_weight = spectral_weight, h_absolute_weight
-        self.cell_shift_weight = cell_shift_weight
+        self.cell_shift_weight, self.atom_shift_weight = cell_shift_weight, atom_shift_weight
 
     @classmethod
     def fit(cls, batches: list[Batch], n_classes: int, s_weight: float, h_floor: float = 0.0,
             s_floor: float = 0.0, spectral_weight: float = 0.0, h_absolute_weight: float = 0.0,
-            cell_shift_weight: float | None = None) -> "BlockLoss":
+            cell_shift_weight: float | None = None, atom_shift_weight: float = 0.0) -> "BlockLoss":
         """Class spreads of H and S over training batches, at least ``h_floor`` (eV) and ``s_floor``.
 
         ``spectral_weight`` (per eV^2) adds the spectral loss of batches that carry spectral targets;
         ``h_absolute_weight`` (per eV^2) the mean squared H error of every value;
-        ``cell_shift_weight`` is :attr:`TrainingConfig.cell_shift_weight`.
+        ``cell_shift_weight`` and ``atom_shift_weight`` are those of :class:`TrainingConfig`.
         """
         classes = torch.cat([b.classes for b in batches])
         elements = torch.cat([b.elements for b in batches])
         h = class_spread(torch.cat([b.h for b in batches]), classes, elements, n_classes)
         s = class_spread(torch.cat([b.s for b in batches]), classes, elements, n_classes)
         return cls(h.clamp(min=h_floor), s.clamp(min=s_floor), s_weight, spectral_weight, h_absolute_weight,
-                   cell_shift_weight)
+                   cell_shift_weight, atom_shift_weight)
 
     @staticmethod
     def _class_mean(errors: torch.Tensor, classes: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -348,6 +357,8 @@ class BlockLoss:
             loss = loss + self.spectral_weight * spectral.mean().to(loss.dtype)
         if self.h_absolute_weight > 0:
             loss = loss + self.h_absolute_weight * (h - batch.h).square().mean()
+        if self.atom_shift_weight > 0:
+            loss = loss + self.atom_shift_weight * atom_shifts(h - batch.h, batch.s, batch.graph).square().mean()
         return loss
 
 
@@ -358,6 +369,25 @@ def cell_shifts(h_error: torch.Tensor, s: torch.Tensor, structures: list[slice])
     nothing else.  ``s`` ``[n_values]`` are the reference S values.
     """
     return torch.stack([(h_error[values] * s[values]).sum() / s[values].square().sum() for values in structures])
+
+
+def atom_shifts(h_error: torch.Tensor, s: torch.Tensor, graph: ModelGraph) -> torch.Tensor:
+    """``[n_atoms]`` c_i (eV): each atom's on-site ``h_error`` fitted by c_i times its own S block, less the mean
+    of c over the atom's structure.
+
+    ``h_error`` and ``s`` ``[n_values]`` (the reference S) are laid out as
+    ``graph``'s values.  The mean is left out because a constant c S over a
+    whole structure only moves all its eigenvalues (:func:`cell_shifts`).
+    """
+    shifts = h_error.new_zeros(graph.n_atoms)
+    for group in graph.on_site.values():
+        error, overlap = h_error[group.values], s[group.values]  # [n, n_orbitals^2]
+        fitted = (error * overlap).sum(dim=1) / overlap.square().sum(dim=1)
+        shifts = shifts.index_copy(0, graph.block_pairs[group.blocks, 0], fitted)
+    n_structures = len(graph.ptr) - 1
+    means = shifts.new_zeros(n_structures).index_add(0, graph.batch, shifts)
+    means = means / torch.bincount(graph.batch, minlength=n_structures).to(shifts.dtype)
+    return shifts - means[graph.batch]
 
 
 # ------------------------------------------------------------------ state and files
@@ -515,7 +545,7 @@ class Trainer:
         self._item_batches = train_batches  # per training item
         self.loss = BlockLoss.fit(train_batches, self.classes.n_classes, config.s_weight,
                                   config.h_spread_floor, config.s_spread_floor, config.spectral_weight,
-                                  config.h_absolute_weight, config.cell_shift_weight)
+                                  config.h_absolute_weight, config.cell_shift_weight, config.atom_shift_weight)
         self._warn_without_spread(train_batches)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)

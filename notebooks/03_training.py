@@ -114,6 +114,7 @@ spectral_kpoints = 2  # k-points per periodic direction of that loss (Gamma-cent
 spectral_threshold = 1e-2  # smallest reference S(k) eigenvalue kept in that loss's frame (as filter_threshold)
 h_absolute_weight = 30.0  # per eV^2; > 0 adds the plain mean squared H error (eV), which weighs on-site and bonded blocks
 cell_shift_weight = None  # per eV^2; a number: the H losses leave out each cell's best c S and add this times c^2
+atom_shift_weight = 0.0  # per eV^2; > 0 adds the mean square of the atoms' on-site shifts c_i S_ii (less the cell's mean)
 seed = 0
 threads = 1  # torch threads
 training_processes = 1  # models trained at once, each in its own process (of `threads` threads)
@@ -170,6 +171,7 @@ configs = {kind: TrainingConfig(epochs=epochs, learning_rate=learning_rate, lr_s
                                 spectral_weight=spectral_weight, spectral_window=spectral_window,
                                 spectral_kpoints=spectral_kpoints, spectral_threshold=spectral_threshold,
                                 h_absolute_weight=h_absolute_weight, cell_shift_weight=cell_shift_weight,
+                                atom_shift_weight=atom_shift_weight,
                                 augment_rotations=augment_baseline and kind == "baseline", seed=seed, threads=threads)
            for kind in models}
 results = train_side_by_side(models, fit(split.train), fit(split.validation), configs, out, training_processes)

@@ -11,7 +11,8 @@ from conftest import BN_BASIS, SMALL_MODEL, hbn_atoms, random_record
 
 from hforge_nb.errors import CorruptFileError
 from hforge_nb.models import BaselineConfig, EquivariantConfig, build_fitted_model
-from hforge_nb.training import (BlockLoss, TrainingConfig, ValueClasses, cell_shifts, classes_without_spread,
+from hforge_nb.training import (BlockLoss, TrainingConfig, ValueClasses, atom_shifts, cell_shifts,
+                                classes_without_spread,
                                 make_batch, read_checkpoint, train)
 from hforge_nb.model_graph import StructureBlocks
 from hforge_nb.rotations import random_rotation, rotate_record
@@ -89,6 +90,48 @@ def test_a_free_cell_shift_leaves_each_structures_c_s_to_its_own_weight(records)
     assert float(free(shifted, batch) - free(noisy, batch)) == pytest.approx(
         0.5 * float(fitted.square().mean() - cell_shifts(off, batch.s, batch.structures).square().mean()), rel=1e-4)
     assert float(plain(shifted, batch) - plain(noisy, batch)) > 1e-3  # without it, the H losses see the shift
+
+
+def _on_site_shift(items, per_atom: np.ndarray) -> torch.Tensor:
+    """``[n_values]`` eV: ``per_atom[a]`` times atom a's own S block on its on-site block, zero elsewhere, by hand."""
+    parts, first_atom = [], 0
+    for item in items:
+        shapes = np.array([[BN_BASIS[item.species[i]].n_orbitals, BN_BASIS[item.species[j]].n_orbitals]
+                           for i, j in item.pairs])
+        sizes = shapes.prod(axis=1)
+        on_site = (item.pairs[:, 0] == item.pairs[:, 1]) & (item.shifts == 0).all(axis=1)
+        factor = np.where(on_site, per_atom[first_atom + item.pairs[:, 0]], 0.0)  # [n_blocks] eV
+        parts.append(np.repeat(factor, sizes) * item.s_values)
+        first_atom += len(item.atoms)
+    return torch.as_tensor(np.concatenate(parts))
+
+
+def test_atom_shifts_find_each_atoms_c_times_its_own_s_block(records):
+    model = fresh_model("baseline", records[0])
+    classes = ValueClasses(BN_BASIS)
+    items = [StructureBlocks.of_record(r, model.config.edge_cutoff) for r in records[0][:2]]
+    batch = make_batch(items, model, classes)
+    per_atom = np.random.default_rng(1).normal(0.0, 0.2, batch.graph.n_atoms)  # eV
+    fitted = atom_shifts(_on_site_shift(items, per_atom), batch.s, batch.graph)
+    ends = np.cumsum([len(item.atoms) for item in items])
+    expected = np.concatenate([c - c.mean() for c in np.split(per_atom, ends[:-1])])  # less each structure's mean
+    np.testing.assert_allclose(fitted.numpy(), expected, atol=1e-12)
+    constant = atom_shifts(_on_site_shift(items, np.full(batch.graph.n_atoms, 0.3)), batch.s, batch.graph)
+    assert float(constant.abs().max()) < 1e-12  # one c for every atom of a structure costs nothing
+
+
+def test_the_atom_shift_term_adds_its_weight_times_the_mean_square_shift(records):
+    model = fresh_model("baseline", records[0])
+    classes = ValueClasses(BN_BASIS)
+    items = [StructureBlocks.of_record(r, model.config.edge_cutoff) for r in records[0][:2]]
+    batch = make_batch(items, model, classes)
+    plain = BlockLoss.fit([batch], classes.n_classes, s_weight=1.0)
+    weighted = BlockLoss.fit([batch], classes.n_classes, s_weight=1.0, atom_shift_weight=2.0)
+    per_atom = np.random.default_rng(2).normal(0.0, 0.1, batch.graph.n_atoms)
+    shifted = type("Shifted", (), {"h": batch.h + _on_site_shift(items, per_atom), "s": batch.s})
+    ends = np.cumsum([len(item.atoms) for item in items])
+    spread = np.mean(np.concatenate([np.square(c - c.mean()) for c in np.split(per_atom, ends[:-1])]))
+    assert float(weighted(shifted, batch) - plain(shifted, batch)) == pytest.approx(2.0 * spread, rel=1e-9)
 
 
 def test_distance_shells_split_the_loss_classes_of_one_group(records):
