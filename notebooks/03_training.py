@@ -47,6 +47,12 @@
 # basis where S(k) has eigenvalues of at least `spectral_threshold`, at
 # the k-points of the eigenvalue errors; it lowers the eigenvalue errors
 # and raises the H MAE a little (README, "The spectral loss").
+# Two options aim at the shift of each atom's orbital energies, a scalar
+# times its own S block, that the models leave in their on-site blocks: a
+# learned local potential (`local_potential_hidden`,
+# `hforge_nb.models.local_potential`) and a loss on those shifts
+# (`atom_shift_weight`); both are off, since neither helped (README, "The
+# atoms' on-site shifts, and twice the channels at 124 cells").
 # H errors are in meV over every value of the reference blocks (a block
 # beyond the model's cutoff counts as zero); eigenvalues are compared within
 # `energy_window` of the Fermi level on a Monkhorst-Pack grid, with the
