@@ -40,6 +40,7 @@ import torch
 
 from ._atomic import atomic_path
 from .basis import L_LETTERS, Basis
+from .electrostatics import neutralized
 from .errors import CorruptFileError
 from .model_graph import BlockGroup, ModelGraph, StructureBlocks, stack_targets
 from .models.base import HamiltonianModel, block_groups
@@ -384,10 +385,7 @@ def atom_shifts(h_error: torch.Tensor, s: torch.Tensor, graph: ModelGraph) -> to
         error, overlap = h_error[group.values], s[group.values]  # [n, n_orbitals^2]
         fitted = (error * overlap).sum(dim=1) / overlap.square().sum(dim=1)
         shifts = shifts.index_copy(0, graph.block_pairs[group.blocks, 0], fitted)
-    n_structures = len(graph.ptr) - 1
-    means = shifts.new_zeros(n_structures).index_add(0, graph.batch, shifts)
-    means = means / torch.bincount(graph.batch, minlength=n_structures).to(shifts.dtype)
-    return shifts - means[graph.batch]
+    return neutralized(shifts, graph.batch, len(graph.ptr) - 1)  # less the mean over each structure
 
 
 # ------------------------------------------------------------------ state and files
