@@ -13,8 +13,7 @@ from conftest import BN_BASIS, bn_cluster, hbn_atoms, random_record, small_model
 from hforge_nb.electrostatics import (COULOMB_EV_ANGSTROM, coulomb_matrix, dsf_pair_kernel, neutralized,
                                       site_potentials)
 from hforge_nb.evaluation import aligned_values
-from hforge_nb.models import EquivariantConfig, build_model, rotation_error
-from hforge_nb.rotations import random_rotation
+from hforge_nb.models import EquivariantConfig, build_model
 
 COULOMB = dict(coulomb_cutoff=6.0, coulomb_damping=0.3)
 
@@ -87,15 +86,6 @@ def test_the_term_is_minus_the_mean_site_potential_times_s(periodic_record):
     expected = plain.h_values[:, 0] - np.repeat(mean_phi, np.diff(plain.block_offsets)) * plain.s_values
     np.testing.assert_allclose(charged.h_values[:, 0], expected, atol=1e-10)
     np.testing.assert_array_equal(charged.s_values, plain.s_values)
-
-
-@pytest.mark.parametrize("improper", [False, True], ids=["rotation", "rotation+inversion"])
-def test_the_term_keeps_the_model_equivariant_and_hermitian(improper, periodic_record):
-    model = small_model("equivariant", **COULOMB)
-    for record in (periodic_record, random_record(bn_cluster(), seed=1)):
-        assert max(model.predict(record).hermiticity_error()) < 1e-12
-        error = rotation_error(model, record, random_rotation(np.random.default_rng(7), improper))
-        assert error["h_max_eV"] < 1e-10 and error["s_max"] < 1e-10
 
 
 def test_batched_structures_get_their_own_neutral_charges(periodic_record):

@@ -7,13 +7,12 @@ import copy
 import numpy as np
 import pytest
 import torch
-from conftest import BN_BASIS, bn_cluster, hbn_atoms, random_record, small_model
+from conftest import BN_BASIS, hbn_atoms, random_record, small_model
 
-from hforge_nb.inference import ChunkConfig, predict_large
 from hforge_nb.evaluation import aligned_values
-from hforge_nb.models import BaselineConfig, EquivariantConfig, baseline_config_for_budget, build_model, rotation_error
+from hforge_nb.inference import ChunkConfig, predict_large
+from hforge_nb.models import BaselineConfig, EquivariantConfig, baseline_config_for_budget, build_model
 from hforge_nb.models.local_potential import LocalPotential
-from hforge_nb.rotations import random_rotation
 
 LOCAL = dict(local_potential_hidden=8)
 
@@ -54,15 +53,6 @@ def test_the_term_is_minus_the_mean_potential_times_s(kind, periodic_record):
     expected = plain.h_values[:, 0] - np.repeat(mean, np.diff(plain.block_offsets)) * plain.s_values
     np.testing.assert_allclose(with_term.h_values[:, 0], expected, atol=1e-10)
     np.testing.assert_array_equal(with_term.s_values, plain.s_values)
-
-
-@pytest.mark.parametrize("improper", [False, True], ids=["rotation", "rotation+inversion"])
-def test_the_term_keeps_the_model_equivariant_and_hermitian(improper, periodic_record):
-    model = small_model("equivariant", **LOCAL)
-    for record in (periodic_record, random_record(bn_cluster(), seed=1)):
-        assert max(model.predict(record).hermiticity_error()) < 1e-12
-        error = rotation_error(model, record, random_rotation(np.random.default_rng(5), improper))
-        assert error["h_max_eV"] < 1e-10 and error["s_max"] < 1e-10
 
 
 def test_chunked_prediction_keeps_the_term_with_the_charges():

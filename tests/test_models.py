@@ -55,13 +55,20 @@ def test_dzp_block_has_the_irreps_of_2s_2p_1d_squared():
 
 
 # ------------------------------------------------------------------ equivariance
+# The optional terms of H that are a potential times S (random weights in small_model).
+SITE_POTENTIAL_TERMS = {"": {}, "with charges": dict(coulomb_cutoff=6.0, coulomb_damping=0.3),
+                        "with local potential": dict(local_potential_hidden=8)}
+
+
 @pytest.mark.parametrize("improper", [False, True], ids=["rotation", "rotation+inversion"])
 @pytest.mark.parametrize("structure", ["periodic", "cluster"])
-def test_equivariant_model_rotates_exactly_in_float64(structure, improper, periodic_record):
-    model = small_model("equivariant")
+@pytest.mark.parametrize("terms", SITE_POTENTIAL_TERMS.values(), ids=SITE_POTENTIAL_TERMS.keys())
+def test_equivariant_model_rotates_exactly_in_float64(structure, improper, terms, periodic_record):
+    model = small_model("equivariant", **terms)
     record = periodic_record if structure == "periodic" else random_record(bn_cluster(), seed=1)
     prediction = model.predict(record)
     assert np.abs(prediction.h_values).max() > 1e-2, "a non-trivial prediction"
+    assert max(prediction.hermiticity_error()) < 1e-12
     for seed in range(3):
         error = rotation_error(model, record, random_rotation(np.random.default_rng(seed), improper))
         assert error["h_max_eV"] < 1e-10 and error["s_max"] < 1e-10
