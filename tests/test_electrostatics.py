@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 import torch
 from ase.build import bulk
-from conftest import BN_BASIS, bn_cluster, hbn_atoms, random_record, small_model
+from conftest import bn_cluster, hbn_atoms, random_record, small_model
 
 from hforge_nb.electrostatics import (COULOMB_EV_ANGSTROM, coulomb_matrix, dsf_pair_kernel, neutralized,
                                       site_potentials)
 from hforge_nb.evaluation import aligned_values
-from hforge_nb.models import EquivariantConfig, build_model
 
 COULOMB = dict(coulomb_cutoff=6.0, coulomb_damping=0.3)
 
@@ -57,17 +56,6 @@ def test_charges_are_made_neutral_per_structure():
     batch = torch.tensor([0, 0, 0, 1, 1])
     neutral = neutralized(charges, batch, 2)
     np.testing.assert_allclose(neutral.numpy(), [-1.0, 0.0, 1.0, -3.0, 3.0])
-
-
-def test_a_new_model_has_the_h_of_the_same_model_without_charges(periodic_record):
-    def built(**fields):
-        torch.manual_seed(3)
-        return build_model("equivariant", EquivariantConfig(r_max=3.0, channels=4, readout_channels=4,
-                                                            edge_cutoff=4.5, **fields), BN_BASIS, torch.float64)
-
-    with_charges, without = built(**COULOMB), built()
-    np.testing.assert_array_equal(with_charges.predict(periodic_record).h_values,
-                                  without.predict(periodic_record).h_values)
 
 
 def test_the_term_is_minus_the_mean_site_potential_times_s(periodic_record):

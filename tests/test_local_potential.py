@@ -22,16 +22,6 @@ def periodic_record():
     return random_record(hbn_atoms(rattle=0.08, seed=3), seed=2)
 
 
-def test_a_new_model_has_the_h_of_the_same_model_without_the_term(periodic_record):
-    def built(**fields):
-        torch.manual_seed(3)
-        return build_model("equivariant", EquivariantConfig(r_max=3.0, channels=4, readout_channels=4,
-                                                            edge_cutoff=4.5, **fields), BN_BASIS, torch.float64)
-
-    with_term, without = built(**LOCAL), built()
-    np.testing.assert_array_equal(with_term.predict(periodic_record).h_values, without.predict(periodic_record).h_values)
-
-
 @pytest.mark.parametrize("kind", ["equivariant", "baseline"])
 def test_the_term_is_minus_the_mean_potential_times_s(kind, periodic_record):
     """H = H with the term's last layers zeroed - (V_i + V_j) / 2 S_ij, V from each atom's own species MLP."""

@@ -74,6 +74,18 @@ def test_equivariant_model_rotates_exactly_in_float64(structure, improper, terms
         assert error["h_max_eV"] < 1e-10 and error["s_max"] < 1e-10
 
 
+@pytest.mark.parametrize("terms", list(SITE_POTENTIAL_TERMS.values())[1:], ids=list(SITE_POTENTIAL_TERMS)[1:])
+def test_a_new_model_has_the_h_of_the_same_model_without_the_term(terms, periodic_record):
+    """The terms' last weights start at zero."""
+    def built(**fields):
+        torch.manual_seed(3)
+        return build_model("equivariant", EquivariantConfig(r_max=3.0, channels=4, readout_channels=4,
+                                                            edge_cutoff=4.5, **fields), BN_BASIS, torch.float64)
+
+    with_term, without = built(**terms), built()
+    np.testing.assert_array_equal(with_term.predict(periodic_record).h_values, without.predict(periodic_record).h_values)
+
+
 def test_equivariant_model_rotates_to_1e4_relative_in_float32(periodic_record):
     model = small_model("equivariant", dtype=torch.float32)
     for improper in (False, True):
