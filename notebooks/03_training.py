@@ -93,6 +93,8 @@ model_kinds = ["equivariant", "baseline"]
 r_max = 5.0  # Å, MACE cutoff
 channels = 8  # MACE channels per irrep
 num_interactions = 2
+max_l = 2  # node features carry l = 0..max_l
+correlation = 2  # body order of MACE's symmetric products
 edge_cutoff = 9.0  # Å
 two_center = True  # off-site blocks start from a two-center (Slater-Koster) fit
 crystal_field = True  # on-site S blocks start from a fitted sum over neighbours
@@ -156,7 +158,8 @@ split.as_dict()
 
 # %%
 models = build_matched_models(model_kinds, fit(split.train), readout_channels, seed, r_max=r_max, channels=channels,
-                              num_interactions=num_interactions, edge_cutoff=edge_cutoff,
+                              max_l=max_l, correlation=correlation, num_interactions=num_interactions,
+                              edge_cutoff=edge_cutoff,
                               two_center=two_center, crystal_field=crystal_field, h_crystal_field=h_crystal_field,
                               network_cutoff=network_cutoff, three_center_cutoff=three_center_cutoff,
                               coulomb_cutoff=coulomb_cutoff, local_potential_hidden=local_potential_hidden)
