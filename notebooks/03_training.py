@@ -93,7 +93,7 @@ model_kinds = ["equivariant", "baseline"]
 r_max = 5.0  # Å, MACE cutoff
 channels = 8  # MACE channels per irrep
 num_interactions = 2
-max_l = 2  # node features carry l = 0..max_l
+max_l = 2  # node features carry l from 0 to max_l
 correlation = 2  # body order of MACE's symmetric products
 edge_cutoff = 9.0  # Å
 two_center = True  # off-site blocks start from a two-center (Slater-Koster) fit
