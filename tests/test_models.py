@@ -56,13 +56,14 @@ def test_dzp_block_has_the_irreps_of_2s_2p_1d_squared():
 
 # ------------------------------------------------------------------ equivariance
 # The optional terms of H that are a potential times S (random weights in small_model).
-SITE_POTENTIAL_TERMS = {"": {}, "with charges": dict(coulomb_cutoff=6.0, coulomb_damping=0.3),
+SITE_POTENTIAL_TERMS = {"with charges": dict(coulomb_cutoff=6.0, coulomb_damping=0.3),
                         "with local potential": dict(local_potential_hidden=8)}
+WITH_AND_WITHOUT_TERMS = {"without terms": {}, **SITE_POTENTIAL_TERMS}
 
 
 @pytest.mark.parametrize("improper", [False, True], ids=["rotation", "rotation+inversion"])
 @pytest.mark.parametrize("structure", ["periodic", "cluster"])
-@pytest.mark.parametrize("terms", SITE_POTENTIAL_TERMS.values(), ids=SITE_POTENTIAL_TERMS.keys())
+@pytest.mark.parametrize("terms", WITH_AND_WITHOUT_TERMS.values(), ids=WITH_AND_WITHOUT_TERMS.keys())
 def test_equivariant_model_rotates_exactly_in_float64(structure, improper, terms, periodic_record):
     model = small_model("equivariant", **terms)
     record = periodic_record if structure == "periodic" else random_record(bn_cluster(), seed=1)
@@ -74,7 +75,7 @@ def test_equivariant_model_rotates_exactly_in_float64(structure, improper, terms
         assert error["h_max_eV"] < 1e-10 and error["s_max"] < 1e-10
 
 
-@pytest.mark.parametrize("terms", list(SITE_POTENTIAL_TERMS.values())[1:], ids=list(SITE_POTENTIAL_TERMS)[1:])
+@pytest.mark.parametrize("terms", SITE_POTENTIAL_TERMS.values(), ids=SITE_POTENTIAL_TERMS.keys())
 def test_a_new_model_has_the_h_of_the_same_model_without_the_term(terms, periodic_record):
     """The terms' last weights start at zero."""
     def built(**fields):
