@@ -363,6 +363,23 @@ def _fourier_transform(calc, settings: GPAWSettings, rows: np.ndarray, cols: np.
     return h_sum / n_k, s_sum / n_k
 
 
+def home_cell_offsets(atoms: ase.Atoms) -> np.ndarray:
+    """``[n_atoms, 3]`` integer lattice vectors n_i by which each atom lies outside GPAW's home cell.
+
+    GPAW wraps every atom into the cell along periodic axes (ASE's
+    ``get_scaled_positions()``), so its H(k) labels images from the wrapped
+    positions r_i - n_i . cell: a block (i, j, R) of ours, with R counted
+    from the positions as given, is GPAW's (i, j, R + n_j - n_i).
+
+    Examples
+    --------
+    >>> atoms = ase.Atoms("BN", scaled_positions=[[0.25, 0, 0], [1.5, -0.5, 0.0]], cell=np.eye(3) * 3, pbc=True)
+    >>> home_cell_offsets(atoms).tolist()
+    [[0, 0, 0], [1, -1, 0]]
+    """
+    return np.rint(atoms.get_scaled_positions(wrap=False) - atoms.get_scaled_positions()).astype(int)
+
+
 def _record_from_gpaw(calc, settings: GPAWSettings, atoms: ase.Atoms, basis: Basis, graph: PairGraph,
                       grid, kgrid, source: str) -> HamiltonianRecord:
     """The record of every on-site block and every block of ``graph`` (H in eV relative to E_F)."""
@@ -371,7 +388,9 @@ def _record_from_gpaw(calc, settings: GPAWSettings, atoms: ase.Atoms, basis: Bas
     index, sign = _cell_orbital_map(species, settings.basis)
     pairs, shifts = block_list(graph)
     rows, cols, signs = _value_layout(pairs, counts, index, sign)
-    value_shifts = np.repeat(shifts, counts[pairs[:, 0]] * counts[pairs[:, 1]], axis=0)
+    offsets = home_cell_offsets(atoms)
+    gpaw_shifts = shifts + offsets[pairs[:, 1]] - offsets[pairs[:, 0]]  # [n_blocks, 3] GPAW's images
+    value_shifts = np.repeat(gpaw_shifts, counts[pairs[:, 0]] * counts[pairs[:, 1]], axis=0)
     h, s = _fourier_transform(calc, settings, rows, cols, value_shifts, grid)
     fermi_level = float(calc.get_fermi_level())
     provenance = Provenance(source=source, code=f"GPAW {_gpaw_version()}", settings={
@@ -467,7 +486,10 @@ def off_grid_matrix_error(reference: GPAWReference, settings: GPAWSettings,
     record = reference.record
     k, hk, sk = _gpaw_matrices_at(reference, settings, kpoint)
     index, sign = _cell_orbital_map(record.species, settings.basis)
-    to_ours = lambda m: sign[:, None] * m[np.ix_(index, index)] * sign[None, :]  # noqa: E731
+    counts = record.basis.orbital_counts(record.species)
+    atom_phase = np.exp(2j * np.pi * (home_cell_offsets(record.atoms) @ k))  # GPAW's wrapped images to ours
+    orbital_factor = sign * np.repeat(atom_phase, counts)
+    to_ours = lambda m: orbital_factor[:, None] * m[np.ix_(index, index)] * orbital_factor.conj()[None, :]  # noqa: E731
     h_ours, s_ours = record.matrices_at_k(k)
     s_gpaw = to_ours(sk)
     h_gpaw = to_ours(hk) - record.fermi_level * s_gpaw

@@ -97,6 +97,27 @@ def test_matrices_match_gpaw_and_pin_the_phase_convention(cbn_reference):
     assert min(off_grid_matrix_error(flipped, settings)) > 1e-3
 
 
+def test_atoms_outside_the_cell_keep_their_blocks(cbn_reference):
+    """GPAW wraps atoms into the cell; the record keeps the positions given and labels images from them."""
+    from hforge_nb.crystals import cubic_bn
+
+    settings, reference = cbn_reference
+    moved_by = np.zeros((8, 3), int)
+    moved_by[1], moved_by[6] = (1, 0, 0), (0, -1, 2)  # lattice vectors: the same crystal
+    atoms = cubic_bn(cubic=True)
+    atoms.positions += moved_by @ atoms.cell.array
+    moved = gpaw_record(atoms, settings)
+    first, second = reference.record, moved.record
+    # the block between the same two atoms at the same distance vector
+    wanted = first.shifts - moved_by[first.pairs[:, 1]] + moved_by[first.pairs[:, 0]]
+    index = second.find_blocks(first.pairs, wanted)
+    assert (index >= 0).all() and second.n_blocks == first.n_blocks
+    h_error = max(np.abs(first.block(b)[0] - second.block(c)[0]).max() for b, c in enumerate(index))
+    assert h_error < 1e-8
+    h_matrix_error, s_matrix_error = off_grid_matrix_error(moved, settings)
+    assert h_matrix_error < 1e-6 and s_matrix_error < 1e-8
+
+
 def test_rotated_cluster_gives_wigner_d_rotated_blocks(gpaw):
     """GPAW on a rotated structure gives D(Q) H D(Q)^T: the orbital conventions are SIESTA's."""
     # the grid's egg-box error in H grows fast with h; at h = 0.2 Å it is about 0.01 eV
