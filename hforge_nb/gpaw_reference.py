@@ -272,11 +272,16 @@ def run_scf(atoms: ase.Atoms, settings: GPAWSettings, log: str | None = None):
     return calc
 
 
+def real_space_grid(calc) -> tuple[int, int, int]:
+    """Points of the converged calculation's real-space grid along each cell vector."""
+    return tuple(int(n) for n in calc.dft.density.nt_sR.desc.size)
+
+
 def _matrices_builder(calc, settings: GPAWSettings, kpoints: np.ndarray):
     """A GPAW LCAO builder at explicit ``kpoints`` on the SCF's real-space grid."""
     from gpaw.dft import Parameters
 
-    gpts = calc.dft.density.nt_sR.desc.size
+    gpts = real_space_grid(calc)
     parameters = Parameters(
         **_gpaw_parameters(settings, kpoints, mode={"force_complex_dtype": True}),
         gpts=gpts,
@@ -532,3 +537,46 @@ def rotation_deviation(settings: GPAWSettings, euler_degrees=(37.0, 71.0, -23.0)
         h_error = max(h_error, np.abs(d_i @ h[:, :, 0] @ d_j.T - h_rot[:, :, 0]).max())
         h_change = max(h_change, np.abs(h[:, :, 0] - h_rot[:, :, 0]).max())
     return {"s_error": float(s_error), "h_error_eV": float(h_error), "h_change_eV": float(h_change)}
+
+
+def translation_deviation(reference: GPAWReference, settings: GPAWSettings, grid_steps=(0.5, 0.5, 0.5),
+                          n_kpoints: int = 2, window: float = 2.0, threshold: float = 1e-2) -> dict:
+    """How far GPAW's H moves when the whole structure moves by a fraction of a grid step.
+
+    Translating every atom changes nothing physical, so any change of H
+    is the error of integrating the potential on the real-space grid
+    (egg-box effect): the floor below which no translation-invariant
+    model can bring its error against this data.  GPAW runs again on the
+    structure of ``reference`` moved by ``grid_steps`` (fractions of its
+    grid's step along each cell vector); whole steps map the grid onto
+    itself and leave H as it was, to the SCF's tolerance.
+
+    Returns
+    -------
+    dict
+        ``shift_A`` (the translation ``[3]``, Å); H MAE over all values,
+        on-site blocks and orbital energies (``h_mae_meV``,
+        ``h_on_site_mae_meV``, ``h_orbital_energy_mae_meV``); the largest
+        S change ``s_max_error``; and the filtered eigenvalue MAE and
+        maximum within ``window`` eV of E_F on a Monkhorst-Pack grid of
+        ``n_kpoints`` per periodic direction, at overlap ``threshold``
+        (``eigenvalue_mae_meV``, ``eigenvalue_max_meV``; notebook 03's
+        metric).
+    """
+    from .evaluation import aligned_values, block_errors, filtered_spectral_errors, monkhorst_pack
+
+    record = reference.record
+    steps = record.atoms.cell.array / np.array(real_space_grid(reference.calculator))[:, None]  # [3, 3] Å
+    moved = record.atoms.copy()
+    moved.positions += np.asarray(grid_steps, float) @ steps
+    translated = gpaw_record(moved, settings).record
+    errors = block_errors(translated, record)
+    h = errors["H_meV"]
+    spectrum = filtered_spectral_errors(translated, record, monkhorst_pack(record, n_kpoints), window, threshold)
+    return {
+        "shift_A": (np.asarray(grid_steps, float) @ steps).tolist(),
+        "h_mae_meV": h["overall"]["mae"], "h_on_site_mae_meV": h["on_site"]["mae"],
+        "h_orbital_energy_mae_meV": h["diagonal"]["mae"],
+        "s_max_error": float(np.abs(aligned_values(translated, record)[1] - record.s_values).max()),
+        "eigenvalue_mae_meV": spectrum["eigenvalue_mae_meV"], "eigenvalue_max_meV": spectrum["eigenvalue_max_meV"],
+    }

@@ -16,7 +16,7 @@ from hforge_nb.crystals import b2n2_cluster
 from hforge_nb.errors import CorruptFileError, MissingBasisError
 from hforge_nb.gpaw_reference import (
     GPAWSettings, SCFNotConvergedError, fourier_grid, gpaw_record, gpaw_species, grid_kpoints, harmonic_signs,
-    off_grid_check, off_grid_matrix_error, orbital_permutation, rotation_deviation,
+    off_grid_check, off_grid_matrix_error, orbital_permutation, rotation_deviation, translation_deviation,
 )
 from hforge_nb.graph import build_pair_graph
 from hforge_nb.io import read_record, write_record
@@ -116,6 +116,17 @@ def test_atoms_outside_the_cell_keep_their_blocks(cbn_reference):
     assert h_error < 1e-8
     h_matrix_error, s_matrix_error = off_grid_matrix_error(moved, settings)
     assert h_matrix_error < 1e-6 and s_matrix_error < 1e-8
+
+
+def test_translation_by_whole_grid_steps_leaves_h_and_by_half_steps_moves_it(cbn_reference):
+    """Half a grid step shows the grid's egg-box error; whole steps map the grid onto itself (cBN: gap 4.5 eV)."""
+    settings, reference = cbn_reference
+    half = translation_deviation(reference, settings, grid_steps=(0.5, 0.5, 0.5), window=4.0)
+    whole = translation_deviation(reference, settings, grid_steps=(1.0, 2.0, -1.0), window=4.0)
+    assert half["s_max_error"] < 1e-10 and whole["s_max_error"] < 1e-10  # S: two-centre integrals
+    assert 0.01 < half["h_mae_meV"] and 1.0 < half["h_orbital_energy_mae_meV"] < 200.0
+    assert whole["h_orbital_energy_mae_meV"] < 0.01 * half["h_orbital_energy_mae_meV"]
+    assert half["eigenvalue_mae_meV"] > 10 * whole["eigenvalue_mae_meV"]
 
 
 def test_rotated_cluster_gives_wigner_d_rotated_blocks(gpaw):
