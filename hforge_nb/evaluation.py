@@ -391,6 +391,31 @@ def eigenvalue_errors_by_shell(prediction: HamiltonianRecord, reference: Hamilto
             for label, variant in variants.items()}
 
 
+def reference_deviation(other: HamiltonianRecord, reference: HamiltonianRecord, n_kpoints: int = 2,
+                        window: float = 2.0, threshold: float = 1e-2) -> dict:
+    """How far two reference calculations of one structure lie apart, in notebook 03's measures.
+
+    Returns
+    -------
+    dict
+        H MAE over all values, on-site blocks and orbital energies
+        (``h_mae_meV``, ``h_on_site_mae_meV``, ``h_orbital_energy_mae_meV``),
+        the largest S difference ``s_max_error``, and the filtered
+        eigenvalue MAE and maximum within ``window`` eV of E_F on a
+        Monkhorst-Pack grid of ``n_kpoints`` per periodic direction at overlap
+        ``threshold`` (``eigenvalue_mae_meV``, ``eigenvalue_max_meV``;
+        :func:`filtered_spectral_errors`).
+    """
+    h = block_errors(other, reference)["H_meV"]
+    spectrum = filtered_spectral_errors(other, reference, monkhorst_pack(reference, n_kpoints), window, threshold)
+    return {
+        "h_mae_meV": h["overall"]["mae"], "h_on_site_mae_meV": h["on_site"]["mae"],
+        "h_orbital_energy_mae_meV": h["diagonal"]["mae"],
+        "s_max_error": float(np.abs(aligned_values(other, reference)[1] - reference.s_values).max()),
+        "eigenvalue_mae_meV": spectrum["eigenvalue_mae_meV"], "eigenvalue_max_meV": spectrum["eigenvalue_max_meV"],
+    }
+
+
 def with_reference_overlap(prediction: HamiltonianRecord, reference: HamiltonianRecord) -> HamiltonianRecord:
     """The prediction with S replaced by the reference's S on the same blocks (to judge H alone)."""
     _, reference_s = aligned_values(reference, prediction)

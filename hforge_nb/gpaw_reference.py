@@ -33,7 +33,7 @@ import functools
 import io
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import ase
 import numpy as np
@@ -540,7 +540,7 @@ def rotation_deviation(settings: GPAWSettings, euler_degrees=(37.0, 71.0, -23.0)
 
 
 def translation_deviation(reference: GPAWReference, settings: GPAWSettings, grid_steps=(0.5, 0.5, 0.5),
-                          n_kpoints: int = 2, window: float = 2.0, threshold: float = 1e-2) -> dict:
+                          **measures) -> dict:
     """How far GPAW's H moves when the whole structure moves by a fraction of a grid step.
 
     Translating every atom changes nothing physical, so any change of H
@@ -554,29 +554,43 @@ def translation_deviation(reference: GPAWReference, settings: GPAWSettings, grid
     Returns
     -------
     dict
-        ``shift_A`` (the translation ``[3]``, Å); H MAE over all values,
-        on-site blocks and orbital energies (``h_mae_meV``,
-        ``h_on_site_mae_meV``, ``h_orbital_energy_mae_meV``); the largest
-        S change ``s_max_error``; and the filtered eigenvalue MAE and
-        maximum within ``window`` eV of E_F on a Monkhorst-Pack grid of
-        ``n_kpoints`` per periodic direction, at overlap ``threshold``
-        (``eigenvalue_mae_meV``, ``eigenvalue_max_meV``; notebook 03's
-        metric).
+        ``shift_A`` (the translation ``[3]``, Å) and the measures of
+        :func:`~hforge_nb.evaluation.reference_deviation` (keyword
+        arguments ``measures`` go to it) of the moved record against
+        ``reference``.
     """
-    from .evaluation import aligned_values, block_errors, filtered_spectral_errors, monkhorst_pack
+    from .evaluation import reference_deviation
 
     record = reference.record
     steps = record.atoms.cell.array / np.array(real_space_grid(reference.calculator))[:, None]  # [3, 3] Å
+    shift = np.asarray(grid_steps, float) @ steps  # [3] Å
     moved = record.atoms.copy()
-    moved.positions += np.asarray(grid_steps, float) @ steps
+    moved.positions += shift
     translated = gpaw_record(moved, settings).record
-    errors = block_errors(translated, record)
-    h = errors["H_meV"]
-    spectrum = filtered_spectral_errors(translated, record, monkhorst_pack(record, n_kpoints), window, threshold)
-    return {
-        "shift_A": (np.asarray(grid_steps, float) @ steps).tolist(),
-        "h_mae_meV": h["overall"]["mae"], "h_on_site_mae_meV": h["on_site"]["mae"],
-        "h_orbital_energy_mae_meV": h["diagonal"]["mae"],
-        "s_max_error": float(np.abs(aligned_values(translated, record)[1] - record.s_values).max()),
-        "eigenvalue_mae_meV": spectrum["eigenvalue_mae_meV"], "eigenvalue_max_meV": spectrum["eigenvalue_max_meV"],
-    }
+    return {"shift_A": shift.tolist(), **reference_deviation(translated, record, **measures)}
+
+
+def kpoint_deviation(reference: GPAWReference, settings: GPAWSettings, kpoint_spacing: float,
+                     **measures) -> dict:
+    """How far the reference lies from one whose SCF sampled k more densely.
+
+    The SCF's k-points set the density and so H at every k: a cell sampled
+    coarsely carries an error that depends on the whole periodic cell,
+    not on each atom's surroundings.  GPAW runs again on the structure of
+    ``reference`` with SCF k-point spacing ``kpoint_spacing`` (Å^-1).
+
+    Returns
+    -------
+    dict
+        ``scf_kgrid`` and ``denser_scf_kgrid`` (the two SCF grids) and the
+        measures of :func:`~hforge_nb.evaluation.reference_deviation`
+        (keyword arguments ``measures`` go to it) of ``reference``
+        against the denser calculation.
+    """
+    from .evaluation import reference_deviation
+
+    denser = replace(settings, kpoint_spacing=kpoint_spacing)
+    converged = gpaw_record(reference.record.atoms, denser).record
+    return {"scf_kgrid": list(reference.scf_kgrid),
+            "denser_scf_kgrid": list(scf_kgrid(reference.record.atoms, kpoint_spacing)),
+            **reference_deviation(reference.record, converged, **measures)}

@@ -43,7 +43,8 @@ import matplotlib.pyplot as plt
 from hforge_nb import dataset
 from hforge_nb._atomic import write_json
 from hforge_nb.crystals import cubic_bn, hexagonal_bn
-from hforge_nb.gpaw_reference import GPAWSettings, gpaw_record, rotation_deviation, translation_deviation
+from hforge_nb.gpaw_reference import (GPAWSettings, gpaw_record, kpoint_deviation, rotation_deviation,
+                                      translation_deviation)
 from hforge_nb.melt_quench import MeltQuenchSchedule
 from hforge_nb.paths import output_folder
 from hforge_nb.plotting import plot_coordination, plot_dataset_cost
@@ -68,6 +69,7 @@ seed = 0
 xc = "PBE"
 grid_spacing = 0.2  # Å, real-space grid of GPAW (the committed data: 0.25)
 kpoint_spacing = 1.0  # 1/Å, SCF k-point spacing
+kpoint_check_spacing = 0.5  # 1/Å, denser SCF k-point spacing at which the first cell is checked; 0 skips it
 max_iterations = 300  # SCF iterations before a run counts as not converged
 storage_tolerance = 0.0  # blocks with every |H| (eV) and |S| below it are not stored
 precision = "float64"  # "float32" halves the files
@@ -194,8 +196,21 @@ rotation
 # %%
 samples = dataset.read_samples(out)
 first_name = next(iter(samples), None)  # None: no converged sample in this run
-translation = translation_deviation(gpaw_record(samples[first_name].atoms, settings), settings) if first_name else {}
+first = gpaw_record(samples[first_name].atoms, settings) if first_name else None
+translation = translation_deviation(first, settings) if first else {}
 print(first_name, translation)
+
+# %% [markdown]
+# ## How far the SCF's k-points are from converged
+# The SCF's k-points set the density, and so H: a cell whose Brillouin zone
+# is sampled coarsely carries an error that depends on the whole periodic
+# cell rather than on each atom's surroundings.  The same cell again with
+# SCF k-point spacing `kpoint_check_spacing`: how far H and the filtered
+# eigenvalues lie from that denser calculation.
+
+# %%
+kpoints = kpoint_deviation(first, settings, kpoint_check_spacing) if first and kpoint_check_spacing else {}
+print(first_name, kpoints)
 
 # %% [markdown]
 # ## Results
@@ -213,8 +228,9 @@ metrics = {
     "rotation_s_error": rotation["s_error"],
     "rotation_h_error_eV": rotation["h_error_eV"],
     "rotation_h_change_eV": rotation["h_change_eV"],
-    "translation_sample": first_name,
+    "checked_sample": first_name,  # the translation and k-point checks
     **{f"translation_{key}": value for key, value in translation.items()},
+    **{f"kpoint_check_{key}": value for key, value in kpoints.items()},
     "mean_coordination_B": float(sum(r["coordination_B"] for r in rows) / max(len(rows), 1)),
     "mean_homopolar_fraction": float(sum(r["homopolar_fraction"] for r in rows) / max(len(rows), 1)),
     "repeated_structures": repeats,

@@ -10,7 +10,7 @@ from conftest import hbn_atoms, random_record
 
 from hforge_nb.evaluation import (band_gap, block_errors, distance_shells, eigenvalue_errors_by_shell,
                                   filtered_spectral_errors, monkhorst_pack, projected_spectral_errors,
-                                  smallest_overlap_eigenvalue, spectra_by_chemical_order, spectral_errors,
+                                  reference_deviation, smallest_overlap_eigenvalue, spectra_by_chemical_order, spectral_errors,
                                   value_labels)
 from hforge_nb.record import drop_small_blocks
 
@@ -130,6 +130,15 @@ def test_filtering_reads_h_plus_c_s_as_a_moved_fermi_level_not_an_error(referenc
     assert errors["fermi_level_offset_eV"] == pytest.approx(0.025, abs=1e-9)
     bent = dataclasses.replace(reference, h_values=reference.h_values * 1.01)  # not a shift: a real error
     assert filtered_spectral_errors(bent, reference, kpoints, window=5.0, threshold=0.0)["eigenvalue_mae_meV"] > 1.0
+
+
+def test_reference_deviation_of_a_moved_energy_zero_is_in_h_but_not_in_the_spectrum(reference):
+    """Two calculations that differ by c S: every orbital energy moves by c, no eigenvalue from its own E_F."""
+    moved = dataclasses.replace(reference, h_values=reference.h_values + 0.025 * reference.s_values[:, None])
+    deviation = reference_deviation(moved, reference, window=5.0, threshold=0.0)
+    assert deviation["h_orbital_energy_mae_meV"] == pytest.approx(25.0)  # S_ii = 1
+    assert deviation["eigenvalue_mae_meV"] == pytest.approx(0.0, abs=1e-6) and deviation["s_max_error"] == 0.0
+    assert reference_deviation(reference, reference)["h_mae_meV"] == 0.0
 
 
 def test_filtering_removes_the_directions_where_a_predicted_overlap_is_not_positive(reference):
