@@ -589,8 +589,6 @@ def kpoint_deviation(reference: GPAWReference, settings: GPAWSettings, kpoint_sp
     """
     from .evaluation import reference_deviation
 
-    denser = replace(settings, kpoint_spacing=kpoint_spacing)
-    converged = gpaw_record(reference.record.atoms, denser).record
-    return {"scf_kgrid": list(reference.scf_kgrid),
-            "denser_scf_kgrid": list(scf_kgrid(reference.record.atoms, kpoint_spacing)),
-            **reference_deviation(reference.record, converged, **measures)}
+    denser = gpaw_record(reference.record.atoms, replace(settings, kpoint_spacing=kpoint_spacing))
+    return {"scf_kgrid": list(reference.scf_kgrid), "denser_scf_kgrid": list(denser.scf_kgrid),
+            **reference_deviation(reference.record, denser.record, **measures)}

@@ -10,8 +10,8 @@ from conftest import hbn_atoms, random_record
 
 from hforge_nb.evaluation import (band_gap, block_errors, distance_shells, eigenvalue_errors_by_shell,
                                   filtered_spectral_errors, monkhorst_pack, projected_spectral_errors,
-                                  reference_deviation, smallest_overlap_eigenvalue, spectra_by_chemical_order, spectral_errors,
-                                  value_labels)
+                                  reference_deviation, smallest_overlap_eigenvalue, spectra_by_chemical_order,
+                                  spectral_errors, value_labels)
 from hforge_nb.record import drop_small_blocks
 
 
