@@ -5,11 +5,14 @@ memory grows faster than the number of atoms (9.4 GB at 128 atoms here),
 and a worker killed for lack of memory takes hours of work with it and
 leaves only "a process in the process pool was terminated abruptly".
 :func:`estimate_peak_memory_GB` interpolates the peak resident memory
-measured here, per single-threaded process, at the committed settings
-(PBE, ``dzp``, h = 0.25 Å, k-point spacing 1.0 1/Å): 8 to 32 and 128
-atoms from ``benchmarks/results/gpaw_cost.json``, 64 atoms from the
-manifest of ``data/aBN-dzp``.  Finer grids and denser k-point sets need
-more.
+measured here, per single-threaded process, at the settings the data
+were made with until commit e9eb27e (PBE, ``dzp``, h = 0.25 Å, k-point
+spacing 1.0 1/Å): 8 to 32 and 128 atoms from
+``benchmarks/results/gpaw_cost.json``, 64 atoms from the manifest of
+``data/aBN-dzp`` at that commit.  Finer grids and denser k-point sets
+need more: at the committed data's h = 0.2 Å and 0.5 1/Å its manifest
+has peaks of 0.49 to 0.56 GB at 8 atoms, 0.83 to 0.90 GB at 16, 1.52 GB
+at 32 and 3.97 GB at 64 (12 to 35 % more).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import os
 
 import numpy as np
 
-#: (atoms, peak resident memory in GB) of one GPAW-LCAO sample here, at the committed settings.
+#: (atoms, peak resident memory in GB) of one GPAW-LCAO sample here, at h = 0.25 Å and 1.0 1/Å.
 MEASURED_PEAK_GB = ((8, 0.44), (16, 0.67), (32, 1.24), (64, 3.35), (128, 9.37))
 
 

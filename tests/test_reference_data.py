@@ -236,10 +236,12 @@ def test_large_samples_run_fewer_at_a_time_after_the_others():
 def test_memory_points_are_the_measured_ones():
     root = Path(__file__).parents[1]
     benchmark = json.loads((root / "benchmarks" / "results" / "gpaw_cost.json").read_text())["samples"]
+    measured = {s["n_atoms"]: round(s["peak_rss_GB"], 2) for s in benchmark}
+    measured[64] = 3.35  # aBN-0064-holdout-00 in the manifest of data/aBN-dzp at commit e9eb27e (h = 0.25 Å)
+    assert measured == dict(gpaw_memory.MEASURED_PEAK_GB)
     committed = json.loads((root / "data" / "aBN-dzp" / "manifest.json").read_text())["samples"]
-    measured = {s["n_atoms"]: s["peak_rss_GB"] for s in benchmark}
-    measured.update({s["n_atoms"]: s["peak_rss_GB"] for s in committed if s["name"] == "aBN-0064-holdout-00"})
-    assert {n: round(peak, 2) for n, peak in measured.items()} == dict(gpaw_memory.MEASURED_PEAK_GB)
+    peak_64 = next(s["peak_rss_GB"] for s in committed if s["name"] == "aBN-0064-holdout-00")
+    assert measured[64] < peak_64 < 1.35 * measured[64]  # the finer grid of the committed data needs more, as said
 
 
 def test_sample_atoms_are_known_before_the_structure_is_made():
@@ -422,3 +424,24 @@ def test_energy_ranks_of_md_and_dft_are_compared_per_size():
     assert agreement[8]["n_cells"] == 1 and np.isnan(agreement[8]["md_vs_dft"])
     with_repeat = dataset.energy_rank_agreement(dataset.energy_table({"samples": samples}))
     assert with_repeat[16]["n_cells"] == 4 and with_repeat[16]["md_vs_dft"] != pytest.approx(-1.0)
+
+
+def test_manifest_table_has_one_row_per_converged_sample_and_the_totals():
+    from hforge_nb.manifest_table import COLUMNS, markdown_table
+
+    structure = {"density": 2.1, "coordination_B": 3.0, "coordination_N": 2.75, "homopolar_fraction": 0.25,
+                 "sp2_fraction": 0.875, "sp3_fraction": 0.125}
+    done = {"name": "aBN-0008-train-00", "split": "train", "n_atoms": 8, "status": "converged",
+            "structure": structure, "scf_kgrid": [3, 3, 3], "scf_iterations": 11,
+            "timings_s": {"scf": 91.6, "fourier": 19.5}, "peak_rss_GB": 0.444, "off_grid_error_eV": 1.24e-10,
+            "storage_error_eV": 9.96e-07, "file_MB": 1.054}
+    failed = {**done, "name": "aBN-0008-train-01", "status": "not-converged"}
+    totals = {"n_samples": 2, "n_converged": 1, "n_atoms": 8, "gpaw_seconds": 111.1, "size_MB": 1.054,
+              "max_off_grid_error_eV": 1.24e-10, "max_storage_error_eV": 9.96e-07,
+              "max_storage_error_all_bands_eV": 0.0105}
+    lines = markdown_table({"samples": [done, failed], "totals": totals}).splitlines()
+    assert lines[0].count("|") == len(COLUMNS) + 1
+    assert lines[2] == ("| aBN-0008-train-00 | train | 8 | 2.10 | 3.00 | 2.75 | 0.25 | 0.88 | 0.12 | 3 x 3 x 3 | 11 "
+                        "| 92 + 20 | 0.44 | 1.2e-10 | 1.0e-06 | 1.1 |")
+    assert len(lines) == 5 and lines[3] == ""  # the failed sample has no row
+    assert lines[4].startswith("Totals: 1 of 2 samples converged, 8 atoms, 111 s of GPAW")
