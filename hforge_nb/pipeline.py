@@ -12,15 +12,22 @@ With ``--jobs 2`` (the default) two notebooks run side by side, each on one
 core (the profiles set one torch thread per notebook): a notebook starts,
 in number order, once every earlier notebook of the run whose output it
 reads has finished.  What a notebook reads is found in its code: the
-notebook names it passes to :func:`.paths.earlier_stage`.
+notebook names it passes to :func:`.paths.earlier_stage`.  On Linux, the
+notebooks that no other notebook of the run waits for run at a lower CPU
+priority (nice + :data:`BACKGROUND_NICE`), so that when more processes
+than cores compete, the notebook the others wait for (notebook 03, whose
+models 05 and 06 read) is slowed least; ``run.json`` marks the others
+``"background": true``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
+import threading
 import time
 import tomllib
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -35,6 +42,8 @@ from .sweep import run_notebook
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
 #: A call ``earlier_stage(..., "NN_name", ...)`` in a notebook's code: the notebook reads NN_name's output.
 EARLIER_STAGE_CALL = re.compile(r"earlier_stage\([^)]*?[\"'](\d\d_\w+)[\"']")
+#: Nice increment of the notebooks no other notebook of the run reads (on Linux; 0 leaves priorities alone).
+BACKGROUND_NICE = 10
 
 
 @dataclass(frozen=True)
@@ -68,12 +77,46 @@ def stage_inputs(notebook: Path) -> set[str]:
     return set(EARLIER_STAGE_CALL.findall(code))
 
 
+def inputs_in_run(notebooks: list[Path]) -> dict[str, set[str]]:
+    """Per notebook stem, the stems of the other ``notebooks`` whose output it reads (:func:`stage_inputs`)."""
+    in_run = {notebook.stem for notebook in notebooks}
+    return {notebook.stem: stage_inputs(notebook) & in_run for notebook in notebooks}
+
+
 def _run_one(runner, notebook: Path, run_dir: Path, parameters: dict) -> dict:
     """Execute one notebook of the run with ``runner``; its entry in ``run.json``."""
     started = time.perf_counter()
     print(f"[hforge-nb] {notebook.name} with {parameters}", flush=True)
     runner(notebook, run_dir / notebook.name, parameters)
     return {"notebook": notebook.name, "parameters": parameters, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _at_lower_priority(function, increment: int):
+    """``function()`` run in a thread of its own whose CPU priority is lowered by ``increment``; its result.
+
+    Linux keeps a nice value per thread, and the processes a thread starts
+    (a notebook's kernel, and the kernel's own workers) inherit it; the
+    calling thread keeps its priority.  Elsewhere, or with ``increment``
+    0, ``function`` runs as it is.  An error of ``function`` is raised here.
+    """
+    if increment <= 0 or sys.platform != "linux":
+        return function()
+    outcome = {}
+
+    def lowered() -> None:
+        thread = threading.get_native_id()
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + increment)
+            outcome["result"] = function()
+        except BaseException as error:  # handed to the caller below
+            outcome["error"] = error
+
+    worker = threading.Thread(target=lowered)
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def _ready(pending: list[Path], inputs: dict[str, set[str]], done: set[str], free: int) -> list[Path]:
@@ -100,9 +143,14 @@ def run_pipeline(profile: Profile, run_dir: Path, only: list[str] | None = None,
     notebooks = [nb for nb in numbered_notebooks(root / "notebooks") if not only or nb.stem in only]
     started = time.perf_counter()
 
+    waited_for = set().union(*inputs_in_run(notebooks).values())
+
     def run(notebook: Path) -> dict:
         parameters = {"output_dir": str(run_dir / notebook.stem), **profile.for_notebook(notebook.stem)}
-        return _run_one(runner, notebook, run_dir, parameters)
+        if jobs < 2 or notebook.stem in waited_for:
+            return _run_one(runner, notebook, run_dir, parameters)
+        entry = _at_lower_priority(lambda: _run_one(runner, notebook, run_dir, parameters), BACKGROUND_NICE)
+        return {**entry, "background": True}
 
     _run_in_order(notebooks, max(1, jobs), run, lambda entry: _record(summary, entry, run_dir))
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -117,8 +165,7 @@ def _run_in_order(notebooks: list[Path], jobs: int, run, record) -> None:
     finished.  The first error stops new starts; the notebooks still
     running finish (and are recorded), then it is raised.
     """
-    in_run = {notebook.stem for notebook in notebooks}
-    inputs = {notebook.stem: stage_inputs(notebook) & in_run for notebook in notebooks}
+    inputs = inputs_in_run(notebooks)
     pending, done, running, errors = list(notebooks), set(), {}, []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         while pending or running:

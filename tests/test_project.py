@@ -1,7 +1,10 @@
 """Set-up consistency: the README's commands, CI, pyproject vs environment.yml, the pipeline."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -141,3 +144,27 @@ def test_pipeline_leaves_notebooks_and_metrics_in_the_run_folder(tmp_path, siest
     metrics = json.loads((tmp_path / "run" / "00_siesta_tour" / "metrics.json").read_text())
     assert metrics["calculation"] == "H2_hessian" and metrics["eig_vs_siesta"]["max_abs_eV"] < 1e-3
     assert (tmp_path / "run" / "00_siesta_tour.ipynb").is_file() and (tmp_path / "run" / "run.json").is_file()
+
+
+def test_notebooks_nobody_waits_for_run_at_lower_priority(tmp_path):
+    """On Linux, 03 (which 05 and 06 read) keeps its priority; the others, and what they start, run niced."""
+    from hforge_nb.pipeline import BACKGROUND_NICE
+
+    if sys.platform != "linux":
+        pytest.skip("priorities per thread are Linux's")
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    seen = {}
+
+    def runner(notebook, executed, parameters):  # the priority a notebook's kernel would start with
+        child = subprocess.run([sys.executable, "-c", "import os; print(os.getpriority(os.PRIO_PROCESS, 0))"],
+                               capture_output=True, text=True, check=True)
+        seen[notebook.stem] = int(child.stdout)
+
+    summary = run_pipeline(Profile("tiny", {}), tmp_path / "run", jobs=2, runner=runner)
+    assert seen.pop("03_training") == own
+    assert BACKGROUND_NICE > 0 and own < 19  # or there is nothing to lower
+    assert set(seen.values()) == {min(own + BACKGROUND_NICE, 19)}
+    assert {n["notebook"] for n in summary["notebooks"] if n.get("background")} == {f"{s}.ipynb" for s in seen}
+    assert os.getpriority(os.PRIO_PROCESS, 0) == own  # the pipeline itself keeps its priority
+    one_at_a_time = run_pipeline(Profile("tiny", {}), tmp_path / "run1", jobs=1, runner=runner)
+    assert set(seen.values()) == {own} and not any(n.get("background") for n in one_at_a_time["notebooks"])
