@@ -14,7 +14,8 @@ in number order, once every earlier notebook of the run whose output it
 reads has finished.  What a notebook reads is found in its code: the
 notebook names it passes to :func:`.paths.earlier_stage`.  On Linux, the
 notebooks that no other notebook of the run waits for run at a lower CPU
-priority (nice + :data:`BACKGROUND_NICE`), so that when more processes
+priority (nice + :data:`BACKGROUND_NICE`, which :func:`.sweep.run_notebook`
+carries into each kernel's own session), so that when more processes
 than cores compete, the notebook the others wait for (notebook 03, whose
 models 05 and 06 read) is slowed least; ``run.json`` marks the others
 ``"background": true``.

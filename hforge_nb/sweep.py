@@ -87,11 +87,16 @@ def parse_axis(text: str) -> tuple[str, list]:
 
 
 def run_notebook(notebook: Path, executed: Path, parameters: dict) -> None:
-    """Execute ``notebook`` with papermill into ``executed``, in the notebook's folder."""
+    """Execute ``notebook`` with papermill into ``executed``, in the notebook's folder.
+
+    The kernel keeps the CPU priority of the calling thread (:class:`.kernels.NiceKernelManager`).
+    """
     import papermill
 
+    from .kernels import NiceKernelManager
+
     papermill.execute_notebook(str(notebook), str(executed), parameters=parameters, cwd=str(notebook.parent),
-                               kernel_name="python3", progress_bar=False)
+                               kernel_name="python3", progress_bar=False, kernel_manager_class=NiceKernelManager)
 
 
 def run_sweep(notebook: Path, points: list[SweepPoint], folder: Path, fixed: dict | None = None,

@@ -1,5 +1,6 @@
 """Set-up consistency: the README's commands, CI, pyproject vs environment.yml, the pipeline."""
 
+import asyncio
 import json
 import os
 import re
@@ -168,3 +169,28 @@ def test_notebooks_nobody_waits_for_run_at_lower_priority(tmp_path):
     assert os.getpriority(os.PRIO_PROCESS, 0) == own  # the pipeline itself keeps its priority
     one_at_a_time = run_pipeline(Profile("tiny", {}), tmp_path / "run1", jobs=1, runner=runner)
     assert set(seen.values()) == {own} and not any(n.get("background") for n in one_at_a_time["notebooks"])
+
+
+def test_a_kernel_started_niced_keeps_its_priority_in_its_own_session():
+    """Jupyter puts each kernel in a session (autogroup) of its own; its nice value must carry over to it."""
+    from hforge_nb.kernels import NiceKernelManager, autogroup_nice
+    from hforge_nb.pipeline import BACKGROUND_NICE, _at_lower_priority
+
+    if autogroup_nice(os.getpid()) is None:
+        pytest.skip("this kernel has no autogroups (/proc/<pid>/autogroup)")
+    managers = []
+
+    def start() -> int:
+        manager = NiceKernelManager(kernel_name="python3")
+        managers.append(manager)
+        asyncio.run(manager.start_kernel())
+        return manager.provisioner.pid
+
+    niced, plain = _at_lower_priority(start, BACKGROUND_NICE), start()
+    try:
+        assert autogroup_nice(niced) == autogroup_nice(os.getpid()) + BACKGROUND_NICE
+        assert autogroup_nice(plain) == autogroup_nice(os.getpid())
+        assert os.getsid(niced) != os.getsid(os.getpid())  # its own session, which nice alone would not reach
+    finally:
+        for manager in managers:
+            asyncio.run(manager.shutdown_kernel(now=True))
