@@ -11,17 +11,23 @@ from pathlib import Path
 
 from .dataset import read_manifest
 
+
+def _structure(key: str):
+    """The cell of a column of the sample's structure statistics ``key``, to two decimals."""
+    return lambda s: f"{s['structure'][key]:.2f}"
+
+
 #: Column headers, each with the function of a manifest sample entry that fills it.
 COLUMNS = {
     "sample": lambda s: s["name"],
     "split": lambda s: s["split"],
     "atoms": lambda s: str(s["n_atoms"]),
-    "density g/cm³": lambda s: f"{s['structure']['density']:.2f}",
-    "Z_B": lambda s: f"{s['structure']['coordination_B']:.2f}",
-    "Z_N": lambda s: f"{s['structure']['coordination_N']:.2f}",
-    "homopolar": lambda s: f"{s['structure']['homopolar_fraction']:.2f}",
-    "sp2": lambda s: f"{s['structure']['sp2_fraction']:.2f}",
-    "sp3": lambda s: f"{s['structure']['sp3_fraction']:.2f}",
+    "density g/cm³": _structure("density"),
+    "Z_B": _structure("coordination_B"),
+    "Z_N": _structure("coordination_N"),
+    "homopolar": _structure("homopolar_fraction"),
+    "sp2": _structure("sp2_fraction"),
+    "sp3": _structure("sp3_fraction"),
     "SCF k-points": lambda s: " x ".join(str(n) for n in s["scf_kgrid"]),
     "SCF iter": lambda s: str(s["scf_iterations"]),
     "GPAW s (SCF + Fourier)": lambda s: f"{s['timings_s']['scf']:.0f} + {s['timings_s']['fourier']:.0f}",

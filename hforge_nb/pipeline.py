@@ -144,7 +144,8 @@ def run_pipeline(profile: Profile, run_dir: Path, only: list[str] | None = None,
     notebooks = [nb for nb in numbered_notebooks(root / "notebooks") if not only or nb.stem in only]
     started = time.perf_counter()
 
-    waited_for = set().union(*inputs_in_run(notebooks).values())
+    inputs = inputs_in_run(notebooks)
+    waited_for = set().union(*inputs.values())
 
     def run(notebook: Path) -> dict:
         parameters = {"output_dir": str(run_dir / notebook.stem), **profile.for_notebook(notebook.stem)}
@@ -153,20 +154,21 @@ def run_pipeline(profile: Profile, run_dir: Path, only: list[str] | None = None,
         entry = _at_lower_priority(lambda: _run_one(runner, notebook, run_dir, parameters), BACKGROUND_NICE)
         return {**entry, "background": True}
 
-    _run_in_order(notebooks, max(1, jobs), run, lambda entry: _record(summary, entry, run_dir))
+    _run_in_order(notebooks, inputs, max(1, jobs), run, lambda entry: _record(summary, entry, run_dir))
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
     write_json(run_dir / "run.json", summary)
     return summary
 
 
-def _run_in_order(notebooks: list[Path], jobs: int, run, record) -> None:
+def _run_in_order(notebooks: list[Path], inputs: dict[str, set[str]], jobs: int, run, record) -> None:
     """``run(notebook)`` for each of ``notebooks``, ``jobs`` at a time, each once what it reads has run.
+
+    ``inputs``: per notebook stem, the stems it reads (:func:`inputs_in_run`).
 
     ``record(entry)`` takes what ``run`` returned for each notebook that
     finished.  The first error stops new starts; the notebooks still
     running finish (and are recorded), then it is raised.
     """
-    inputs = inputs_in_run(notebooks)
     pending, done, running, errors = list(notebooks), set(), {}, []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         while pending or running:
