@@ -491,6 +491,17 @@ class DataSplit:
     def as_dict(self) -> dict[str, list[str]]:
         return {"train": list(self.train), "validation": list(self.validation), "test": list(self.test)}
 
+    def test_cells_only(self) -> "DataSplit":
+        """The test cells as training, validation and test cells alike: a check of how closely a model can fit
+        them, not a held-out score.
+
+        Examples
+        --------
+        >>> DataSplit(train=("a", "b"), validation=("c",), test=("d",)).test_cells_only().as_dict()
+        {'train': ['d'], 'validation': ['d'], 'test': ['d']}
+        """
+        return DataSplit(train=self.test, validation=self.test, test=self.test)
+
 
 def unseen_records(candidates: dict[str, HamiltonianRecord], used: dict[str, HamiltonianRecord],
                    sizes: set[int] | None = None) -> dict[str, HamiltonianRecord]:

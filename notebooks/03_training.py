@@ -28,6 +28,9 @@
 # cells from melt-and-quench often freeze into the same ordered structure
 # from different seeds (shifted, or with the atoms in another order), and a
 # repeat on both sides of the split would test the model on a training cell.
+# With `fit_test_cells` the test cells alone train and validate: the
+# scores then say how closely the model can fit those cells, a bound on
+# what training can reach, not how well it generalizes.
 # With `more_train_dir` the distinct cells of a second data folder train
 # too (named `<folder>/<cell>`; a cell that repeats any cell of the first
 # folder, test cells included, is left out; `n_more_train > 0` takes only
@@ -133,6 +136,7 @@ filter_threshold = 1e-2  # each record's own S(k) eigenvalues kept by the filter
 energy_zero = "fermi"  # "code": train on H in GPAW's own zero (H + E_F S); scored in each record's E_F zero
 more_train_dir = ""  # another data folder (notebook 01): its distinct cells train too, beside the split's
 n_more_train = 0  # cells of more_train_dir that train (its first distinct ones by name); 0: all
+fit_test_cells = False  # True: the test cells alone train and validate (how closely the model fits them; not held out)
 more_test_dir = ""  # another data folder (notebook 01, more cells per size): its unseen cells are tested too
 output_dir = ""  # empty: runs/interactive/03_training
 
@@ -144,6 +148,8 @@ if more_train_dir:
     split, added, more_repeats = dataset.more_training_cells(project_path(more_train_dir), split, samples,
                                                              n_more_train)
     samples, repeats = {**samples, **added}, {**repeats, **more_repeats}
+if fit_test_cells:  # how closely the models can fit the test cells, not how well they generalize
+    split = split.test_cells_only()
 print("repeated structures left out (repeat: the cell kept):", repeats or "none")
 pick = lambda names: [samples[name] for name in names]  # noqa: E731
 check_energy_zero(energy_zero)
