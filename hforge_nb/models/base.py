@@ -47,6 +47,15 @@ class PairIrreps(NamedTuple):
     s_on_site: torch.Tensor
 
 
+class PairInputs(NamedTuple):
+    """What a model reads of a group of pairs i -> j(R): node features ``[n, n_features]`` of i and of j,
+    and the pair vectors ``[n, 3]`` (Å)."""
+
+    features_i: torch.Tensor
+    features_j: torch.Tensor
+    vectors: torch.Tensor
+
+
 class BlockValues(NamedTuple):
     """Predicted H ``[n_values]`` (eV) and S ``[n_values]``, in the graph's value layout."""
 
@@ -275,10 +284,24 @@ class HamiltonianModel(torch.nn.Module):
         """H and S irreps ``[n, dim]`` of the on-site blocks of atoms with ``features`` ``[n, n_features]``."""
         raise NotImplementedError
 
+    def pair_features(self, features_i: torch.Tensor, features_j: torch.Tensor,
+                      vectors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """What the heads of every species pair read from pairs i -> image of j: tensors ``[n, ...]``.
+
+        ``features_i``, ``features_j`` ``[n, n_features]``, ``vectors`` ``[n, 3]`` Å.  Computed once for
+        the pairs of all groups together (:meth:`forward`), then split per group for :meth:`off_site_heads`.
+        """
+        raise NotImplementedError
+
+    def off_site_heads(self, pair: str, pair_features: tuple[torch.Tensor, ...]) -> PairIrreps:
+        """H and S irreps of the pairs of group ``pair`` (and their on-site contributions) from their
+        :meth:`pair_features`."""
+        raise NotImplementedError
+
     def off_site(self, pair: str, features_i: torch.Tensor, features_j: torch.Tensor,
                  vectors: torch.Tensor) -> PairIrreps:
         """H and S irreps of blocks i -> image of j and of j's on-site contributions, ``vectors`` ``[n, 3]`` Å."""
-        raise NotImplementedError
+        return self.off_site_heads(pair, self.pair_features(features_i, features_j, vectors))
 
     @property
     def network_cutoff(self) -> float:
@@ -293,16 +316,21 @@ class HamiltonianModel(torch.nn.Module):
         """:meth:`off_site` of the pairs within :attr:`network_cutoff` (zero beyond), plus the crystal-field
         prior in the on-site contributions of every pair (for outputs that have one), plus the three-center
         term of the pairs' ``triplets`` (:meth:`triplets`) in H when the model has one."""
-        irreps = self._network_pair_irreps(pair, features_i, features_j, vectors)
+        inputs = PairInputs(features_i, features_j, vectors)
+        return self._with_prior_terms(pair, self._network_pair_irreps({pair: inputs})[pair], inputs, triplets)
+
+    def _with_prior_terms(self, pair: str, irreps: PairIrreps, inputs: PairInputs,
+                          triplets: Triplets | None) -> PairIrreps:
+        """The networks' ``irreps`` of a group plus its three-center term and crystal-field prior."""
         if self.three_center is not None:
             if triplets is None:
                 raise ValueError("this model has a three-center term: pass the pairs' triplets (model.triplets)")
-            irreps = irreps._replace(h=irreps.h + self.three_center(pair, triplets, features_i, features_j, vectors))
+            irreps = irreps._replace(h=irreps.h + self.three_center(pair, triplets, *inputs))
         row, col = self.group_species[pair]
         on_site = {}
         for matrix in ("h", "s"):
             output, own = self.outputs[f"{matrix}:{row}"], getattr(irreps, f"{matrix}_on_site")
-            on_site[f"{matrix}_on_site"] = own if output.crystal_field is None else own + output.neighbour_term(col, vectors)
+            on_site[f"{matrix}_on_site"] = own if output.crystal_field is None else own + output.neighbour_term(col, inputs.vectors)
         return irreps._replace(**on_site)
 
     def triplets(self, pair_i: torch.Tensor, vectors: torch.Tensor, edges: Neighbourhood,
@@ -316,14 +344,22 @@ class HamiltonianModel(torch.nn.Module):
             return None
         return triplets_of(pair_i, vectors, edges, features, self.config.three_center_reach, self.network_cutoff)
 
-    def _network_pair_irreps(self, pair: str, features_i, features_j, vectors) -> PairIrreps:
-        """:meth:`off_site` evaluated on the pairs within :attr:`network_cutoff`, zero rows for the others."""
-        near = torch.nonzero(vectors.norm(dim=1) < self.network_cutoff)[:, 0]  # [n_near]
-        if len(near) == len(vectors):
-            return self.off_site(pair, features_i, features_j, vectors)
-        part = self.off_site(pair, features_i[near], features_j[near], vectors[near])
-        return PairIrreps(*(values.new_zeros(len(vectors), values.shape[1]).index_copy(0, near, values)
-                            for values in part))
+    def _network_pair_irreps(self, inputs: dict[str, PairInputs]) -> dict[str, PairIrreps]:
+        """:meth:`off_site` of every group's pairs within :attr:`network_cutoff`, zero rows for the others.
+
+        The :meth:`pair_features` of all groups' near pairs are computed at once (one tensor product or
+        MLP call instead of one per group, the same values), then each group's heads read its rows.
+        """
+        near = {key: torch.nonzero(pairs.vectors.norm(dim=1) < self.network_cutoff)[:, 0]  # [n_near]
+                for key, pairs in inputs.items()}
+        joined = [torch.cat([part[near[key]] for key, part in zip(inputs, parts)]) for parts in zip(*inputs.values())]
+        per_group = [torch.split(values, [len(rows) for rows in near.values()]) for values in self.pair_features(*joined)]
+        irreps = {}
+        for n, (key, pairs) in enumerate(inputs.items()):
+            own = self.off_site_heads(key, tuple(values[n] for values in per_group))
+            irreps[key] = PairIrreps(*(values.new_zeros(len(pairs.vectors), values.shape[1]).index_copy(0, near[key], values)
+                                       for values in own))
+        return irreps
 
     # ------------------------------------------------------------------- forward
     def forward(self, graph: ModelGraph) -> BlockValues:
@@ -348,14 +384,14 @@ class HamiltonianModel(torch.nn.Module):
 
     def _off_site_irreps(self, graph: ModelGraph, features, vectors) -> dict[str, PairIrreps]:
         """:class:`PairIrreps` of every off-site group."""
-        irreps = {}
         edges = graph_neighbourhood(graph) if self.three_center is not None else None
+        inputs, triplets = {}, {}
         for key, group in graph.off_site.items():
             i, j = graph.block_pairs[group.blocks, 0], graph.block_pairs[group.blocks, 1]
-            pair_vectors, features_i, features_j = vectors[group.blocks], features[i], features[j]
-            triplets = None if edges is None else self.triplets(i, pair_vectors, edges, features)
-            irreps[key] = self.pair_irreps(key, features_i, features_j, pair_vectors, triplets)
-        return irreps
+            inputs[key] = PairInputs(features[i], features[j], vectors[group.blocks])
+            triplets[key] = None if edges is None else self.triplets(i, inputs[key].vectors, edges, features)
+        network = self._network_pair_irreps(inputs)
+        return {key: self._with_prior_terms(key, network[key], pairs, triplets[key]) for key, pairs in inputs.items()}
 
     def _on_site_irreps(self, graph: ModelGraph, features, pair_irreps: dict[str, PairIrreps]) -> dict:
         """H and S irreps of every on-site group: the atom's own plus its neighbours' contributions."""

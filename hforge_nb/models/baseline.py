@@ -114,12 +114,15 @@ class BaselineModel(HamiltonianModel):
     def on_site(self, species, features):
         return self.h_heads.on_site[species](features), self.s_heads.on_site[species](features)
 
-    def off_site(self, pair, features_i, features_j, vectors):
+    def pair_features(self, features_i, features_j, vectors):
+        """H's and S's pair trunks ``[n, hidden]`` and the envelope ``[n, 1]``."""
         lengths = torch.linalg.norm(vectors, dim=1, keepdim=True)  # [n, 1] Å
         inputs = torch.cat([features_i, features_j, vectors / self.network_cutoff, self.radial(lengths)], dim=1)
-        envelope = self.envelope(lengths)
+        return self.h_heads.trunk(inputs), self.s_heads.trunk(inputs), self.envelope(lengths)
+
+    def off_site_heads(self, pair, pair_features):
+        h_trunk, s_trunk, envelope = pair_features
         neighbour_envelope = envelope / self.config.avg_num_neighbors
-        h_trunk, s_trunk = self.h_heads.trunk(inputs), self.s_heads.trunk(inputs)
         return PairIrreps(self.h_heads.off_site[pair](h_trunk) * envelope, self.s_heads.off_site[pair](s_trunk) * envelope,
                           self.h_heads.neighbour[pair](h_trunk) * neighbour_envelope,
                           self.s_heads.neighbour[pair](s_trunk) * neighbour_envelope)

@@ -134,9 +134,9 @@ class EquivariantReadout(torch.nn.Module):
         for linear in self.neighbour.values():  # start from the node-only on-site blocks
             torch.nn.init.zeros_(linear.weight)
 
-    def pair(self, key: str, features_i, features_j, vectors) -> tuple[torch.Tensor, torch.Tensor]:
-        """Irreps of the blocks i -> j(R) and of j's contribution to i's on-site block."""
-        message, envelope = self.message(features_i, features_j, vectors)
+    def heads(self, key: str, message: torch.Tensor, envelope: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Irreps of the blocks i -> j(R) of group ``key`` and of j's contribution to i's on-site block,
+        from the pairs' :class:`EdgeMessage` (``message`` ``[n, dim]``, ``envelope`` ``[n, 1]``)."""
         return self.off_site[key](message) * envelope, self.neighbour[key](message) * (envelope * self.neighbour_norm)
 
 
@@ -175,7 +175,13 @@ class EquivariantModel(HamiltonianModel):
     def on_site(self, species, features):
         return self.h_readout.on_site[species](features), self.s_readout.on_site[species](features)
 
-    def off_site(self, pair, features_i, features_j, vectors):
-        h, h_on_site = self.h_readout.pair(pair, features_i, features_j, vectors)
-        s, s_on_site = self.s_readout.pair(pair, features_i, features_j, vectors)
+    def pair_features(self, features_i, features_j, vectors):
+        """H's and S's edge messages and envelopes (:class:`EdgeMessage`)."""
+        return (*self.h_readout.message(features_i, features_j, vectors),
+                *self.s_readout.message(features_i, features_j, vectors))
+
+    def off_site_heads(self, pair, pair_features):
+        h_message, h_envelope, s_message, s_envelope = pair_features
+        h, h_on_site = self.h_readout.heads(pair, h_message, h_envelope)
+        s, s_on_site = self.s_readout.heads(pair, s_message, s_envelope)
         return PairIrreps(h, s, h_on_site, s_on_site)
