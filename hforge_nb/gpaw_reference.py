@@ -277,6 +277,20 @@ def real_space_grid(calc) -> tuple[int, int, int]:
     return tuple(int(n) for n in calc.dft.density.nt_sR.desc.size)
 
 
+def planned_grid(atoms: ase.Atoms, settings: GPAWSettings) -> tuple[int, int, int]:
+    """Points of the real-space grid along each cell vector that :func:`run_scf` gives ``atoms``, without a run.
+
+    GPAW picks the grid from the cell and ``settings.grid_spacing``; this builds
+    the calculation's components as :func:`run_scf` would and reads their grid
+    (equal to :func:`real_space_grid` of the converged run; a test checks it).
+    """
+    from gpaw.dft import Parameters
+
+    kgrid = scf_kgrid(atoms, settings.kpoint_spacing)
+    parameters = Parameters(**_gpaw_parameters(settings, {"size": kgrid, "gamma": True}), h=settings.grid_spacing)
+    return tuple(int(n) for n in parameters.dft_component_builder(atoms).grid.size)
+
+
 def _matrices_builder(calc, settings: GPAWSettings, kpoints: np.ndarray):
     """A GPAW LCAO builder at explicit ``kpoints`` on the SCF's real-space grid."""
     from gpaw.dft import Parameters
@@ -539,7 +553,7 @@ def rotation_deviation(settings: GPAWSettings, euler_degrees=(37.0, 71.0, -23.0)
     return {"s_error": float(s_error), "h_error_eV": float(h_error), "h_change_eV": float(h_change)}
 
 
-def translation_deviation(reference: GPAWReference, settings: GPAWSettings, grid_steps=(0.5, 0.5, 0.5),
+def translation_deviation(record: HamiltonianRecord, settings: GPAWSettings, grid_steps=(0.5, 0.5, 0.5),
                           **measures) -> dict:
     """How far GPAW's H moves when the whole structure moves by a fraction of a grid step.
 
@@ -547,9 +561,11 @@ def translation_deviation(reference: GPAWReference, settings: GPAWSettings, grid
     is the error of integrating the potential on the real-space grid
     (egg-box effect): the floor below which no translation-invariant
     model can bring its error against this data.  GPAW runs again on the
-    structure of ``reference`` moved by ``grid_steps`` (fractions of its
-    grid's step along each cell vector); whole steps map the grid onto
-    itself and leave H as it was, to the SCF's tolerance.
+    structure of ``record`` (a reference made with ``settings``, as
+    :func:`gpaw_record` makes it or read from a data set) moved by
+    ``grid_steps`` (fractions of its grid's step along each cell vector,
+    :func:`planned_grid`); whole steps map the grid onto itself and leave H
+    as it was, to the SCF's tolerance.
 
     Returns
     -------
@@ -557,12 +573,11 @@ def translation_deviation(reference: GPAWReference, settings: GPAWSettings, grid
         ``shift_A`` (the translation ``[3]``, Å) and the measures of
         :func:`~hforge_nb.evaluation.reference_deviation` (keyword
         arguments ``measures`` go to it) of the moved record against
-        ``reference``.
+        ``record``.
     """
     from .evaluation import reference_deviation
 
-    record = reference.record
-    steps = record.atoms.cell.array / np.array(real_space_grid(reference.calculator))[:, None]  # [3, 3] Å
+    steps = record.atoms.cell.array / np.array(planned_grid(record.atoms, settings))[:, None]  # [3, 3] Å
     shift = np.asarray(grid_steps, float) @ steps  # [3] Å
     moved = record.atoms.copy()
     moved.positions += shift
@@ -570,25 +585,26 @@ def translation_deviation(reference: GPAWReference, settings: GPAWSettings, grid
     return {"shift_A": shift.tolist(), **reference_deviation(translated, record, **measures)}
 
 
-def kpoint_deviation(reference: GPAWReference, settings: GPAWSettings, kpoint_spacing: float,
+def kpoint_deviation(record: HamiltonianRecord, settings: GPAWSettings, kpoint_spacing: float,
                      **measures) -> dict:
     """How far the reference lies from one whose SCF sampled k more densely.
 
     The SCF's k-points set the density and so H at every k: a cell sampled
     coarsely carries an error that depends on the whole periodic cell,
     not on each atom's surroundings.  GPAW runs again on the structure of
-    ``reference`` with SCF k-point spacing ``kpoint_spacing`` (Å^-1).
+    ``record`` (a reference made with ``settings``) with SCF k-point
+    spacing ``kpoint_spacing`` (Å^-1).
 
     Returns
     -------
     dict
         ``scf_kgrid`` and ``denser_scf_kgrid`` (the two SCF grids) and the
         measures of :func:`~hforge_nb.evaluation.reference_deviation`
-        (keyword arguments ``measures`` go to it) of ``reference``
+        (keyword arguments ``measures`` go to it) of ``record``
         against the denser calculation.
     """
     from .evaluation import reference_deviation
 
-    denser = gpaw_record(reference.record.atoms, replace(settings, kpoint_spacing=kpoint_spacing))
-    return {"scf_kgrid": list(reference.scf_kgrid), "denser_scf_kgrid": list(denser.scf_kgrid),
-            **reference_deviation(reference.record, denser.record, **measures)}
+    denser = gpaw_record(record.atoms, replace(settings, kpoint_spacing=kpoint_spacing))
+    return {"scf_kgrid": list(scf_kgrid(record.atoms, settings.kpoint_spacing)),
+            "denser_scf_kgrid": list(denser.scf_kgrid), **reference_deviation(record, denser.record, **measures)}

@@ -16,8 +16,8 @@ from hforge_nb.crystals import b2n2_cluster
 from hforge_nb.errors import CorruptFileError, MissingBasisError
 from hforge_nb.gpaw_reference import (
     GPAWSettings, SCFNotConvergedError, fourier_grid, gpaw_record, gpaw_species, grid_kpoints, harmonic_signs,
-    kpoint_deviation, off_grid_check, off_grid_matrix_error, orbital_permutation, rotation_deviation,
-    translation_deviation,
+    kpoint_deviation, off_grid_check, off_grid_matrix_error, orbital_permutation, planned_grid, real_space_grid,
+    rotation_deviation, translation_deviation,
 )
 from hforge_nb.graph import build_pair_graph
 from hforge_nb.io import read_record, write_record
@@ -122,8 +122,9 @@ def test_atoms_outside_the_cell_keep_their_blocks(cbn_reference):
 def test_translation_by_whole_grid_steps_leaves_h_and_by_half_steps_moves_it(cbn_reference):
     """Half a grid step shows the grid's egg-box error; whole steps map the grid onto itself (cBN: gap 4.5 eV)."""
     settings, reference = cbn_reference
-    half = translation_deviation(reference, settings, grid_steps=(0.5, 0.5, 0.5), window=4.0)
-    whole = translation_deviation(reference, settings, grid_steps=(1.0, 2.0, -1.0), window=4.0)
+    assert planned_grid(reference.record.atoms, settings) == real_space_grid(reference.calculator)
+    half = translation_deviation(reference.record, settings, grid_steps=(0.5, 0.5, 0.5), window=4.0)
+    whole = translation_deviation(reference.record, settings, grid_steps=(1.0, 2.0, -1.0), window=4.0)
     assert half["s_max_error"] < 1e-10 and whole["s_max_error"] < 1e-10  # S: two-centre integrals
     assert 0.01 < half["h_mae_meV"] and 1.0 < half["h_orbital_energy_mae_meV"] < 200.0
     assert whole["h_orbital_energy_mae_meV"] < 0.01 * half["h_orbital_energy_mae_meV"]
@@ -132,7 +133,7 @@ def test_translation_by_whole_grid_steps_leaves_h_and_by_half_steps_moves_it(cbn
 
 def test_denser_scf_kpoints_move_h_but_not_s(cbn_reference):
     settings, reference = cbn_reference
-    deviation = kpoint_deviation(reference, settings, kpoint_spacing=0.8, window=4.0)
+    deviation = kpoint_deviation(reference.record, settings, kpoint_spacing=0.8, window=4.0)
     assert deviation["scf_kgrid"] == [2, 2, 2] and deviation["denser_scf_kgrid"] == [3, 3, 3]
     assert deviation["s_max_error"] < 1e-10  # S does not depend on the density
     assert 0.1 < deviation["h_orbital_energy_mae_meV"] and 0.0 < deviation["eigenvalue_mae_meV"] < 100.0
