@@ -256,9 +256,16 @@ class HamiltonianRecord:
         return hk, np.kron(sk, np.eye(2))
 
     def _collinear_matrices_at_k(self, phases: np.ndarray, spin_index: int) -> tuple[np.ndarray, np.ndarray]:
-        """H(k), S(k) ``[n_orb, n_orb]`` from the per-block ``phases`` ``[n_blocks]``, summed as sparse matrices."""
-        hk, sk = self._sparse_sums(phases, spin_index)
-        return hk.toarray(), sk.toarray()
+        """H(k), S(k) ``[n_orb, n_orb]`` from the per-block ``phases`` ``[n_blocks]``, summed into dense matrices.
+
+        Each value is added at its flat position row * n_orb + column
+        (three times faster than summing sparse matrices, which sort the values first).
+        """
+        block, rows, cols = value_orbitals(self.pairs, self.atom_orbital_counts)
+        flat, n = rows * self.n_orbitals + cols, self.n_orbitals  # [n_values]
+        phases = phases[block]  # [n_values]
+        return (_dense_sum(flat, self.h_values[:, spin_index] * phases, n),
+                _dense_sum(flat, self.s_values * phases, n))
 
     def sparse_matrices_at_k(self, k=(0.0, 0.0, 0.0), spin_index: int = 0):
         """H(k) (eV) and S(k) as ``scipy.sparse.csr_matrix`` ``[n_orb, n_orb]``; real at k = 0.
@@ -377,8 +384,19 @@ def on_site_mask(pairs: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     return (pairs[:, 0] == pairs[:, 1]) & ~np.asarray(shifts).any(axis=1)
 
 
+def _dense_sum(flat: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """``[n, n]`` complex matrix of ``values`` ``[n_values]`` summed at their ``flat`` positions ``[n_values]``."""
+    real = np.bincount(flat, weights=values.real, minlength=n * n)
+    imag = np.bincount(flat, weights=values.imag, minlength=n * n)
+    return (real + 1j * imag).reshape(n, n)
+
+
 def value_positions(shapes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Block, row and column ``[n_values]`` of every value of blocks of ``shapes`` ``[n_blocks, 2]``, laid out row-major."""
+    if len(shapes) and (shapes == shapes[0]).all():  # one block shape (every atom with the same orbitals): tiled
+        (n_row, n_col), n_blocks = shapes[0], len(shapes)
+        return (np.repeat(np.arange(n_blocks), n_row * n_col), np.tile(np.repeat(np.arange(n_row), n_col), n_blocks),
+                np.tile(np.arange(n_col), n_blocks * n_row))
     sizes = shapes.prod(axis=1) if len(shapes) else np.zeros(0, int)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     block = np.repeat(np.arange(len(shapes)), sizes)
@@ -394,7 +412,7 @@ def value_orbitals(pairs: np.ndarray, orbital_counts: np.ndarray) -> tuple[np.nd
     """
     first = np.concatenate([[0], np.cumsum(orbital_counts)])
     block, row, col = value_positions(np.stack([orbital_counts[pairs[:, 0]], orbital_counts[pairs[:, 1]]], axis=1))
-    return block, first[pairs[block, 0]] + row, first[pairs[block, 1]] + col
+    return block, first[pairs[:, 0]][block] + row, first[pairs[:, 1]][block] + col
 
 
 def adjoint_value_index(pairs: np.ndarray, shifts: np.ndarray, orbital_counts: np.ndarray) -> np.ndarray:
