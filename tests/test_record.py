@@ -14,7 +14,7 @@ from hforge_nb.errors import BasisMismatchError, CorruptFileError, MissingBasisE
 from hforge_nb.record import records_equal
 from hforge_nb.spin import SpinKind
 
-from conftest import hbn_atoms, random_record, write_record_v1
+from conftest import BN_BASIS, hbn_atoms, random_record, write_record_v1
 
 
 def test_block_layout(bn_record):
@@ -63,6 +63,21 @@ def test_k_space_matrices_are_hermitian_and_match_sisl(spin):
     ours = record.eigenvalues(k)
     theirs = record_to_sisl(record).eigh(k, spin=0) if spin is SpinKind.POLARIZED else record_to_sisl(record).eigh(k)
     assert np.abs(ours[0, 0] - theirs).max() < 1e-9
+
+
+def test_k_space_matrices_of_atoms_with_different_orbital_counts_match_sisl():
+    """N with a single-zeta s + p basis (4 orbitals) beside DZP B (13): blocks of several shapes."""
+    from hforge_nb.basis import Basis, OrbitalShell, SpeciesBasis
+
+    basis = Basis((BN_BASIS["B"], SpeciesBasis("N", 7, (OrbitalShell(2, 0, 1, False, 2.6),
+                                                         OrbitalShell(2, 1, 1, False, 3.1)))))
+    record = random_record(hbn_atoms(rattle=0.05), seed=3, basis=basis)
+    k = np.array([0.13, 0.37, -0.22])
+    hk, sk = record.matrices_at_k(k)
+    sparse_h, sparse_s = record.sparse_matrices_at_k(k)
+    assert hk.shape == (2 * 13 + 2 * 4,) * 2
+    assert np.abs(hk - sparse_h.toarray()).max() < 1e-12 and np.abs(sk - sparse_s.toarray()).max() < 1e-12
+    assert np.abs(record.eigenvalues(k)[0, 0] - record_to_sisl(record).eigh(k)).max() < 1e-9
 
 
 def test_gamma_point_sums_all_images(bn_record):
