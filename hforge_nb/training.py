@@ -65,6 +65,9 @@ class TrainingConfig:
     learning_rate : float
         Initial AdamW learning rate.
     weight_decay : float
+        AdamW's decoupled weight decay: every step scales the trainable
+        parameters by 1 - learning rate x ``weight_decay`` (buffers such as
+        the fitted scales and priors are not parameters).
     batch_size : int
         Structures per optimiser step.
     lr_schedule : str

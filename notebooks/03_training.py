@@ -112,6 +112,7 @@ n_test = 1  # cells of each size held out for testing
 n_train = 0  # training cells of each size (distinct structures), the first of the rest; 0: all the rest
 epochs = 2  # the main job trains longer (profiles/default.toml)
 learning_rate = 1e-2
+weight_decay = 0.0  # AdamW's decoupled weight decay of the network weights (per step, times the learning rate)
 lr_schedule = "plateau"  # "plateau" or "cosine" (falls to 1% of learning_rate over `epochs`)
 lr_patience = 5  # "plateau": epochs without improvement before the learning rate halves
 early_stopping_patience = 15
@@ -180,7 +181,8 @@ models = build_matched_models(model_kinds, fit(split.train), readout_channels, s
 # `<output_dir>/<model>/training_log.csv`.
 
 # %%
-configs = {kind: TrainingConfig(epochs=epochs, learning_rate=learning_rate, lr_schedule=lr_schedule,
+configs = {kind: TrainingConfig(epochs=epochs, learning_rate=learning_rate, weight_decay=weight_decay,
+                                lr_schedule=lr_schedule,
                                 lr_patience=lr_patience, early_stopping_patience=early_stopping_patience,
                                 ema_decay=ema_decay, s_weight=s_weight, shell_width=shell_width,
                                 spectral_weight=spectral_weight, spectral_window=spectral_window,
