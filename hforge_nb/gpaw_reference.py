@@ -243,6 +243,12 @@ def _gpaw_parameters(settings: GPAWSettings, kpts, **extra) -> dict:
     )
 
 
+def _scf_parameters(atoms: ase.Atoms, settings: GPAWSettings) -> dict:
+    """GPAW's parameters of :func:`run_scf` that set the calculation: its k-points and real-space grid."""
+    kgrid = scf_kgrid(atoms, settings.kpoint_spacing)
+    return _gpaw_parameters(settings, {"size": kgrid, "gamma": True}, h=settings.grid_spacing)
+
+
 def run_scf(atoms: ase.Atoms, settings: GPAWSettings, log: str | None = None):
     """Self-consistent GPAW-LCAO run; returns the ASE calculator.
 
@@ -254,10 +260,8 @@ def run_scf(atoms: ase.Atoms, settings: GPAWSettings, log: str | None = None):
     from gpaw import GPAW, KohnShamConvergenceError
 
     atoms = atoms.copy()
-    kgrid = scf_kgrid(atoms, settings.kpoint_spacing)
     calc = GPAW(
-        **_gpaw_parameters(settings, {"size": kgrid, "gamma": True}),
-        h=settings.grid_spacing,
+        **_scf_parameters(atoms, settings),
         convergence={"density": settings.density_tolerance},
         maxiter=settings.max_iterations,
         txt=log,
@@ -281,14 +285,13 @@ def planned_grid(atoms: ase.Atoms, settings: GPAWSettings) -> tuple[int, int, in
     """Points of the real-space grid along each cell vector that :func:`run_scf` gives ``atoms``, without a run.
 
     GPAW picks the grid from the cell and ``settings.grid_spacing``; this builds
-    the calculation's components as :func:`run_scf` would and reads their grid
+    the calculation's components from :func:`run_scf`'s parameters and reads their grid
     (equal to :func:`real_space_grid` of the converged run; a test checks it).
     """
     from gpaw.dft import Parameters
 
-    kgrid = scf_kgrid(atoms, settings.kpoint_spacing)
-    parameters = Parameters(**_gpaw_parameters(settings, {"size": kgrid, "gamma": True}), h=settings.grid_spacing)
-    return tuple(int(n) for n in parameters.dft_component_builder(atoms).grid.size)
+    builder = Parameters(**_scf_parameters(atoms, settings)).dft_component_builder(atoms)
+    return tuple(int(n) for n in builder.grid.size)
 
 
 def _matrices_builder(calc, settings: GPAWSettings, kpoints: np.ndarray):

@@ -192,8 +192,8 @@ rotation
 # translation-invariant model can learn.  Whole grid steps map the grid
 # onto itself and leave H unchanged (a test checks both).  The cell's own
 # reference is the record stored above (its storage error is the
-# manifest's `storage_error_eV`), so GPAW runs once here, and once more
-# for the k-point check below.
+# manifest's `storage_error_eV`), so GPAW runs once here (and once more
+# for the k-point check below, when it is on).
 
 # %%
 samples = dataset.read_samples(out)

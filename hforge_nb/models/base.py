@@ -330,7 +330,8 @@ class HamiltonianModel(torch.nn.Module):
         on_site = {}
         for matrix in ("h", "s"):
             output, own = self.outputs[f"{matrix}:{row}"], getattr(irreps, f"{matrix}_on_site")
-            on_site[f"{matrix}_on_site"] = own if output.crystal_field is None else own + output.neighbour_term(col, inputs.vectors)
+            prior = None if output.crystal_field is None else output.neighbour_term(col, inputs.vectors)
+            on_site[f"{matrix}_on_site"] = own if prior is None else own + prior
         return irreps._replace(**on_site)
 
     def triplets(self, pair_i: torch.Tensor, vectors: torch.Tensor, edges: Neighbourhood,
@@ -353,12 +354,15 @@ class HamiltonianModel(torch.nn.Module):
         near = {key: torch.nonzero(pairs.vectors.norm(dim=1) < self.network_cutoff)[:, 0]  # [n_near]
                 for key, pairs in inputs.items()}
         joined = [torch.cat([part[near[key]] for key, part in zip(inputs, parts)]) for parts in zip(*inputs.values())]
-        per_group = [torch.split(values, [len(rows) for rows in near.values()]) for values in self.pair_features(*joined)]
+        sizes = [len(rows) for rows in near.values()]
+        per_group = [torch.split(values, sizes) for values in self.pair_features(*joined)]
         irreps = {}
         for n, (key, pairs) in enumerate(inputs.items()):
             own = self.off_site_heads(key, tuple(values[n] for values in per_group))
-            irreps[key] = PairIrreps(*(values.new_zeros(len(pairs.vectors), values.shape[1]).index_copy(0, near[key], values)
-                                       for values in own))
+            if len(near[key]) < len(pairs.vectors):  # zero rows for the far pairs
+                own = PairIrreps(*(values.new_zeros(len(pairs.vectors), values.shape[1]).index_copy(
+                    0, near[key], values) for values in own))
+            irreps[key] = own
         return irreps
 
     # ------------------------------------------------------------------- forward
