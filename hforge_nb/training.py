@@ -339,7 +339,7 @@ class BlockLoss:
 
     @staticmethod
     def _class_mean(errors: torch.Tensor, classes: torch.Tensor, n_classes: int) -> torch.Tensor:
-        sums = torch.zeros(n_classes, dtype=errors.dtype).index_add(0, classes, errors.square())
+        sums = torch.zeros(n_classes, dtype=errors.dtype).index_add(0, classes, _square(errors))
         counts = torch.bincount(classes, minlength=n_classes)
         present = counts > 0
         return (sums[present] / counts[present]).mean()
@@ -360,10 +360,16 @@ class BlockLoss:
                                     for values, target in zip(batch.structures, batch.spectral)])
             loss = loss + self.spectral_weight * spectral.mean().to(loss.dtype)
         if self.h_absolute_weight > 0:
-            loss = loss + self.h_absolute_weight * (h - batch.h).square().mean()
+            loss = loss + self.h_absolute_weight * _square(h - batch.h).mean()
         if self.atom_shift_weight > 0:
             loss = loss + self.atom_shift_weight * atom_shifts(h - batch.h, batch.s, batch.graph).square().mean()
         return loss
+
+
+def _square(values: torch.Tensor) -> torch.Tensor:
+    """``values`` squared as a product: the same values as ``values.square()``, whose backward pass (a
+    power's) was the slower on the half million block values of a 16-atom cell in torch's profiler."""
+    return values * values
 
 
 def cell_shifts(h_error: torch.Tensor, s: torch.Tensor, structures: list[slice]) -> torch.Tensor:

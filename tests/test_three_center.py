@@ -122,3 +122,22 @@ def test_the_cutoff_is_positive_and_reaches_at_most_r_max():
     assert EquivariantConfig(three_center_cutoff=None).three_center_reach is None
     with pytest.raises(ValueError, match="three_center_cutoff"):
         EquivariantConfig(three_center_cutoff=0.0)
+
+
+@pytest.mark.parametrize("kind", ["equivariant", "baseline"])
+def test_all_groups_at_once_equal_one_group_at_a_time(kind, rattled_hbn):
+    model = small_model(kind)
+    graph = model.graph([rattled_hbn])
+    features, vectors = model.node_features(graph), graph.block_vectors()
+    edges = graph_neighbourhood(graph)
+    groups = {}
+    for key, group in graph.off_site.items():
+        i, j = graph.block_pairs[group.blocks, 0], graph.block_pairs[group.blocks, 1]
+        triplets = model.triplets(i, vectors[group.blocks], edges, features)
+        groups[key] = (triplets, features[i], features[j], vectors[group.blocks])
+    assert len(groups) > 1
+    together = model.three_center.forward_groups(groups)
+    for key, arguments in groups.items():
+        alone = model.three_center(key, *arguments)
+        assert alone.abs().max() > 0
+        torch.testing.assert_close(together[key], alone, rtol=1e-10, atol=1e-12)

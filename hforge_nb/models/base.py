@@ -317,15 +317,24 @@ class HamiltonianModel(torch.nn.Module):
         prior in the on-site contributions of every pair (for outputs that have one), plus the three-center
         term of the pairs' ``triplets`` (:meth:`triplets`) in H when the model has one."""
         inputs = PairInputs(features_i, features_j, vectors)
-        return self._with_prior_terms(pair, self._network_pair_irreps({pair: inputs})[pair], inputs, triplets)
+        if self.three_center is not None and triplets is None:
+            raise ValueError("this model has a three-center term: pass the pairs' triplets (model.triplets)")
+        three_center = self._three_center_terms({pair: inputs}, {pair: triplets})
+        return self._with_prior_terms(pair, self._network_pair_irreps({pair: inputs})[pair], inputs,
+                                      three_center.get(pair))
+
+    def _three_center_terms(self, inputs: dict[str, PairInputs],
+                            triplets: dict[str, Triplets | None]) -> dict[str, torch.Tensor]:
+        """The three-center H term ``[n, dim]`` of every group (all groups' triplets at once); none without it."""
+        if self.three_center is None:
+            return {}
+        return self.three_center.forward_groups({key: (triplets[key], *pairs) for key, pairs in inputs.items()})
 
     def _with_prior_terms(self, pair: str, irreps: PairIrreps, inputs: PairInputs,
-                          triplets: Triplets | None) -> PairIrreps:
-        """The networks' ``irreps`` of a group plus its three-center term and crystal-field prior."""
-        if self.three_center is not None:
-            if triplets is None:
-                raise ValueError("this model has a three-center term: pass the pairs' triplets (model.triplets)")
-            irreps = irreps._replace(h=irreps.h + self.three_center(pair, triplets, *inputs))
+                          three_center: torch.Tensor | None) -> PairIrreps:
+        """The networks' ``irreps`` of a group plus its ``three_center`` term (if any) and crystal-field prior."""
+        if three_center is not None:
+            irreps = irreps._replace(h=irreps.h + three_center)
         row, col = self.group_species[pair]
         on_site = {}
         for matrix in ("h", "s"):
@@ -394,8 +403,9 @@ class HamiltonianModel(torch.nn.Module):
             i, j = graph.block_pairs[group.blocks, 0], graph.block_pairs[group.blocks, 1]
             inputs[key] = PairInputs(features[i], features[j], vectors[group.blocks])
             triplets[key] = None if edges is None else self.triplets(i, inputs[key].vectors, edges, features)
-        network = self._network_pair_irreps(inputs)
-        return {key: self._with_prior_terms(key, network[key], pairs, triplets[key]) for key, pairs in inputs.items()}
+        network, three_center = self._network_pair_irreps(inputs), self._three_center_terms(inputs, triplets)
+        return {key: self._with_prior_terms(key, network[key], pairs, three_center.get(key))
+                for key, pairs in inputs.items()}
 
     def _on_site_irreps(self, graph: ModelGraph, features, pair_irreps: dict[str, PairIrreps]) -> dict:
         """H and S irreps of every on-site group: the atom's own plus its neighbours' contributions."""

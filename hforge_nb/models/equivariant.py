@@ -28,6 +28,7 @@ from ..block_irreps import block_irreps
 from ..model_graph import ModelGraph
 from .base import HamiltonianModel, PairIrreps, block_groups
 from .descriptor import DescriptorConfig, MACEDescriptor, building_in, irreps_up_to
+from .irreps_linear import GroupedLinear
 from .three_center import EquivariantThreeCenter
 
 
@@ -133,11 +134,15 @@ class EquivariantReadout(torch.nn.Module):
         self.neighbour_norm = 1.0 / config.avg_num_neighbors
         for linear in self.neighbour.values():  # start from the node-only on-site blocks
             torch.nn.init.zeros_(linear.weight)
+        self.grouped_heads = torch.nn.ModuleDict({  # both maps of a group in one pass (same weights)
+            key: GroupedLinear([self.off_site[key], self.neighbour[key]]) for key in off_site})
 
     def heads(self, key: str, message: torch.Tensor, envelope: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Irreps of the blocks i -> j(R) of group ``key`` and of j's contribution to i's on-site block,
         from the pairs' :class:`EdgeMessage` (``message`` ``[n, dim]``, ``envelope`` ``[n, 1]``)."""
-        return self.off_site[key](message) * envelope, self.neighbour[key](message) * (envelope * self.neighbour_norm)
+        weights = [self.off_site[key].weight, self.neighbour[key].weight]
+        off_site, neighbour = self.grouped_heads[key](message, weights)
+        return off_site * envelope, neighbour * (envelope * self.neighbour_norm)
 
 
 class EquivariantModel(HamiltonianModel):

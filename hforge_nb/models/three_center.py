@@ -141,15 +141,45 @@ class _TripletInputs(torch.nn.Module):
         self.register_buffer("scalar_index", scalar_index)
         self.dim = 3 * num_radial + 3 * len(scalar_index)
 
-    def forward(self, triplets: Triplets, features_i, features_j, vectors) -> tuple[torch.Tensor, ...]:
-        """``[n_t, dim]`` invariants, ``[n_t, 3]`` r_jk (Å) and ``[n_t, 1]`` envelope of ``triplets``."""
-        pair = triplets.pair
-        r_ij = vectors[pair]
-        r_jk = triplets.r_ik - r_ij  # [n_t, 3] Å
-        d_ik, d_jk, d_ij = (v.norm(dim=1, keepdim=True) for v in (triplets.r_ik, r_jk, r_ij))
-        scalars = [f[:, self.scalar_index] for f in (features_i[pair], features_j[pair], triplets.features_k)]
+    def forward(self, r_ik, features_k, features_i, features_j, r_ij) -> tuple[torch.Tensor, ...]:
+        """``[n_t, dim]`` invariants, ``[n_t, 3]`` r_jk (Å) and ``[n_t, 1]`` envelope of triplets.
+
+        Every argument has a row per triplet: r_ik and r_ij ``[n_t, 3]`` Å, the node features of k, i and j.
+        """
+        r_jk = r_ik - r_ij  # [n_t, 3] Å
+        d_ik, d_jk, d_ij = (v.norm(dim=1, keepdim=True) for v in (r_ik, r_jk, r_ij))
+        scalars = [f[:, self.scalar_index] for f in (features_i, features_j, features_k)]
         invariants = torch.cat([self.radial(d_ik), self.radial(d_jk), self.pair_radial(d_ij), *scalars], dim=1)
         return invariants, r_jk, self.envelope(d_ik) * self.envelope(d_jk) * self.pair_envelope(d_ij)
+
+
+class ThreeCenterTerm(torch.nn.Module):
+    """What both models' three-center terms share: each triplet's message (:meth:`triplet_messages`),
+    summed over the triplets of each pair, then a linear map per species pair (``self.linear``)."""
+
+    def triplet_messages(self, r_ik, features_k, features_i, features_j, r_ij) -> torch.Tensor:
+        """``[n_t, dim]`` message of every triplet, envelopes included (arguments: :class:`_TripletInputs`)."""
+        raise NotImplementedError
+
+    def forward(self, key: str, triplets: Triplets, features_i, features_j, vectors) -> torch.Tensor:
+        """The term ``[n_pairs, dim]`` of the pairs of group ``key`` (``vectors`` ``[n_pairs, 3]`` Å)."""
+        return self.forward_groups({key: (triplets, features_i, features_j, vectors)})[key]
+
+    def forward_groups(self, groups: dict[str, tuple]) -> dict[str, torch.Tensor]:
+        """:meth:`forward` of several groups, ``{key: (triplets, features_i, features_j, vectors)}``.
+
+        The triplets of all groups go through the network at once (the same
+        values as one call per group, with fewer, larger operations).
+        """
+        per_triplet = [(t.r_ik, t.features_k, f_i[t.pair], f_j[t.pair], vectors[t.pair])
+                       for t, f_i, f_j, vectors in groups.values()]
+        joined = [torch.cat(parts) for parts in zip(*per_triplet)]
+        messages = self.triplet_messages(*joined).split([len(t.pair) for t, *_ in groups.values()])
+        terms = {}
+        for (key, (triplets, _, _, vectors)), message in zip(groups.items(), messages):
+            total = message.new_zeros(len(vectors), message.shape[1]).index_add(0, triplets.pair, message)
+            terms[key] = self.linear[key](total)
+        return terms
 
 
 def _off_site_targets(basis: Basis, groups: dict[str, tuple[str, str]]) -> dict[str, str]:
@@ -157,7 +187,7 @@ def _off_site_targets(basis: Basis, groups: dict[str, tuple[str, str]]) -> dict[
     return {key: block_irreps(basis[row], basis[col]) for key, (row, col) in groups.items() if "-" in key}
 
 
-class EquivariantThreeCenter(torch.nn.Module):
+class EquivariantThreeCenter(ThreeCenterTerm):
     """Three-center H irreps ``[n_pairs, dim]`` of a group of pairs from spherical harmonics of r_ik and r_jk.
 
     Parameters
@@ -198,14 +228,12 @@ class EquivariantThreeCenter(torch.nn.Module):
         for linear in self.linear.values():  # start from the model without the term
             torch.nn.init.zeros_(linear.weight)
 
-    def forward(self, key: str, triplets: Triplets, features_i, features_j, vectors) -> torch.Tensor:
-        invariants, r_jk, envelope = self.inputs(triplets, features_i, features_j, vectors)
-        message = self.product(self.harmonics(triplets.r_ik), self.harmonics(r_jk), self.weights(invariants)) * envelope
-        total = message.new_zeros(len(vectors), message.shape[1]).index_add(0, triplets.pair, message)
-        return self.linear[key](total)
+    def triplet_messages(self, r_ik, features_k, features_i, features_j, r_ij) -> torch.Tensor:
+        invariants, r_jk, envelope = self.inputs(r_ik, features_k, features_i, features_j, r_ij)
+        return self.product(self.harmonics(r_ik), self.harmonics(r_jk), self.weights(invariants)) * envelope
 
 
-class BaselineThreeCenter(torch.nn.Module):
+class BaselineThreeCenter(ThreeCenterTerm):
     """Three-center H block values ``[n_pairs, n_i * n_j]`` of a group of pairs from an MLP of each triplet.
 
     The inputs are what :class:`EquivariantThreeCenter` reads, as plain
@@ -227,8 +255,6 @@ class BaselineThreeCenter(torch.nn.Module):
         for linear in self.linear.values():  # start from the model without the term
             torch.nn.init.zeros_(linear.weight)
 
-    def forward(self, key: str, triplets: Triplets, features_i, features_j, vectors) -> torch.Tensor:
-        invariants, r_jk, envelope = self.inputs(triplets, features_i, features_j, vectors)
-        hidden = self.trunk(torch.cat([triplets.r_ik / self.cutoff, r_jk / self.cutoff, invariants], dim=1))
-        total = hidden.new_zeros(len(vectors), hidden.shape[1]).index_add(0, triplets.pair, hidden * envelope)
-        return self.linear[key](total)
+    def triplet_messages(self, r_ik, features_k, features_i, features_j, r_ij) -> torch.Tensor:
+        invariants, r_jk, envelope = self.inputs(r_ik, features_k, features_i, features_j, r_ij)
+        return self.trunk(torch.cat([r_ik / self.cutoff, r_jk / self.cutoff, invariants], dim=1)) * envelope
