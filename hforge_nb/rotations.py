@@ -112,10 +112,11 @@ def rotate_record(record: HamiltonianRecord, rotation: np.ndarray) -> Hamiltonia
                 continue
             d_i, d_j = d_of[row], d_of[col]
             index = record.block_offsets[blocks, None] + np.arange(len(d_i) * len(d_j))  # [n, n_i * n_j]
-            h = record.h_values[index].reshape(len(blocks), len(d_i), len(d_j), -1)
+            h = record.h_values[index].reshape(len(blocks), len(d_i), len(d_j), -1).transpose(0, 3, 1, 2)
             s_block = record.s_values[index].reshape(len(blocks), len(d_i), len(d_j))
-            h_values[index] = np.einsum("ab,nbcs,dc->nads", d_i, h, d_j).reshape(len(blocks), -1, h.shape[3])
-            s_values[index] = np.einsum("ab,nbc,dc->nad", d_i, s_block, d_j).reshape(len(blocks), -1)
+            rotated_h = d_i @ h @ d_j.T  # [n, spin, n_i, n_j]; matmul, not a 3-operand einsum (slow)
+            h_values[index] = rotated_h.transpose(0, 2, 3, 1).reshape(len(blocks), -1, h.shape[1])
+            s_values[index] = (d_i @ s_block @ d_j.T).reshape(len(blocks), -1)
     atoms = record.atoms.copy()
     atoms.set_cell(atoms.cell.array @ rotation.T, scale_atoms=False)
     atoms.positions = record.atoms.positions @ rotation.T

@@ -41,6 +41,15 @@ def test_rotating_a_record_keeps_its_spectrum():
     assert rotated.hermiticity_error()[0] < 1e-12
 
 
+def test_rotating_a_polarized_record_rotates_each_spin_alone():
+    record = random_record(hbn_atoms(rattle=0.05), spin=SpinKind.POLARIZED, seed=6)
+    rotated = rotate_record(record, IMPROPER[0])
+    k = np.array([0.1, 0.2, 0.3])
+    before, after = record.eigenvalues(k), rotated.eigenvalues(k)  # [2, 1, n_bands]
+    assert np.abs(before[0] - before[1]).max() > 0.1  # the two spins differ
+    assert np.abs(after - before).max() < 1e-10
+
+
 def test_siesta_h2_is_invariant_under_rotation_about_its_bond(siesta_record):
     """A real SIESTA H2: rotating about the bond maps the molecule onto itself.
 
