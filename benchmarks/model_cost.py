@@ -4,7 +4,8 @@ Each (model, measurement) runs in a fresh single-threaded process, so its
 peak memory is its own.  Models are the default configurations of
 notebooks 02 and 03 (the baseline's width matched to the equivariant
 model's parameter count), built from scratch; training time is the mean
-of a few epochs on the committed training cells, inference time is
+of a few epochs on the committed training cells (the baseline's rotated
+each epoch, as notebook 03 trains it), inference time is
 the shortest of three ``model.predict`` calls on each committed cell and on the larger cells of
 ``benchmarks/results/gpaw_cost.json`` (rebuilt from their melt-and-quench
 seed).  The ML/GPAW ratio divides the inference time of a cell by the GPAW
@@ -42,7 +43,8 @@ def _models(records):
 
 
 def measure_training(kind: str, epochs: int) -> dict:
-    """Seconds per epoch and per training structure of ``epochs`` epochs on the committed training cells."""
+    """Seconds per epoch and per training structure of ``epochs`` epochs on the committed training cells
+    (the baseline's rotated at random each epoch, as notebook 03's ``augment_baseline`` does)."""
     from hforge_nb.dataset import distinct_split, read_samples
     from hforge_nb.training import TrainingConfig, train
 
@@ -51,8 +53,9 @@ def measure_training(kind: str, epochs: int) -> dict:
     train_set, val_set = [samples[n] for n in split.train], [samples[n] for n in split.validation]
     model = _models(train_set)[kind]
     with tempfile.TemporaryDirectory() as folder:
-        result = train(model, train_set, val_set, TrainingConfig(epochs=epochs, early_stopping_patience=epochs + 1),
-                       folder, progress=False)
+        config = TrainingConfig(epochs=epochs, early_stopping_patience=epochs + 1,
+                                augment_rotations=kind == "baseline")  # as notebook 03 trains them
+        result = train(model, train_set, val_set, config, folder, progress=False)
     per_epoch = sum(row["seconds"] for row in result.log) / len(result.log)
     return {"model": kind, "measurement": "training", "epochs": epochs, "n_train": len(train_set),
             "train_atoms": sum(r.n_atoms for r in train_set), "seconds_per_epoch": per_epoch,
