@@ -72,6 +72,8 @@ def test_rejects_maps_it_cannot_join():
         GroupedLinear([o3.Linear("2x0e", "1x0e"), o3.Linear("3x0e", "1x0e")])
     with pytest.raises(ValueError, match="no biases"):
         GroupedLinear([o3.Linear("2x0e", "1x0e", biases=True)])
+    with pytest.raises(ValueError, match="at most one path"):
+        GroupedLinear([o3.Linear("2x0e", "1x0e", instructions=[(0, 0), (0, 0)])])
 
 
 def test_keeps_no_state_of_its_own():

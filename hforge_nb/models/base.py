@@ -317,8 +317,6 @@ class HamiltonianModel(torch.nn.Module):
         prior in the on-site contributions of every pair (for outputs that have one), plus the three-center
         term of the pairs' ``triplets`` (:meth:`triplets`) in H when the model has one."""
         inputs = PairInputs(features_i, features_j, vectors)
-        if self.three_center is not None and triplets is None:
-            raise ValueError("this model has a three-center term: pass the pairs' triplets (model.triplets)")
         three_center = self._three_center_terms({pair: inputs}, {pair: triplets})
         return self._with_prior_terms(pair, self._network_pair_irreps({pair: inputs})[pair], inputs,
                                       three_center.get(pair))
@@ -328,6 +326,8 @@ class HamiltonianModel(torch.nn.Module):
         """The three-center H term ``[n, dim]`` of every group (all groups' triplets at once); none without it."""
         if self.three_center is None:
             return {}
+        if any(triplets[key] is None for key in inputs):
+            raise ValueError("this model has a three-center term: pass the pairs' triplets (model.triplets)")
         return self.three_center.forward_groups({key: (triplets[key], *pairs) for key, pairs in inputs.items()})
 
     def _with_prior_terms(self, pair: str, irreps: PairIrreps, inputs: PairInputs,

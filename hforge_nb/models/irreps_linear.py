@@ -15,6 +15,7 @@ checkpoints, initialisation and e3nn's path normalization stay theirs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -62,7 +63,6 @@ class GroupedLinear(torch.nn.Module):
             self.register_buffer(f"path_weight_{k}", scale, persistent=False)  # [m_in, m_out]
         self.register_buffer("out_columns", layout.out_columns, persistent=False)  # [sum of out_sizes] long
         self.out_sizes = [linear.irreps_out.dim for linear in linears]
-        self.weight_sizes = [linear.weight_numel for linear in linears]
 
     def forward(self, features: torch.Tensor, weights: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Each map's output ``[n, irreps_out.dim]`` for ``features`` ``[n, irreps_in.dim]``.
@@ -82,12 +82,13 @@ class GroupedLinear(torch.nn.Module):
         return list(torch.cat(products, dim=1).index_select(1, self.out_columns).split(self.out_sizes, dim=1))
 
 
-class _OutputLayout:
+class _OutputLayout(NamedTuple):
     """Per irrep type: the weight matrix's positions in the maps' joined weights and their path weights;
     and for every output column of the maps side by side, its column in the joined products."""
 
-    def __init__(self, weight_index, path_weight, out_columns):
-        self.weight_index, self.path_weight, self.out_columns = weight_index, path_weight, out_columns
+    weight_index: list[torch.Tensor]  # per type [m_in, m_out] long
+    path_weight: list[torch.Tensor]  # per type [m_in, m_out]
+    out_columns: torch.Tensor  # [sum of the maps' output dims] long
 
 
 def _check_supported(linear, irreps_in) -> None:
