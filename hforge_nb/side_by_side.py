@@ -30,7 +30,7 @@ def _train_from_file(folder: Path, train_records: list[HamiltonianRecord], val_r
     """In a worker: train the model of ``folder/STARTING_MODEL``; what :class:`.TrainingResult` holds besides it."""
     result = train(read_model(folder / STARTING_MODEL), train_records, val_records, config, folder, progress=False)
     return {"log": result.log, "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
-            "stopped_early": result.stopped_early, "seconds": result.seconds}
+            "stopped_early": result.stopped_early, "seconds": result.seconds, "kept_epoch": result.kept_epoch}
 
 
 def train_side_by_side(models: dict, train_records: list[HamiltonianRecord], val_records: list[HamiltonianRecord],
@@ -41,7 +41,7 @@ def train_side_by_side(models: dict, train_records: list[HamiltonianRecord], val
     ``processes = 1`` calls :func:`.training.train` in this process, one
     model after the other, with progress bars.  Otherwise each model trains
     in a process of its own (spawned, so no thread pool is inherited), and
-    its :class:`.TrainingResult` holds the best weights read back from
+    its :class:`.TrainingResult` holds the kept weights read back from
     ``folder/<name>/model.pt``.  ``configs[name]`` is each model's training
     configuration.
     """

@@ -16,7 +16,8 @@ values of distant pairs, nor the large ones of bonded pairs dominate.
   after the last finished epoch, with identical results, because shuffling
   and augmentation draw from ``seed`` and the epoch number only;
 - ``training_log.csv``, one row per epoch;
-- ``model.pt``, the weights with the best validation loss (:func:`.io.read_model`).
+- ``model.pt``, the weights with the best validation loss, or those of the
+  last epoch (``keep_weights``; :func:`.io.read_model`).
 
 With ``torchrun`` (``WORLD_SIZE`` > 1) training runs as PyTorch distributed
 data parallel (gloo on CPU, NCCL on GPUs): every process takes its share of
@@ -54,6 +55,10 @@ MODEL = "model.pt"
 LOG_FIELDS = ("epoch", "train_loss", "val_loss", "val_h_mae_meV", "val_s_mae", "learning_rate", "seconds")
 
 
+#: What :attr:`TrainingConfig.keep_weights` can name.
+KEPT_WEIGHTS = ("best", "last")
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """How to train.
@@ -82,6 +87,14 @@ class TrainingConfig:
         Of the ``"cosine"`` schedule.
     early_stopping_patience : int
         Stop after this many epochs without a better validation loss.
+    keep_weights : str
+        Which weights training leaves in the model and ``model.pt``:
+        ``"best"``, those of the epoch with the lowest validation loss, or
+        ``"last"``, those of the last epoch run.  At the end of a
+        ``"cosine"`` schedule the learning rate is small and the weights
+        have settled; a validation loss over one or two cells that swings
+        from epoch to epoch can pick weights from far earlier.  Either way
+        the best epoch is tracked, drives early stopping and is logged.
     ema_decay : float
         Exponential moving average of the weights (0 turns it off); the
         averaged weights are validated and saved.
@@ -144,6 +157,7 @@ class TrainingConfig:
     lr_patience: int = 10
     lr_final_ratio: float = 0.01
     early_stopping_patience: int = 30
+    keep_weights: str = "best"
     ema_decay: float = 0.0
     s_weight: float = 1.0
     augment_rotations: bool = False
@@ -160,6 +174,10 @@ class TrainingConfig:
     h_absolute_weight: float = 0.0
     cell_shift_weight: float | None = None
     atom_shift_weight: float = 0.0
+
+    def __post_init__(self):
+        if self.keep_weights not in KEPT_WEIGHTS:
+            raise ValueError(f"unknown keep_weights {self.keep_weights!r}; choose one of {KEPT_WEIGHTS}")
 
     @property
     def spectral(self) -> SpectralLossConfig | None:
@@ -447,7 +465,11 @@ def _write_log(folder: Path, rows: list[dict]) -> None:
 # ------------------------------------------------------------------ the loop
 @dataclass
 class TrainingResult:
-    """What :func:`train` leaves: the model with the best validation weights, and how it got there."""
+    """What :func:`train` leaves: the model with the kept weights, and how it got there.
+
+    ``kept_epoch`` is the epoch whose weights the model holds: ``best_epoch``
+    (lowest validation loss) or the last one run (:attr:`TrainingConfig.keep_weights`).
+    """
 
     model: HamiltonianModel
     log: list[dict]
@@ -455,6 +477,7 @@ class TrainingResult:
     best_val_loss: float
     stopped_early: bool
     seconds: float
+    kept_epoch: int
 
 
 @dataclass(frozen=True)
@@ -618,7 +641,8 @@ class Trainer:
     def resume(self, path: Path) -> None:
         """Continue from a checkpoint of the same model and training settings (``epochs`` may grow)."""
         content = read_checkpoint(path)
-        extendable = ("early_stopping_patience",) + (("epochs",) if self.config.lr_schedule == "plateau" else ())
+        extendable = ("early_stopping_patience", "keep_weights") + (("epochs",) if self.config.lr_schedule == "plateau"
+                                                                    else ())
         settings = {k: v for k, v in dataclasses.asdict(self.config).items() if k not in extendable}
         stored = {**dataclasses.asdict(TrainingConfig()), **content["config"]}  # fields added since: old behaviour
         same = (content["kind"] == self.model.kind and content["model_config"] == dataclasses.asdict(self.model.config)
@@ -685,6 +709,12 @@ class Trainer:
         self.state.epoch = epoch
         return row
 
+    def kept_weights(self) -> tuple[dict, int]:
+        """The weights training leaves (:attr:`TrainingConfig.keep_weights`) and their epoch."""
+        if self.config.keep_weights == "last":
+            return copy.deepcopy(self.evaluated_model().state_dict()), self.state.epoch
+        return self.best_weights, self.state.best_epoch
+
     def save(self) -> None:
         if self.rank == 0:
             write_checkpoint(self.folder / CHECKPOINT, self.checkpoint())
@@ -703,8 +733,9 @@ def train(model: HamiltonianModel, train_records: list[HamiltonianRecord], val_r
     Returns
     -------
     TrainingResult
-        ``model`` holds the best validation weights on return; they are
-        also in ``folder/model.pt``.
+        ``model`` holds the kept weights on return (those of the best
+        validation loss, or of the last epoch: ``config.keep_weights``);
+        they are also in ``folder/model.pt``.
     """
     from tqdm import tqdm  # text bars: notebooks run without ipywidgets
 
@@ -730,11 +761,13 @@ def train(model: HamiltonianModel, train_records: list[HamiltonianRecord], val_r
         row = trainer.end_epoch(epoch, train_loss, time.perf_counter() - epoch_start)
         trainer.save()
         bar.set_postfix(loss=f"{train_loss:.3g}", val_H_meV=f"{row['val_h_mae_meV']:.1f}")
-    model.load_state_dict(trainer.best_weights)
+    weights, kept_epoch = trainer.kept_weights()
+    model.load_state_dict(weights)
     if trainer.rank == 0:
         write_model(model, folder / MODEL, metadata={"training": dataclasses.asdict(config),
                                                      "best_epoch": trainer.state.best_epoch,
                                                      "best_val_loss": trainer.state.best_val_loss,
+                                                     "kept_epoch": kept_epoch,
                                                      "epochs_run": trainer.state.epoch})
     return TrainingResult(model, trainer.state.log, trainer.state.best_epoch, trainer.state.best_val_loss,
-                          stopped_early, time.perf_counter() - started)
+                          stopped_early, time.perf_counter() - started, kept_epoch)

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -116,6 +116,7 @@ weight_decay = 0.0  # AdamW's decoupled weight decay of the network weights (per
 lr_schedule = "plateau"  # "plateau" or "cosine" (falls to 1% of learning_rate over `epochs`)
 lr_patience = 5  # "plateau": epochs without improvement before the learning rate halves
 early_stopping_patience = 15
+keep_weights = "best"  # "best": the epoch of lowest validation loss; "last": the last epoch's
 ema_decay = 0.0  # 0 turns the weight average off
 augment_baseline = True  # random rotations of the baseline's training structures
 s_weight = 1.0  # weight of the S loss
@@ -184,6 +185,7 @@ models = build_matched_models(model_kinds, fit(split.train), readout_channels, s
 configs = {kind: TrainingConfig(epochs=epochs, learning_rate=learning_rate, weight_decay=weight_decay,
                                 lr_schedule=lr_schedule,
                                 lr_patience=lr_patience, early_stopping_patience=early_stopping_patience,
+                                keep_weights=keep_weights,
                                 ema_decay=ema_decay, s_weight=s_weight, shell_width=shell_width,
                                 spectral_weight=spectral_weight, spectral_window=spectral_window,
                                 spectral_kpoints=spectral_kpoints, spectral_threshold=spectral_threshold,
@@ -218,7 +220,7 @@ plt.show()
 
 # %%
 test = {name: samples[name] for name in split.test}
-trained = {kind: for_energy_zero(io.read_model(out / kind / "model.pt"), energy_zero)  # best validation weights
+trained = {kind: for_energy_zero(io.read_model(out / kind / "model.pt"), energy_zero)  # the kept weights
            for kind in models}
 evaluation = {kind: evaluate(model, test, n_kpoints, energy_window, overlap_threshold, filter_threshold)
               for kind, model in trained.items()}
@@ -319,11 +321,12 @@ for name, errors in by_shell.items():
 # fraction and gaps (`chemical_order`), with the equivariant model's
 # eigenvalue errors by shell, and under `more_test` the same for the cells of
 # `more_test_dir`; each model's folder holds
-# `model.pt` (best validation weights), `checkpoint.pt` and
+# `model.pt` (the kept weights: `keep_weights`), `checkpoint.pt` and
 # `training_log.csv`.
 
 # %%
-training = {kind: {"best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss, "epochs_run": len(r.log),
+training = {kind: {"best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss, "kept_epoch": r.kept_epoch,
+                   "epochs_run": len(r.log),
                    "stopped_early": r.stopped_early, "seconds": r.seconds,
                    "seconds_per_epoch": sum(row["seconds"] for row in r.log) / max(len(r.log), 1)}
             for kind, r in results.items()}

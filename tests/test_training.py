@@ -342,6 +342,45 @@ def test_the_cosine_schedule_ends_at_its_final_ratio(records, tmp_path):
               tmp_path, progress=False)
 
 
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_the_last_epochs_weights_are_kept_when_asked(records, tmp_path, ema_decay):
+    from hforge_nb.io import read_model
+
+    train_set, val_set = records
+    config = TrainingConfig(epochs=3, learning_rate=1e-2, keep_weights="last", ema_decay=ema_decay)
+    result = train(fresh_model("baseline", train_set), train_set, val_set, config, tmp_path, progress=False)
+    content = read_checkpoint(tmp_path / "checkpoint.pt")
+    last = ({key[len("module."):]: value for key, value in content["ema"].items() if key.startswith("module.")}
+            if ema_decay else content["model"])  # the EMA's weights are the ones validated and saved
+    assert result.kept_epoch == 3 and len(result.log) == 3
+    saved = read_model(tmp_path / "model.pt").state_dict()
+    for key, value in last.items():
+        assert torch.equal(result.model.state_dict()[key], value) and torch.equal(saved[key], value), key
+    assert not all(torch.equal(value, content["best_weights"][key]) for key, value in last.items()) \
+        or result.best_epoch == 3  # the best epoch's weights differ unless it is the last
+
+
+def test_the_best_epochs_weights_are_kept_by_default_and_the_choice_may_change_on_resuming(records, tmp_path):
+    train_set, val_set = records
+    best = train(fresh_model("baseline", train_set), train_set, val_set, TrainingConfig(epochs=2), tmp_path,
+                 progress=False)
+    content = read_checkpoint(tmp_path / "checkpoint.pt")
+    assert best.kept_epoch == best.best_epoch
+    for key, value in content["best_weights"].items():
+        assert torch.equal(best.model.state_dict()[key], value), key
+    resumed = train(fresh_model("baseline", train_set), train_set, val_set,
+                    TrainingConfig(epochs=3, keep_weights="last"), tmp_path, progress=False)
+    assert [row["train_loss"] for row in resumed.log[:2]] == [row["train_loss"] for row in best.log]
+    assert resumed.kept_epoch == 3
+    for key, value in read_checkpoint(tmp_path / "checkpoint.pt")["model"].items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key
+
+
+def test_an_unknown_choice_of_kept_weights_is_named():
+    with pytest.raises(ValueError, match="'final'.*best.*last"):
+        TrainingConfig(keep_weights="final")
+
+
 def test_an_unknown_schedule_is_named(records, tmp_path):
     train_set, val_set = records
     with pytest.raises(ValueError, match="'linear'.*plateau"):
