@@ -209,6 +209,8 @@ def plot_learning_curves(logs: dict[str, list[dict]]) -> Figure:
     for k, (name, rows) in enumerate(logs.items()):
         epochs = [r["epoch"] for r in rows]
         ax_loss.semilogy(epochs, [r["train_loss"] for r in rows], color=f"C{k}", label=f"{name} train")
+        if all(np.isnan(r["val_loss"]) for r in rows):
+            continue  # trained without validation cells
         ax_loss.semilogy(epochs, [r["val_loss"] for r in rows], color=f"C{k}", ls="--", label=f"{name} validation")
         ax_mae.semilogy(epochs, [r["val_h_mae_meV"] for r in rows], color=f"C{k}", label=name)
     ax_loss.set(xlabel="epoch", ylabel="normalized loss")

@@ -528,7 +528,9 @@ def _ema_copy(model: HamiltonianModel, decay: float) -> torch.optim.swa_utils.Av
 
 
 def _evaluate(model: HamiltonianModel, batches: list[Batch], loss: BlockLoss) -> dict[str, float]:
-    """Validation loss and MAE of H (meV) and S over ``batches``."""
+    """Validation loss and MAE of H (meV) and S over ``batches`` (NaN without batches)."""
+    if not batches:
+        return {"val_loss": float("nan"), "val_h_mae_meV": float("nan"), "val_s_mae": float("nan")}
     model.eval()
     total, h_error, s_error, n_values = 0.0, 0.0, 0.0, 0
     with torch.no_grad():
@@ -538,7 +540,7 @@ def _evaluate(model: HamiltonianModel, batches: list[Batch], loss: BlockLoss) ->
             h_error += float((prediction.h - batch.h).abs().sum())
             s_error += float((prediction.s - batch.s).abs().sum())
             n_values += batch.h.numel()
-    return {"val_loss": total / max(len(batches), 1), "val_h_mae_meV": 1000 * h_error / max(n_values, 1),
+    return {"val_loss": total / len(batches), "val_h_mae_meV": 1000 * h_error / max(n_values, 1),
             "val_s_mae": s_error / max(n_values, 1)}
 
 
@@ -556,6 +558,19 @@ def _scheduler(optimizer: torch.optim.Optimizer, config: TrainingConfig):
     raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; choose one of {LR_SCHEDULES}")
 
 
+def check_without_validation(config: TrainingConfig) -> None:
+    """Refuse settings that need validation structures when there are none.
+
+    Without them nothing can choose the best weights, halve the learning
+    rate on a plateau or stop early: training then runs the ``"cosine"``
+    schedule to its end and keeps the last weights.
+    """
+    if config.lr_schedule != "cosine" or config.keep_weights != "last":
+        raise ValueError("training without validation structures needs lr_schedule='cosine' and "
+                         f"keep_weights='last' (got {config.lr_schedule!r} and {config.keep_weights!r}): "
+                         "nothing else can choose the weights, the learning rate or when to stop")
+
+
 class Trainer:
     """One training run of one model into one folder (see :func:`train`)."""
 
@@ -569,6 +584,8 @@ class Trainer:
         spectral = config.spectral
         self._spectral_targets = [spectral_target(item, model.basis, spectral)
                                   for item in self.train_items] if spectral else []  # per training item
+        if not val_records:
+            check_without_validation(config)
         self.val_batches = [self._batch([StructureBlocks.of_record(r, self.cutoff)]) for r in val_records]
         train_batches = [self._training_batch([EpochItem(item, k)], reuse=False)
                          for k, item in enumerate(self.train_items)]
@@ -697,20 +714,29 @@ class Trainer:
             self.scheduler.step(metrics["val_loss"])
         else:
             self.scheduler.step()
-        if metrics["val_loss"] < self.state.best_val_loss:
-            self.state.best_val_loss, self.state.best_epoch = metrics["val_loss"], epoch
-            self.state.epochs_without_improvement = 0
-            self.best_weights = copy.deepcopy(self.evaluated_model().state_dict())
-        else:
-            self.state.epochs_without_improvement += 1
+        if self.val_batches:  # without them: no best epoch, no early stopping
+            self._track_best(epoch, metrics["val_loss"])
         row = {"epoch": epoch, "train_loss": train_loss, **metrics,
                "learning_rate": self.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3)}
         self.state.log.append(row)
         self.state.epoch = epoch
         return row
 
+    def _track_best(self, epoch: int, val_loss: float) -> None:
+        """Keep the weights of the lowest validation loss so far, and count the epochs since."""
+        if val_loss < self.state.best_val_loss:
+            self.state.best_val_loss, self.state.best_epoch = val_loss, epoch
+            self.state.epochs_without_improvement = 0
+            self.best_weights = copy.deepcopy(self.evaluated_model().state_dict())
+        else:
+            self.state.epochs_without_improvement += 1
+
     def kept_weights(self) -> tuple[dict, int]:
-        """The weights training leaves (:attr:`TrainingConfig.keep_weights`) and their epoch."""
+        """The weights training leaves (:attr:`TrainingConfig.keep_weights`) and their epoch.
+
+        Without validation structures the best epoch stays 0 (none), and
+        the last weights are kept (:func:`check_without_validation`).
+        """
         if self.config.keep_weights == "last":
             return copy.deepcopy(self.evaluated_model().state_dict()), self.state.epoch
         return self.best_weights, self.state.best_epoch
@@ -728,7 +754,9 @@ def train(model: HamiltonianModel, train_records: list[HamiltonianRecord], val_r
     The model's normalization should already be fitted to the training
     records (:meth:`.HamiltonianModel.fit_statistics`).  Validation on
     ``val_records`` after every epoch drives the learning-rate schedule,
-    early stopping and the choice of the saved weights.
+    early stopping and the choice of the saved weights.  ``val_records``
+    may be empty when the schedule is ``"cosine"`` and the last weights
+    are kept (:func:`check_without_validation`): every cell then trains.
 
     Returns
     -------

@@ -107,7 +107,7 @@ three_center_cutoff = 3.5  # Å; off-site H sums over the atoms this close to bo
 coulomb_cutoff = 10.0  # Å; H gets the potential of learned partial charges summed this far (None: off)
 local_potential_hidden = 0  # > 0: H gets a learned potential per atom, an MLP this wide of its invariants, times S
 readout_channels = 8  # equivariant readout channels
-n_validation = 1  # cells of each size for validation
+n_validation = 1  # cells of each size for validation (0: none; then lr_schedule "cosine", keep_weights "last")
 n_test = 1  # cells of each size held out for testing
 n_train = 0  # training cells of each size (distinct structures), the first of the rest; 0: all the rest
 epochs = 2  # the main job trains longer (profiles/default.toml)
@@ -325,7 +325,8 @@ for name, errors in by_shell.items():
 # `training_log.csv`.
 
 # %%
-training = {kind: {"best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss, "kept_epoch": r.kept_epoch,
+training = {kind: {"best_epoch": r.best_epoch or None,  # None: no validation cells
+                   "best_val_loss": r.best_val_loss if r.best_epoch else None, "kept_epoch": r.kept_epoch,
                    "epochs_run": len(r.log),
                    "stopped_early": r.stopped_early, "seconds": r.seconds,
                    "seconds_per_epoch": sum(row["seconds"] for row in r.log) / max(len(r.log), 1)}

@@ -376,6 +376,28 @@ def test_the_best_epochs_weights_are_kept_by_default_and_the_choice_may_change_o
         assert torch.equal(resumed.model.state_dict()[key], value), key
 
 
+def test_training_without_validation_runs_its_cosine_schedule_to_the_end_and_keeps_the_last_weights(records,
+                                                                                                   tmp_path):
+    train_set, _ = records
+    config = TrainingConfig(epochs=3, learning_rate=1e-2, lr_schedule="cosine", keep_weights="last",
+                            early_stopping_patience=1)  # would stop after epoch 2 if it compared anything
+    result = train(fresh_model("baseline", train_set), train_set, [], config, tmp_path, progress=False)
+    assert len(result.log) == 3 and not result.stopped_early
+    assert result.kept_epoch == 3 and result.best_epoch == 0
+    assert all(np.isnan(row["val_loss"]) and np.isnan(row["val_h_mae_meV"]) for row in result.log)
+    for key, value in read_checkpoint(tmp_path / "checkpoint.pt")["model"].items():
+        assert torch.equal(result.model.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize("settings", [{"lr_schedule": "cosine"}, {"keep_weights": "last"}])
+def test_training_without_validation_refuses_settings_that_need_it(records, tmp_path, settings):
+    train_set, _ = records
+    with pytest.raises(ValueError, match="without validation structures"):
+        train(fresh_model("baseline", train_set), train_set, [], TrainingConfig(epochs=1, **settings), tmp_path,
+              progress=False)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
 def test_an_unknown_choice_of_kept_weights_is_named():
     with pytest.raises(ValueError, match="'final'.*best.*last"):
         TrainingConfig(keep_weights="final")
