@@ -203,7 +203,9 @@ def plot_rotation_check(panels: list[tuple[str, np.ndarray, np.ndarray]], row, c
 def plot_learning_curves(logs: dict[str, list[dict]]) -> Figure:
     """Training and validation loss, and validation MAE of H (meV), per epoch, for each model.
 
-    ``logs`` maps a model name to its training log rows (:mod:`.training`).
+    ``logs`` maps a model name to its training log rows (:mod:`.training`);
+    a model trained without validation cells (NaN validation columns) shows
+    its training loss alone.
     """
     fig, (ax_loss, ax_mae) = plt.subplots(1, 2, figsize=(10, 3.6))
     for k, (name, rows) in enumerate(logs.items()):
@@ -216,7 +218,11 @@ def plot_learning_curves(logs: dict[str, list[dict]]) -> Figure:
     ax_loss.set(xlabel="epoch", ylabel="normalized loss")
     ax_mae.set(xlabel="epoch", ylabel="validation MAE of H (meV)")
     ax_loss.legend(fontsize=8)
-    ax_mae.legend(fontsize=8)
+    if ax_mae.get_lines():
+        ax_mae.legend(fontsize=8)
+    else:
+        ax_mae.text(0.5, 0.5, "trained without validation cells", ha="center", va="center",
+                    transform=ax_mae.transAxes)
     fig.tight_layout()
     return fig
 

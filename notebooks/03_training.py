@@ -24,7 +24,9 @@
 # The training cells of the committed data set are split per size: the last
 # of each size (by name) is the test set, the one before it validates (the
 # learning-rate schedule, early stopping and the choice of the saved weights
-# use it), the rest train.  Repeated structures are dropped first: small
+# use it), the rest train.  With the cosine schedule and `keep_weights =
+# "last"` the validation cells only watch training, and with `n_validation
+# = 0` they train instead (README, "Which weights to keep, and 200 epochs").  Repeated structures are dropped first: small
 # cells from melt-and-quench often freeze into the same ordered structure
 # from different seeds (shifted, or with the atoms in another order), and a
 # repeat on both sides of the split would test the model on a training cell.

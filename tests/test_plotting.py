@@ -21,3 +21,10 @@ def test_learning_curves_leave_out_the_validation_of_a_model_trained_without_it(
                                                                    "unvalidated train"]
     assert [line.get_label() for line in ax_mae.get_lines()] == ["validated"]
     assert list(ax_loss.get_lines()[1].get_ydata()) == [2.0, 1.0, 2.0 / 3]
+
+
+def test_learning_curves_say_when_no_model_was_validated():
+    fig = plot_learning_curves({"unvalidated": _log(float("nan"))})
+    ax_loss, ax_mae = fig.axes
+    assert not ax_mae.get_lines() and ax_mae.get_legend() is None
+    assert [text.get_text() for text in ax_mae.texts] == ["trained without validation cells"]
