@@ -26,10 +26,12 @@
 # learning-rate schedule, early stopping and the choice of the saved weights
 # use it), the rest train.  With the cosine schedule and `keep_weights =
 # "last"` the validation cells only watch training, and with `n_validation
-# = 0` they train instead (README, "Which weights to keep, and 200 epochs").  Repeated structures are dropped first: small
-# cells from melt-and-quench often freeze into the same ordered structure
-# from different seeds (shifted, or with the atoms in another order), and a
-# repeat on both sides of the split would test the model on a training cell.
+# = 0` they train instead, as in the default profile (README, "Which
+# weights to keep, and 200 epochs", "The validation cells train too").
+# Repeated structures are dropped first: small cells from melt-and-quench
+# often freeze into the same ordered structure from different seeds
+# (shifted, or with the atoms in another order), and a repeat on both
+# sides of the split would test the model on a training cell.
 # With `fit_test_cells` the test cells alone train and validate: the
 # scores then say how closely the model can fit those cells, a bound on
 # what training can reach, not how well it generalizes.
