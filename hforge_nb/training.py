@@ -55,7 +55,8 @@ MODEL = "model.pt"
 LOG_FIELDS = ("epoch", "train_loss", "val_loss", "val_h_mae_meV", "val_s_mae", "learning_rate", "seconds")
 
 
-#: What :attr:`TrainingConfig.keep_weights` can name.
+#: What :attr:`TrainingConfig.lr_schedule` and :attr:`TrainingConfig.keep_weights` can name.
+LR_SCHEDULES = ("plateau", "cosine")
 KEPT_WEIGHTS = ("best", "last")
 
 
@@ -176,8 +177,9 @@ class TrainingConfig:
     atom_shift_weight: float = 0.0
 
     def __post_init__(self):
-        if self.keep_weights not in KEPT_WEIGHTS:
-            raise ValueError(f"unknown keep_weights {self.keep_weights!r}; choose one of {KEPT_WEIGHTS}")
+        for name, choices in (("lr_schedule", LR_SCHEDULES), ("keep_weights", KEPT_WEIGHTS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {choices}")
 
     @property
     def spectral(self) -> SpectralLossConfig | None:
@@ -469,12 +471,13 @@ class TrainingResult:
 
     ``kept_epoch`` is the epoch whose weights the model holds: ``best_epoch``
     (lowest validation loss) or the last one run (:attr:`TrainingConfig.keep_weights`).
+    ``best_epoch`` and ``best_val_loss`` are None without validation structures.
     """
 
     model: HamiltonianModel
     log: list[dict]
-    best_epoch: int
-    best_val_loss: float
+    best_epoch: int | None
+    best_val_loss: float | None
     stopped_early: bool
     seconds: float
     kept_epoch: int
@@ -544,18 +547,13 @@ def _evaluate(model: HamiltonianModel, batches: list[Batch], loss: BlockLoss) ->
             "val_s_mae": s_error / max(n_values, 1)}
 
 
-LR_SCHEDULES = ("plateau", "cosine")
-
-
 def _scheduler(optimizer: torch.optim.Optimizer, config: TrainingConfig):
     """The learning-rate schedule ``config.lr_schedule`` names (see :class:`TrainingConfig`)."""
     if config.lr_schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=config.lr_factor,
                                                           patience=config.lr_patience)
-    if config.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1),
-                                                          eta_min=config.learning_rate * config.lr_final_ratio)
-    raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; choose one of {LR_SCHEDULES}")
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs, 1),
+                                                      eta_min=config.learning_rate * config.lr_final_ratio)
 
 
 def check_without_validation(config: TrainingConfig) -> None:
@@ -575,6 +573,8 @@ class Trainer:
     """One training run of one model into one folder (see :func:`train`)."""
 
     def __init__(self, model: HamiltonianModel, train_records, val_records, config: TrainingConfig, folder: Path):
+        if not val_records:
+            check_without_validation(config)
         self.model, self.config, self.folder = model, config, Path(folder)
         self.rank, self.world = _distributed()
         self.cutoff = model.config.edge_cutoff
@@ -584,8 +584,6 @@ class Trainer:
         spectral = config.spectral
         self._spectral_targets = [spectral_target(item, model.basis, spectral)
                                   for item in self.train_items] if spectral else []  # per training item
-        if not val_records:
-            check_without_validation(config)
         self.val_batches = [self._batch([StructureBlocks.of_record(r, self.cutoff)]) for r in val_records]
         train_batches = [self._training_batch([EpochItem(item, k)], reuse=False)
                          for k, item in enumerate(self.train_items)]
@@ -734,12 +732,18 @@ class Trainer:
     def kept_weights(self) -> tuple[dict, int]:
         """The weights training leaves (:attr:`TrainingConfig.keep_weights`) and their epoch.
 
-        Without validation structures the best epoch stays 0 (none), and
-        the last weights are kept (:func:`check_without_validation`).
+        Without validation structures the last weights are kept
+        (:func:`check_without_validation`).
         """
         if self.config.keep_weights == "last":
-            return copy.deepcopy(self.evaluated_model().state_dict()), self.state.epoch
+            return self.evaluated_model().state_dict(), self.state.epoch
         return self.best_weights, self.state.best_epoch
+
+    def best(self) -> tuple[int | None, float | None]:
+        """The best validation epoch and its loss; (None, None) without validation structures."""
+        if not self.val_batches:
+            return None, None
+        return self.state.best_epoch, self.state.best_val_loss
 
     def save(self) -> None:
         if self.rank == 0:
@@ -791,11 +795,10 @@ def train(model: HamiltonianModel, train_records: list[HamiltonianRecord], val_r
         bar.set_postfix(loss=f"{train_loss:.3g}", val_H_meV=f"{row['val_h_mae_meV']:.1f}")
     weights, kept_epoch = trainer.kept_weights()
     model.load_state_dict(weights)
+    best_epoch, best_val_loss = trainer.best()
     if trainer.rank == 0:
         write_model(model, folder / MODEL, metadata={"training": dataclasses.asdict(config),
-                                                     "best_epoch": trainer.state.best_epoch,
-                                                     "best_val_loss": trainer.state.best_val_loss,
-                                                     "kept_epoch": kept_epoch,
-                                                     "epochs_run": trainer.state.epoch})
-    return TrainingResult(model, trainer.state.log, trainer.state.best_epoch, trainer.state.best_val_loss,
+                                                     "best_epoch": best_epoch, "best_val_loss": best_val_loss,
+                                                     "kept_epoch": kept_epoch, "epochs_run": trainer.state.epoch})
+    return TrainingResult(model, trainer.state.log, best_epoch, best_val_loss,
                           stopped_early, time.perf_counter() - started, kept_epoch)

@@ -329,8 +329,8 @@ for name, errors in by_shell.items():
 # `training_log.csv`.
 
 # %%
-training = {kind: {"best_epoch": r.best_epoch or None,  # None: no validation cells
-                   "best_val_loss": r.best_val_loss if r.best_epoch else None, "kept_epoch": r.kept_epoch,
+training = {kind: {"best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss,  # None: no validation cells
+                   "kept_epoch": r.kept_epoch,
                    "epochs_run": len(r.log),
                    "stopped_early": r.stopped_early, "seconds": r.seconds,
                    "seconds_per_epoch": sum(row["seconds"] for row in r.log) / max(len(r.log), 1)}

@@ -383,7 +383,7 @@ def test_training_without_validation_runs_its_cosine_schedule_to_the_end_and_kee
                             early_stopping_patience=1)  # would stop after epoch 2 if it compared anything
     result = train(fresh_model("baseline", train_set), train_set, [], config, tmp_path, progress=False)
     assert len(result.log) == 3 and not result.stopped_early
-    assert result.kept_epoch == 3 and result.best_epoch == 0
+    assert result.kept_epoch == 3 and result.best_epoch is None and result.best_val_loss is None
     assert all(np.isnan(row["val_loss"]) and np.isnan(row["val_h_mae_meV"]) for row in result.log)
     for key, value in read_checkpoint(tmp_path / "checkpoint.pt")["model"].items():
         assert torch.equal(result.model.state_dict()[key], value), key
