@@ -1,11 +1,26 @@
 """DFT against ML for one structure: cell matrices, bands, DOS and eigenvalue pairs.
 
-The spectra of a prediction are taken in the well-conditioned part of the
-reference's basis (:func:`.evaluation.projected_eigenvalues`): GPAW's
-``dzp`` orbitals are nearly linearly dependent in dense BN, and along
-those directions any error of H moves eigenvalues by eV.  The reference's
-own spectra go through the same projection, so the two curves of a figure
-are computed the same way; ``threshold = 0`` keeps the whole basis.
+GPAW's ``dzp`` orbitals are nearly linearly dependent in dense BN, and
+along those directions any error of H moves eigenvalues by eV, so the
+spectra of a figure leave those directions out, in one of two ways
+(:data:`SPECTRA`):
+
+- ``"filtered"`` (:func:`filtered_spectrum_pair`): each record solved in
+  the frame of its own S(k), dropping eigenvalues of S below the
+  threshold, and measured from its own Fermi level at the reference's
+  filling; notebook 03's headline eigenvalue errors
+  (:func:`.evaluation.filtered_spectral_errors`) are these.  It uses
+  nothing of the reference to diagonalize a prediction, so it is what a
+  user of predicted H and S gets.
+- ``"projected"`` (:func:`spectrum_pair`): both H's in the frame of the
+  reference's S(k) (:func:`.evaluation.projected_eigenvalues`), in the
+  zero the records hold (E_F = 0); a prediction borrows the reference's
+  well-conditioned directions, and the errors of H along the kept
+  directions of smallest S eigenvalue are magnified most.
+
+Either way the reference goes through the same treatment as the
+prediction, so the two curves of a figure are computed alike;
+``threshold = 0`` keeps the whole basis.
 """
 
 from __future__ import annotations
@@ -15,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._atomic import atomic_path
-from .evaluation import density_of_states, difference_errors, projected_eigenvalues
+from .evaluation import (density_of_states, difference_errors, filtered_spectral_errors, from_own_fermi_levels,
+                         projected_eigenvalues, projected_spectral_errors)
 from .record import HamiltonianRecord, value_positions
 
 
@@ -46,22 +62,30 @@ def padded(rows: list[np.ndarray]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SpectrumPair:
-    """Reference and predicted eigenvalues (eV, E_F = 0) at the same k-points.
+    """Reference and predicted eigenvalues (eV, from E_F) at the same k-points.
+
+    ``"projected"`` pairs are in the zero the records hold (the reference's
+    E_F); ``"filtered"`` ones each from its own E_F at the reference's
+    filling (mid-gap for a gapped spectrum).
 
     Attributes
     ----------
     kpoints : numpy.ndarray
         ``[n_k, 3]`` reduced coordinates.
     reference, predicted : numpy.ndarray
-        ``[n_k, n_bands]``, NaN-padded where the projection keeps fewer bands.
+        ``[n_k, n_bands]``: ``"projected"``, NaN-padded where the projection
+        keeps fewer bands; ``"filtered"``, the lowest bands both records keep.
     threshold : float
-        Smallest reference S(k) eigenvalue kept.
+        Smallest S(k) eigenvalue kept.
+    method : str
+        How the pair was made, one of :data:`SPECTRA`.
     """
 
     kpoints: np.ndarray
     reference: np.ndarray
     predicted: np.ndarray
     threshold: float
+    method: str = "projected"
 
     def within(self, window: float) -> tuple[np.ndarray, np.ndarray]:
         """Reference and predicted eigenvalues ``[n]`` where the reference lies within ``window`` eV of E_F."""
@@ -80,6 +104,78 @@ def spectrum_pair(prediction: HamiltonianRecord, reference: HamiltonianRecord, k
     kpoints = np.atleast_2d(kpoints)
     return SpectrumPair(kpoints, padded(projected_eigenvalues(reference, reference, kpoints, threshold)),
                         padded(projected_eigenvalues(prediction, reference, kpoints, threshold)), threshold)
+
+
+def filtered_spectrum_pair(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
+                           threshold: float = 1e-2) -> SpectrumPair:
+    """Both records' eigenvalues at ``kpoints`` ``[n_k, 3]``, each filtered in its own S (see the module docstring).
+
+    Bands are matched from the bottom, so both arrays have as many bands
+    as the record that keeps fewer at any k-point.
+    """
+    kpoints = np.atleast_2d(kpoints)
+    reference_bands, predicted_bands, _, _ = from_own_fermi_levels(
+        projected_eigenvalues(reference, reference, kpoints, threshold),
+        projected_eigenvalues(prediction, prediction, kpoints, threshold))
+    return SpectrumPair(kpoints, reference_bands, predicted_bands, threshold, "filtered")
+
+
+#: The ways :class:`SpectraConfig` makes a :class:`SpectrumPair` (see the module docstring).
+SPECTRA = ("filtered", "projected")
+
+
+@dataclass(frozen=True)
+class SpectraConfig:
+    """How notebook 05 takes the spectra of its figures.
+
+    Attributes
+    ----------
+    method : str
+        One of :data:`SPECTRA`.
+    filter_threshold : float
+        Smallest S(k) eigenvalue kept by ``"filtered"`` (each record's own S).
+    overlap_threshold : float
+        Smallest reference S(k) eigenvalue kept by ``"projected"``.
+
+    Examples
+    --------
+    >>> SpectraConfig().threshold
+    0.01
+    >>> SpectraConfig("diagonalized")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown spectra 'diagonalized': use one of ('filtered', 'projected')
+    """
+
+    method: str = "filtered"
+    filter_threshold: float = 1e-2
+    overlap_threshold: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.method not in SPECTRA:
+            raise ValueError(f"unknown spectra {self.method!r}: use one of {SPECTRA}")
+
+    @property
+    def threshold(self) -> float:
+        """The smallest S(k) eigenvalue the chosen method keeps."""
+        return self.filter_threshold if self.method == "filtered" else self.overlap_threshold
+
+    def pair(self, prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray) -> SpectrumPair:
+        """The :class:`SpectrumPair` of ``prediction`` against ``reference`` at ``kpoints`` ``[n_k, 3]``."""
+        make = filtered_spectrum_pair if self.method == "filtered" else spectrum_pair
+        return make(prediction, reference, kpoints, self.threshold)
+
+    def reference_shift_meV(self, reference: HamiltonianRecord, kpoints: np.ndarray, window: float) -> float:
+        """What the method does to the DFT spectrum itself (meV): the largest distance from a kept reference
+        eigenvalue within ``window`` eV of E_F to the nearest eigenvalue of the whole basis."""
+        if self.method == "filtered":
+            return filtered_spectral_errors(reference, reference, kpoints, window, self.threshold)["filter_shift_meV"]
+        return projected_spectral_errors(reference, reference, kpoints, window, self.threshold)["projection_shift_meV"]
+
+    def describe(self) -> str:
+        """Words for a caption: the method and its threshold."""
+        frame = "each in its own S" if self.method == "filtered" else "in the reference's S"
+        return f"{self.method}, {frame}, S eigenvalues from {self.threshold:g}"
 
 
 def dos_pair(pair: SpectrumPair, window: float, broadening: float = 0.1,

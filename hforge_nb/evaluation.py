@@ -309,6 +309,26 @@ def fermi_level_by_filling(energies: np.ndarray, n_filled: int) -> float:
     return float((ordered[n_filled - 1] + ordered[n_filled]) / 2)
 
 
+def from_own_fermi_levels(reference: list[np.ndarray], prediction: list[np.ndarray]
+                          ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Both spectra ``[n_k, n]`` (eV) from their own Fermi level at the reference's filling, and the two levels.
+
+    ``reference`` and ``prediction`` hold eigenvalues per k-point (E_F = 0
+    in the reference), of possibly different lengths: bands are matched by
+    index from the bottom (:func:`_from_the_bottom`), and each spectrum's
+    E_F is found by :func:`fermi_level_by_filling` with as many states as
+    the reference has at or below 0.
+
+    >>> ref, pred, e_f_ref, e_f_pred = from_own_fermi_levels([np.array([-1.0, 1.0])], [np.array([-0.5, 1.5, 9.0])])
+    >>> ref.tolist(), pred.tolist(), e_f_ref, e_f_pred
+    ([[-1.0, 1.0]], [[-1.0, 1.0]], 0.0, 0.5)
+    """
+    e_ref, e_pred = _from_the_bottom(reference, prediction)
+    n_filled = int((e_ref <= 0).sum())  # the reference's filling (E_F = 0)
+    fermi_ref, fermi_pred = fermi_level_by_filling(e_ref, n_filled), fermi_level_by_filling(e_pred, n_filled)
+    return e_ref - fermi_ref, e_pred - fermi_pred, fermi_ref, fermi_pred
+
+
 def filtered_spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
                              window: float = 2.0, threshold: float = 1e-2, broadening: float = 0.1,
                              reference_energies: np.ndarray | None = None,
@@ -345,10 +365,7 @@ def filtered_spectral_errors(prediction: HamiltonianRecord, reference: Hamiltoni
     kept_ref = (projected_eigenvalues(reference, reference, kpoints, threshold) if reference_filtered is None
                 else reference_filtered)
     kept_pred = projected_eigenvalues(prediction, prediction, kpoints, threshold)
-    e_ref, e_pred = _from_the_bottom(kept_ref, kept_pred)
-    n_filled = int((e_ref <= 0).sum())  # the reference's filling (E_F = 0)
-    fermi_ref, fermi_pred = fermi_level_by_filling(e_ref, n_filled), fermi_level_by_filling(e_pred, n_filled)
-    e_ref, e_pred = e_ref - fermi_ref, e_pred - fermi_pred
+    e_ref, e_pred, fermi_ref, fermi_pred = from_own_fermi_levels(kept_ref, kept_pred)
     inside = np.abs(e_ref) <= window
     grid = np.linspace(-window, window, 401)
     dos_ref, dos_pred = density_of_states(e_ref, grid, broadening), density_of_states(e_pred, grid, broadening)

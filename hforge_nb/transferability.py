@@ -20,7 +20,8 @@ from .record import HamiltonianRecord
 
 #: Columns of :func:`error_table`: the keys of :data:`.evaluation.SUMMARY_KEYS` it keeps per sample.
 ERROR_COLUMNS = ("H_mae_meV", "H_on_site_mae_meV", "H_off_site_mae_meV", "H_bonded_mae_meV", "H_diagonal_mae_meV",
-                 "S_mae", "eigenvalue_mae_meV", "eigenvalue_mae_reference_S_meV", "eigenvalue_mae_projected_meV")
+                 "S_mae", "eigenvalue_mae_meV", "eigenvalue_mae_reference_S_meV", "eigenvalue_mae_projected_meV",
+                 "eigenvalue_mae_filtered_meV")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""DFT-vs-ML comparison data: home-cell matrices, projected spectra, DOS and figure files."""
+"""DFT-vs-ML comparison data: home-cell matrices, filtered and projected spectra, DOS and figure files."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from conftest import hbn_atoms, random_record
 
-from hforge_nb.comparison import cell_matrices, dos_pair, padded, save_figure, spectrum_pair
-from hforge_nb.evaluation import monkhorst_pack
+from hforge_nb.comparison import (SpectraConfig, cell_matrices, dos_pair, filtered_spectrum_pair, padded, save_figure,
+                                  spectrum_pair)
+from hforge_nb.evaluation import filtered_spectral_errors, monkhorst_pack
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,37 @@ def test_a_prediction_equal_to_the_reference_has_no_error_and_a_shift_by_c_s_err
     assert pair.errors(5.0)["eigenvalue_mae_meV"] == pytest.approx(10.0, abs=1e-6)
     grid, dos_ref, dos_pred = dos_pair(same, 5.0)
     assert np.array_equal(dos_ref, dos_pred) and dos_ref.shape == grid.shape
+
+
+def _perturbed(reference, size: float, seed: int = 1):
+    """The reference with Hermitian random noise of ``size`` eV on H."""
+    noise = np.random.default_rng(seed).normal(size=reference.h_values.shape) * size
+    return dataclasses.replace(reference, h_values=reference.h_values + noise).symmetrized()
+
+
+def test_filtered_spectra_do_not_see_the_energy_zero_and_match_notebook_03s_errors(reference):
+    kpoints = monkhorst_pack(reference, 2)
+    shifted = dataclasses.replace(reference, h_values=reference.h_values + 0.3 * reference.s_values[:, None])
+    moved = filtered_spectrum_pair(shifted, reference, kpoints)
+    assert moved.method == "filtered" and moved.errors(5.0)["n_eigenvalues"] > 0
+    assert moved.errors(5.0)["eigenvalue_max_meV"] == pytest.approx(0.0, abs=1e-9)  # each from its own E_F
+    assert spectrum_pair(shifted, reference, kpoints).errors(5.0)["eigenvalue_mae_meV"] == pytest.approx(300.0)
+    noisy = _perturbed(reference, 0.05)
+    pair = filtered_spectrum_pair(noisy, reference, kpoints, threshold=1e-2)
+    headline = filtered_spectral_errors(noisy, reference, kpoints, window=2.0, threshold=1e-2)
+    assert pair.errors(2.0)["eigenvalue_mae_meV"] == pytest.approx(headline["eigenvalue_mae_meV"], rel=1e-12)
+    assert pair.errors(2.0)["n_eigenvalues"] == headline["n_eigenvalues"] and headline["eigenvalue_mae_meV"] > 1.0
+
+
+def test_spectra_config_makes_the_pair_it_names(reference):
+    kpoints = monkhorst_pack(reference, 1)
+    noisy = _perturbed(reference, 0.05)
+    for method, make, threshold in (("filtered", filtered_spectrum_pair, 1e-2), ("projected", spectrum_pair, 1e-3)):
+        pair, expected = SpectraConfig(method).pair(noisy, reference, kpoints), make(noisy, reference, kpoints, threshold)
+        assert pair.method == method and pair.threshold == threshold
+        assert np.array_equal(pair.predicted, expected.predicted, equal_nan=True)
+    with pytest.raises(ValueError, match="unknown spectra 'exact'"):
+        SpectraConfig("exact")
 
 
 def test_padded_rows_and_figure_files(tmp_path):

@@ -23,7 +23,8 @@ def run_dir(tmp_path):
     (run / "03_training" / "metrics.json").write_text(json.dumps({"test": {"equivariant": {"summary": summary}}}))
     figures = [{"stem": "bands_crystals", "files": ["bands_crystals.pdf", "bands_crystals.png"], "caption": "bands"}]
     (run / "05_dft_vs_ml" / "metrics.json").write_text(json.dumps(
-        {"figures": figures, "figures_dir": str(tmp_path / "figs"), "bands": {"hBN": {"eigenvalue_mae_meV": 42.0}}}))
+        {"figures": figures, "figures_dir": str(tmp_path / "figs"), "bands": {"hBN": {"eigenvalue_mae_meV": 42.0}},
+         "spectra": "filtered"}))
     return run
 
 
@@ -31,7 +32,8 @@ def test_headlines_are_the_metrics_values_and_missing_ones_are_left_out(run_dir)
     index = build_index(run_dir)
     values = {row["label"]: row["value"] for row in index["headlines"]}
     assert values == {"equivariant: H MAE, held-out cells of the training sizes": 12.5, "equivariant: S MAE": 3.25e-4,
-                      "equivariant: eigenvalue MAE, hBN bands (projected)": 42.0}
+                      "equivariant: eigenvalue MAE, hBN bands (notebook 05's spectra)": 42.0,
+                      "notebook 05's spectra (filtered: each in its own S; projected: in the reference's)": "filtered"}
     assert all(row["source"].endswith("metrics.json: " + ".".join(h.keys)) for row in index["headlines"]
                for h in HEADLINES if h.label == row["label"])
 
@@ -43,4 +45,5 @@ def test_figures_name_their_notebook_parameters_and_files(run_dir, tmp_path):
     markdown = (tmp_path / "papers" / "index.md").read_text()
     assert markdown == index_markdown(index)
     assert "bands_crystals.pdf" in markdown and "| 12.5 | meV |" in markdown and "abc123" in markdown
+    assert "| filtered |  |" in markdown
     assert json.loads((tmp_path / "papers" / "index.json").read_text())["profile"] == "test"
