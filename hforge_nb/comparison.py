@@ -79,6 +79,10 @@ class SpectrumPair:
         Smallest S(k) eigenvalue kept.
     method : str
         How the pair was made, one of :data:`SPECTRA`.
+    n_kept : tuple of float, optional
+        ``"filtered"``: the mean number of directions of the reference's
+        and of the prediction's S(k) kept per k-point; where the
+        prediction keeps more, its spectrum holds states DFT has not.
     """
 
     kpoints: np.ndarray
@@ -86,6 +90,7 @@ class SpectrumPair:
     predicted: np.ndarray
     threshold: float
     method: str = "projected"
+    n_kept: tuple[float, float] | None = None
 
     def within(self, window: float) -> tuple[np.ndarray, np.ndarray]:
         """Reference and predicted eigenvalues ``[n]`` where the reference lies within ``window`` eV of E_F."""
@@ -93,9 +98,10 @@ class SpectrumPair:
         return self.reference[inside], self.predicted[inside]
 
     def errors(self, window: float) -> dict[str, float]:
-        """MAE and max |predicted - reference| (meV) within ``window`` eV of E_F."""
+        """MAE and max |predicted - reference| (meV) within ``window`` eV of E_F (and :attr:`n_kept`, if known)."""
         reference, predicted = self.within(window)
-        return {**difference_errors(predicted - reference), "n_eigenvalues": int(reference.size)}
+        kept = {} if self.n_kept is None else {"n_kept_reference": self.n_kept[0], "n_kept_predicted": self.n_kept[1]}
+        return {**difference_errors(predicted - reference), "n_eigenvalues": int(reference.size), **kept}
 
 
 def spectrum_pair(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
@@ -114,10 +120,11 @@ def filtered_spectrum_pair(prediction: HamiltonianRecord, reference: Hamiltonian
     as the record that keeps fewer at any k-point.
     """
     kpoints = np.atleast_2d(kpoints)
-    reference_bands, predicted_bands, _, _ = from_own_fermi_levels(
-        projected_eigenvalues(reference, reference, kpoints, threshold),
-        projected_eigenvalues(prediction, prediction, kpoints, threshold))
-    return SpectrumPair(kpoints, reference_bands, predicted_bands, threshold, "filtered")
+    kept_reference = projected_eigenvalues(reference, reference, kpoints, threshold)
+    kept_predicted = projected_eigenvalues(prediction, prediction, kpoints, threshold)
+    reference_bands, predicted_bands, _, _ = from_own_fermi_levels(kept_reference, kept_predicted)
+    n_kept = (float(np.mean([len(e) for e in kept_reference])), float(np.mean([len(e) for e in kept_predicted])))
+    return SpectrumPair(kpoints, reference_bands, predicted_bands, threshold, "filtered", n_kept)
 
 
 #: The ways :class:`SpectraConfig` makes a :class:`SpectrumPair` (see the module docstring).

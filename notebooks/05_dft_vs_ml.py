@@ -102,6 +102,11 @@ interactive.matrix_comparison(h_ref, h_ml, "H", "eV")
 
 # %% [markdown]
 # ## Band structures of crystals the models never saw
+# The models trained on amorphous cells only.  With `"filtered"` spectra,
+# `n_kept_reference` and `n_kept_predicted` in `metrics.json` give the
+# mean number of S(k) directions each record keeps per k-point: where the
+# predicted S keeps directions the reference's drops, the ML bands hold
+# states that DFT has not, and bands are matched from the bottom.
 
 # %%
 band_panels, band_errors, parity = {}, {}, {}

@@ -56,6 +56,9 @@ def test_filtered_spectra_do_not_see_the_energy_zero_and_match_notebook_03s_erro
     headline = filtered_spectral_errors(noisy, reference, kpoints, window=2.0, threshold=1e-2)
     assert pair.errors(2.0)["eigenvalue_mae_meV"] == pytest.approx(headline["eigenvalue_mae_meV"], rel=1e-12)
     assert pair.errors(2.0)["n_eigenvalues"] == headline["n_eigenvalues"] and headline["eigenvalue_mae_meV"] > 1.0
+    n_orbitals = reference.n_orbitals
+    assert pair.errors(2.0)["n_kept_reference"] == n_orbitals - headline["n_dropped_reference"]
+    assert pair.errors(2.0)["n_kept_predicted"] == n_orbitals - headline["n_dropped_prediction"]
 
 
 def test_spectra_config_makes_the_pair_it_names(reference):
