@@ -26,8 +26,9 @@
 # learning-rate schedule, early stopping and the choice of the saved weights
 # use it), the rest train.  With the cosine schedule and `keep_weights =
 # "last"` the validation cells only watch training, and with `n_validation
-# = 0` they train instead, as in the default profile (README, "Which
-# weights to keep, and 200 epochs", "The validation cells train too").
+# = 0` they train instead, as in the default profile
+# (`docs/training-studies.md`, "Which weights to keep, and 200 epochs",
+# "The validation cells train too").
 # Repeated structures are dropped first: small cells from melt-and-quench
 # often freeze into the same ordered structure from different seeds
 # (shifted, or with the atoms in another order), and a repeat on both
@@ -47,19 +48,21 @@
 # partial charges whose Coulomb potential shifts H by -(phi_i + phi_j)/2 S,
 # `hforge_nb.models.charges`), and the loss adds the plain mean squared H
 # error in eV (`h_absolute_weight`), which weighs the on-site and bonded
-# blocks as the eigenvalues do; README "Where training stands" compares
-# them with their absence.  The loss also adds the spectral loss
+# blocks as the eigenvalues do; `docs/training-studies.md` ("The
+# electrostatic term and the loss in eV, each alone and together")
+# compares them with their absence.  The loss also adds the spectral loss
 # (`spectral_weight`, `hforge_nb.spectral_loss`): H errors seen through
 # the reference states within `spectral_window` of E_F, in the part of the
 # basis where S(k) has eigenvalues of at least `spectral_threshold`, at
 # the k-points of the eigenvalue errors; it lowers the eigenvalue errors
-# and raises the H MAE a little (README, "The spectral loss").
+# and raises the H MAE a little (`docs/training-studies.md`, "The
+# spectral loss").
 # Two options aim at the shift of each atom's orbital energies, a scalar
 # times its own S block, that the models leave in their on-site blocks: a
 # learned local potential (`local_potential_hidden`,
 # `hforge_nb.models.local_potential`) and a loss on those shifts
-# (`atom_shift_weight`); both are off, since neither helped (README, "The
-# atoms' on-site shifts, and twice the channels at 124 cells").
+# (`atom_shift_weight`); both are off, since neither helped (`docs/training-studies.md`,
+# "The atoms' on-site shifts, and twice the channels at 124 cells").
 # H errors are in meV over every value of the reference blocks (a block
 # beyond the model's cutoff counts as zero); eigenvalues are compared within
 # `energy_window` of the Fermi level on a Monkhorst-Pack grid, with the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -90,6 +91,13 @@ BN_BASIS = Basis((
     SpeciesBasis("B", 5, dzp_shells(2, (3.0, 2.2, 3.6, 2.6, 3.6))),
     SpeciesBasis("N", 7, dzp_shells(2, (2.6, 1.9, 3.1, 2.2, 3.1))),
 ))
+
+
+def notebook_parameters(stem: str) -> set[str]:
+    """Names assigned in the cell tagged ``parameters`` of a notebook's jupytext script ``notebooks/<stem>.py``."""
+    cells = (Path(__file__).parent.parent / "notebooks" / f"{stem}.py").read_text().split("# %%")
+    cell = next(c for c in cells if c.startswith(' tags=["parameters"]'))
+    return set(re.findall(r"^([a-z_][a-z0-9_]*) = ", cell, re.MULTILINE))
 
 
 def hbn_atoms(a: float = 2.504, c: float = 6.66, rattle: float = 0.0, seed: int = 0) -> Atoms:

@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import notebook_parameters
 
 from hforge_nb.pipeline import EARLIER_STAGE_CALL, Profile, numbered_notebooks, run_pipeline, stage_inputs
 
@@ -41,20 +42,13 @@ def test_ci_runs_the_readme_test_command():
     assert re.search(r"^exec make test$", ci, re.MULTILINE)
 
 
-def _notebook_parameters(stem: str) -> set[str]:
-    """Names assigned in the cell tagged ``parameters`` of a notebook's jupytext script."""
-    cells = (ROOT / "notebooks" / f"{stem}.py").read_text().split("# %%")
-    cell = next(c for c in cells if c.startswith(' tags=["parameters"]'))
-    return set(re.findall(r"^([a-z_][a-z0-9_]*) = ", cell, re.MULTILINE))
-
-
 def test_profiles_name_existing_notebooks_and_their_parameters():
     stems = {p.stem for p in numbered_notebooks(ROOT / "notebooks")}
     for path in (ROOT / "profiles").glob("*.toml"):
         sections = Profile.read(path).parameters
         assert set(sections) <= stems, path.name
         for stem, values in sections.items():
-            unknown = set(values) - _notebook_parameters(stem)
+            unknown = set(values) - notebook_parameters(stem)
             assert not unknown, f"{path.name} [{stem}]: {sorted(unknown)} are not parameters of the notebook"
 
 

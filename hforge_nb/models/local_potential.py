@@ -3,8 +3,8 @@
 The on-site H blocks of amorphous BN move from atom to atom by a scalar
 times the atom's own overlap block: fitted per atom, that shift spreads by
 0.3 to 1.4 eV within a disordered 16-atom cell, and what a model leaves of
-it is most of what its on-site blocks cost the eigenvalues (README, "The
-atoms' on-site shifts, and twice the channels at 124 cells").  A shift of the
+it is most of what its on-site blocks cost the eigenvalues (``docs/training-studies.md``,
+"The atoms' on-site shifts, and twice the channels at 124 cells").  A shift of the
 potential that is smooth on the scale of an orbital moves every block the
 way the electrostatic term of :mod:`.charges` does,
 
