@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: one measurement per fresh process, and the machine it ran on.
+"""What the benchmark scripts share: one measurement per fresh process, the machine and the commit it ran on.
 
 A measurement runs in its own Python process so that its peak memory is its
 own; it prints one JSON line last, which the parent reads.
@@ -11,6 +11,10 @@ import os
 import platform
 import subprocess
 import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_child(script: str, arguments: list, threads: int = 1) -> dict:
@@ -27,6 +31,34 @@ def run_child(script: str, arguments: list, threads: int = 1) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or "unknown"
+
+
 def machine() -> dict:
-    """CPU count and Python version, for a results file."""
-    return {"cpus": os.cpu_count(), "python": platform.python_version()}
+    """CPU model and count and Python version, for a results file."""
+    return {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version()}
+
+
+def _git(*arguments: str) -> str | None:
+    try:
+        return subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def provenance() -> dict:
+    """What a results file was measured with: the commit (``git_dirty`` when tracked files had changes) and when.
+
+    Timings depend on the code as much as on the machine, so every results
+    file records the commit its numbers came from.
+    """
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": _git("rev-parse", "HEAD") or "unknown", "git_dirty": bool(status) if status is not None else None,
+            "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}

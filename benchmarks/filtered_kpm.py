@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _child import machine, run_child
+from _child import machine, provenance, run_child
 
 RESULTS = Path(__file__).parent / "results" / "filtered_kpm.json"
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"benchmark": "filtered_kpm", "model": args.model, "threads": args.threads,
               "n_moments": args.n_moments, "n_random": args.n_random, "degree": args.degree,
               "lanczos_steps": args.lanczos_steps,
-              "machine": machine(), "results": []}
+              "machine": machine(), **provenance(), "results": []}
     with tempfile.TemporaryDirectory() as folder:
         path = base_cell(Path(folder))
         for repeats in args.repeats:

@@ -18,7 +18,7 @@ import resource
 import sys
 from pathlib import Path
 
-from _child import machine, run_child
+from _child import machine, provenance, run_child
 
 RESULTS = Path(__file__).parent / "results" / "gpaw_cost.json"
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{size:5d} atoms: {rows[-1]['seconds']}, {rows[-1]['peak_rss_GB']:.2f} GB", flush=True)
     from hforge_nb._atomic import write_json
 
-    write_json(RESULTS, {"benchmark": "gpaw_cost", "machine": machine(), "samples": _merged(rows)})
+    write_json(RESULTS, {"benchmark": "gpaw_cost", "machine": machine(), **provenance(), "samples": _merged(rows)})
     print(f"-> {RESULTS}")
     return 0
 

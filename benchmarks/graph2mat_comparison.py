@@ -25,11 +25,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _child import machine, provenance
 
 RESULTS = Path(__file__).parent / "results" / "graph2mat_comparison.json"
 DATA = Path(__file__).parent.parent / "data" / "aBN-dzp"
@@ -137,8 +137,7 @@ def main() -> None:
                                      "network_ms_per_atom": 1000 * network["seconds"] / record.n_atoms}
     results["settings"] = {"epochs": args.epochs, "graph2mat_epochs": g2m_epochs, "seed": args.seed, "threads": args.threads,
                            "train": list(split.train), "validation": list(split.validation), "scored": scored,
-                           "timed": TIMED, "python": sys.version.split()[0], "machine": platform.machine(),
-                           "torch": torch.__version__}
+                           "timed": TIMED, "machine": machine(), **provenance(), "torch": torch.__version__}
     write_json(args.output, results)
     print(json.dumps({k: {n: v["mae_meV"] for n, v in results[k]["samples"].items()} for k in ("ours", "graph2mat")},
                      indent=1))

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _child import machine, run_child
+from _child import machine, provenance, run_child
 
 RESULTS = Path(__file__).parent / "results" / "large_scale.json"
 DATA = Path(__file__).parent.parent / "data" / "aBN-dzp"
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from hforge_nb._atomic import write_json
 
-    report = {"benchmark": "large_scale", "model": args.model, "threads": args.threads, "machine": machine(),
+    report = {"benchmark": "large_scale", "model": args.model, "threads": args.threads, "machine": machine(), **provenance(),
               "gpaw": gpaw_reference(args.model, args.threads), "base_cells": [], "results": []}
     with tempfile.TemporaryDirectory() as folder:
         for n_base in args.base_atoms:

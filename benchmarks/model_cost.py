@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _child import machine, run_child
+from _child import machine, provenance, run_child
 
 RESULTS = Path(__file__).parent / "results" / "model_cost.json"
 DATA = Path(__file__).parent.parent / "data" / "aBN-dzp"
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{kind} {measurement}: peak {rows[-1]['peak_rss_GB']:.2f} GB", flush=True)
     from hforge_nb._atomic import write_json
 
-    write_json(RESULTS, {"benchmark": "model_cost", "threads": 1, "machine": machine(), "results": rows})
+    write_json(RESULTS, {"benchmark": "model_cost", "threads": 1, "machine": machine(), **provenance(), "results": rows})
     print(f"-> {RESULTS}")
     return 0
 

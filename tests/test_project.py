@@ -188,3 +188,17 @@ def test_a_kernel_started_niced_keeps_its_priority_in_its_own_session():
     finally:
         for manager in managers:
             asyncio.run(manager.shutdown_kernel(now=True))
+
+
+def test_benchmark_results_record_the_machine_and_the_commit():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import _child
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    from hforge_nb.paths import git_commit
+
+    recorded = _child.provenance()
+    assert recorded["git_commit"] == git_commit() and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", recorded["date_utc"])
+    assert recorded["git_dirty"] in (True, False, None)
+    assert _child.machine()["cpu"] and _child.machine()["cpus"] == os.cpu_count()
