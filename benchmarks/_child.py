@@ -54,11 +54,12 @@ def _git(*arguments: str) -> str | None:
 
 
 def provenance() -> dict:
-    """What a results file was measured with: the commit (``git_dirty`` when tracked files had changes) and when.
+    """What a results file was measured with: the commit (``git_dirty`` when tracked files outside
+    ``benchmarks/results/`` had changes) and when.
 
     Timings depend on the code as much as on the machine, so every results
     file records the commit its numbers came from.
     """
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results")
     return {"git_commit": _git("rev-parse", "HEAD") or "unknown", "git_dirty": bool(status) if status is not None else None,
             "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
