@@ -46,11 +46,14 @@ def machine() -> dict:
     return {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version()}
 
 
-def _git(*arguments: str) -> str | None:
+def _tracked_changes() -> bool | None:
+    """Whether tracked files outside ``benchmarks/results/`` differ from the commit (None outside git)."""
     try:
-        return subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                 ":!benchmarks/results"], cwd=ROOT, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
+    return bool(status.stdout.strip())
 
 
 def provenance() -> dict:
@@ -60,6 +63,7 @@ def provenance() -> dict:
     Timings depend on the code as much as on the machine, so every results
     file records the commit its numbers came from.
     """
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results")
-    return {"git_commit": _git("rev-parse", "HEAD") or "unknown", "git_dirty": bool(status) if status is not None else None,
+    from hforge_nb.paths import git_commit
+
+    return {"git_commit": git_commit(ROOT), "git_dirty": _tracked_changes(),
             "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
