@@ -64,6 +64,16 @@ class ReferenceFermiZero:
         return _shifted(self.model.predict(record), -record.fermi_level)
 
 
+def fermi_level_in(record: HamiltonianRecord, energy_zero: str) -> float:
+    """Where E_F lies (eV) in the zero of ``record``'s H when that zero is ``energy_zero``.
+
+    0 for ``"fermi"`` (records as read); ``record.fermi_level`` for
+    ``"code"`` (the record after :func:`in_code_zero`, which keeps
+    ``fermi_level``).
+    """
+    return record.fermi_level if check_energy_zero(energy_zero) == "code" else 0.0
+
+
 def for_energy_zero(model, energy_zero: str):
     """``model`` itself for ``"fermi"``; :class:`ReferenceFermiZero` of it for ``"code"``."""
     return ReferenceFermiZero(model) if check_energy_zero(energy_zero) == "code" else model

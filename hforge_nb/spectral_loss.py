@@ -63,8 +63,15 @@ class SpectralTarget:
     n_classes: int
 
 
-def spectral_target(item: StructureBlocks, basis: Basis, config: SpectralLossConfig) -> SpectralTarget:
-    """The frames and projected reference H of one structure with reference values."""
+def spectral_target(item: StructureBlocks, basis: Basis, config: SpectralLossConfig,
+                    fermi_level: float = 0.0) -> SpectralTarget:
+    """The frames and projected reference H of one structure with reference values.
+
+    ``fermi_level`` (eV) is where E_F lies in the zero of the item's H, the
+    centre of the window: 0 for H referred to its own E_F, as records hold
+    it; the record's ``fermi_level`` for H in the DFT code's zero
+    (:func:`.energy_zero.fermi_level_in`).
+    """
     counts = basis.orbital_counts(item.species)
     block, rows, cols = value_orbitals(item.pairs, counts)
     n_orbitals = int(counts.sum())
@@ -75,7 +82,7 @@ def spectral_target(item: StructureBlocks, basis: Basis, config: SpectralLossCon
     kept, frames, references = [], [], []
     for phase in phases:
         h, s = (_dense(values, flat_index, phase, n_orbitals) for values in (item.h_values, item.s_values))
-        frame = _window_frame(h, s, config)
+        frame = _window_frame(h, s, config, fermi_level)
         if frame.shape[1] == 0:  # no state within the window at this k-point
             continue
         kept.append(phase)
@@ -116,8 +123,8 @@ def _dense(values: np.ndarray, flat_index: np.ndarray, phases: np.ndarray, n: in
     return np.tensordot(phases, summed, axes=1)
 
 
-def _window_frame(h: np.ndarray, s: np.ndarray, config: SpectralLossConfig) -> np.ndarray:
-    """Y ``[n_orb, n_window]``: reference eigenvectors within ``window`` of E_F in the canonical frame of S."""
+def _window_frame(h: np.ndarray, s: np.ndarray, config: SpectralLossConfig, fermi_level: float) -> np.ndarray:
+    """Y ``[n_orb, n_window]``: reference eigenvectors within ``window`` of ``fermi_level`` (eV), in S's frame."""
     frame = canonical_frame(s, config.threshold)
     energies, states = np.linalg.eigh(frame.conj().T @ h @ frame)
-    return frame @ states[:, np.abs(energies) <= config.window]
+    return frame @ states[:, np.abs(energies - fermi_level) <= config.window]

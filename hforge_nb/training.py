@@ -42,6 +42,7 @@ import torch
 from ._atomic import atomic_path
 from .basis import L_LETTERS, Basis
 from .electrostatics import neutralized
+from .energy_zero import check_energy_zero, fermi_level_in
 from .errors import CorruptFileError
 from .model_graph import BlockGroup, ModelGraph, StructureBlocks, stack_targets
 from .models.base import HamiltonianModel, block_groups
@@ -147,6 +148,12 @@ class TrainingConfig:
         averaged over atoms (0, the default: off).  That shift of an atom's
         orbital energies moves the states on it as a whole, so it costs the
         eigenvalues far more than its share of the element-wise losses.
+    energy_zero : str
+        The zero of the training records' H (:data:`.energy_zero.ENERGY_ZEROS`):
+        ``"fermi"`` (the default), each record's own E_F, as records are
+        read; ``"code"``, the DFT code's zero (:func:`.energy_zero.in_code_zero`),
+        where E_F lies at each record's ``fermi_level``.  The spectral loss
+        looks through the states around E_F in that zero.
     """
 
     epochs: int = 100
@@ -175,8 +182,10 @@ class TrainingConfig:
     h_absolute_weight: float = 0.0
     cell_shift_weight: float | None = None
     atom_shift_weight: float = 0.0
+    energy_zero: str = "fermi"
 
     def __post_init__(self):
+        check_energy_zero(self.energy_zero)
         for name, choices in (("lr_schedule", LR_SCHEDULES), ("keep_weights", KEPT_WEIGHTS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {choices}")
@@ -581,10 +590,10 @@ class Trainer:
         self.train_records = list(train_records)
         self.train_items = [StructureBlocks.of_record(r, self.cutoff) for r in self.train_records]
         self.classes = ValueClasses(model.basis, config.shell_width, self.cutoff)
-        spectral = config.spectral
-        self._spectral_targets = [spectral_target(item, model.basis, spectral)
-                                  for item in self.train_items] if spectral else []  # per training item
-        self.val_batches = [self._batch([StructureBlocks.of_record(r, self.cutoff)]) for r in val_records]
+        self._fermi_levels = [fermi_level_in(r, config.energy_zero) for r in self.train_records]  # eV, per item
+        self._spectral_targets = [self._spectral_target(item, fermi_level) for item, fermi_level
+                                  in zip(self.train_items, self._fermi_levels)] if config.spectral else []
+        self.val_batches = [self._validation_batch(r) for r in val_records]
         train_batches = [self._training_batch([EpochItem(item, k)], reuse=False)
                          for k, item in enumerate(self.train_items)]
         self._item_batches = train_batches  # per training item
@@ -621,7 +630,7 @@ class Trainer:
         if reuse and len(entries) == 1 and entries[0].rotation is None:
             return self._item_batches[entries[0].source]
         targets = [self._epoch_spectral_target(entry) for entry in entries] if self._spectral_targets else None
-        return self._batch([entry.blocks for entry in entries], targets)
+        return make_batch([entry.blocks for entry in entries], self.model, self.classes, targets)
 
     def _epoch_spectral_target(self, entry: EpochItem) -> SpectralTarget:
         """The spectral target of an epoch item: its training item's, with frames rotated if it is rotated.
@@ -634,16 +643,19 @@ class Trainer:
             return target
         if np.array_equal(entry.blocks.pairs, source.pairs) and np.array_equal(entry.blocks.shifts, source.shifts):
             return rotated_target(target, structure_orbital_rotation(self.model.basis, source.species, entry.rotation))
-        return spectral_target(entry.blocks, self.model.basis, self.config.spectral)
+        return self._spectral_target(entry.blocks, self._fermi_levels[entry.source])
 
-    def _batch(self, items: list[StructureBlocks], targets: list[SpectralTarget] | None = None) -> Batch:
-        """:func:`make_batch`, with spectral targets when the spectral loss is on (found for ``items`` if not given)."""
-        spectral = self.config.spectral
-        if spectral is None:
-            return make_batch(items, self.model, self.classes)
-        if targets is None:
-            targets = [spectral_target(item, self.model.basis, spectral) for item in items]
-        return make_batch(items, self.model, self.classes, targets)
+    def _spectral_target(self, item: StructureBlocks, fermi_level: float) -> SpectralTarget:
+        """The spectral target of ``item``, whose H has E_F at ``fermi_level`` (eV)."""
+        return spectral_target(item, self.model.basis, self.config.spectral, fermi_level)
+
+    def _validation_batch(self, record: HamiltonianRecord) -> Batch:
+        """The batch of one validation record, with its spectral target when the spectral loss is on."""
+        item = StructureBlocks.of_record(record, self.cutoff)
+        if self.config.spectral is None:
+            return make_batch([item], self.model, self.classes)
+        target = self._spectral_target(item, fermi_level_in(record, self.config.energy_zero))
+        return make_batch([item], self.model, self.classes, [target])
 
     # -------------------------------------------------------------- checkpoints
     def checkpoint(self) -> dict:

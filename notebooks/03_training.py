@@ -197,7 +197,7 @@ configs = {kind: TrainingConfig(epochs=epochs, learning_rate=learning_rate, weig
                                 spectral_weight=spectral_weight, spectral_window=spectral_window,
                                 spectral_kpoints=spectral_kpoints, spectral_threshold=spectral_threshold,
                                 h_absolute_weight=h_absolute_weight, cell_shift_weight=cell_shift_weight,
-                                atom_shift_weight=atom_shift_weight,
+                                atom_shift_weight=atom_shift_weight, energy_zero=energy_zero,
                                 augment_rotations=augment_baseline and kind == "baseline", seed=seed, threads=threads)
            for kind in models}
 results = train_side_by_side(models, fit(split.train), fit(split.validation), configs, out, training_processes)

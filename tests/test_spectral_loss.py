@@ -87,3 +87,19 @@ def test_a_rotated_structures_target_is_the_unrotated_one_with_rotated_frames(ce
     # the loss does not depend on the choice of eigenvectors within a degenerate window state
     assert spectral_loss(h + noise, moved).item() == pytest.approx(spectral_loss(h + noise, found).item(), rel=1e-9)
     assert spectral_loss(h + noise, moved).item() != pytest.approx(spectral_loss(h + noise, target).item(), rel=1e-3)
+
+
+def test_in_the_codes_zero_it_looks_through_the_same_states_around_e_f(cell):
+    from hforge_nb.energy_zero import fermi_level_in, in_code_zero
+
+    record, item, target = cell
+    code = StructureBlocks.of_record(in_code_zero(record), 9.0)  # H + E_F S
+    fermi_level = fermi_level_in(in_code_zero(record), "code")
+    assert fermi_level == record.fermi_level > 1.0  # eV: far from the code's zero
+    centred = spectral_target(code, record.basis, SpectralLossConfig(kpoints=2, window=3.0), fermi_level)
+    at_code_zero = spectral_target(code, record.basis, SpectralLossConfig(kpoints=2, window=3.0))
+    noise = torch.as_tensor(np.random.default_rng(5).normal(0.0, 0.02, len(item.h_values)))  # eV, any prediction
+    h_code = torch.as_tensor(code.h_values) + noise
+    assert spectral_loss(h_code, centred).item() == pytest.approx(
+        spectral_loss(torch.as_tensor(item.h_values) + noise, target).item(), rel=1e-9)
+    assert spectral_loss(h_code, at_code_zero).item() != pytest.approx(spectral_loss(h_code, centred).item(), rel=1e-3)

@@ -281,6 +281,26 @@ def test_rotated_training_items_get_their_items_spectral_target_with_rotated_fra
     assert torch.equal(anew.flat_index, trainer._spectral_targets[1].flat_index)
 
 
+def test_in_the_codes_zero_the_spectral_targets_look_around_each_records_fermi_level(records, tmp_path):
+    from hforge_nb.energy_zero import in_code_zero
+    from hforge_nb.training import Trainer
+
+    train_set, val_set = ([dataclasses.replace(r, fermi_level=4.0 + k) for k, r in enumerate(group)]
+                          for group in records)  # eV, in the code's zero
+    targets = {}
+    for zero, fit in (("fermi", lambda rs: rs), ("code", lambda rs: [in_code_zero(r) for r in rs])):
+        config = TrainingConfig(spectral_weight=0.1, spectral_kpoints=2, spectral_window=1.0, energy_zero=zero)
+        trainer = Trainer(fresh_model("baseline", train_set), fit(train_set), fit(val_set), config, tmp_path / zero)
+        targets[zero] = trainer._spectral_targets + [trainer.val_batches[0].spectral[0]]
+    for fermi, code, e_f in zip(targets["fermi"], targets["code"], [4.0, 5.0, 4.0]):
+        assert len(fermi.references) > 0 and len(code.references) == len(fermi.references)
+        for at_fermi, at_code in zip(fermi.references, code.references):  # Y^H H Y of the same window states
+            np.testing.assert_allclose(torch.linalg.eigvalsh(at_code), torch.linalg.eigvalsh(at_fermi) + e_f,
+                                       atol=1e-9)
+    with pytest.raises(ValueError, match="unknown energy zero 'vacuum'"):
+        TrainingConfig(energy_zero="vacuum")
+
+
 class Interrupt(Exception):
     pass
 
