@@ -201,4 +201,5 @@ def test_benchmark_results_record_the_machine_and_the_commit():
     recorded = _child.provenance()
     assert recorded["git_commit"] == git_commit() and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", recorded["date_utc"])
     assert recorded["git_dirty"] in (True, False, None)
+    assert (recorded["git_dirty"] is None) == (recorded["git_commit"] == "unknown")  # both read the same checkout
     assert _child.machine()["cpu"] and _child.machine()["cpus"] == os.cpu_count()
