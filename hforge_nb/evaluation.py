@@ -389,10 +389,12 @@ def eigenvalue_errors_by_shell(prediction: HamiltonianRecord, reference: Hamilto
     For each distance shell of :data:`SHELL_NAMES`, the reference with the
     predicted H values of that shell alone, and ``"S"``, the reference with
     the whole predicted S, each scored by :func:`filtered_spectral_errors`.
-    A shell whose H MAE is tiny can still move eigenvalues far: the
-    errors of hundreds of neighbours add up coherently along the nearly
-    linearly dependent directions of S.  The shells' errors do not add up
-    to the whole prediction's.
+    A shell whose H MAE is tiny can still move eigenvalues far: a state
+    near E_F spreads over many orbitals, and the errors of hundreds of
+    neighbours enter its energy together (the states are not magnified by
+    the nearly linearly dependent directions of S:
+    :func:`.error_anatomy.window_state_norms`).  The shells' errors do not
+    add up to the whole prediction's.
     """
     h_predicted, s_predicted = aligned_values(prediction, reference)  # [n_values] eV, [n_values]
     shells = distance_shells(reference)  # [n_blocks]

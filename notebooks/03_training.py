@@ -303,9 +303,11 @@ for row in chemical_order:
 # rest, and S, from DFT), and with the predicted S alone, each scored like
 # `eigenvalue_mae_filtered_meV` (`evaluation.eigenvalue_errors_by_shell`).
 # Compare each shell's eigenvalue error with its H MAE in the block errors
-# above: along the nearly linearly dependent directions of S the errors of
-# many neighbours add up, so a shell of small but coherent errors can cost
-# more than one of large ones.  The cells of `more_test_dir` are scored too.
+# above: a state near E_F spreads over many orbitals, so a shell of many
+# small errors can cost more than one of a few large ones (the states are
+# not magnified by the nearly linearly dependent directions of S:
+# `python -m hforge_nb.error_anatomy` takes the errors further apart).
+# The cells of `more_test_dir` are scored too.
 
 # %%
 equivariant = trained.get("equivariant")
