@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluation import (aligned_values, canonical_frame, filtered_spectral_errors,
-                         monkhorst_pack, value_labels)
+from .evaluation import (aligned_values, canonical_frame, eigenvalues, filtered_spectral_errors, monkhorst_pack,
+                         projected_eigenvalues, value_labels)
 from .neighbours import neighbour_pairs, pair_vectors
 from .record import HamiltonianRecord, value_positions
 from .structure_stats import BOND_CUTOFF
@@ -95,20 +95,29 @@ def shuffled_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord,
     return dataclasses.replace(reference, h_values=reference.h_values + shuffled[:, None]).symmetrized()
 
 
+def reference_spectra(reference: HamiltonianRecord, kpoints: np.ndarray, threshold: float = 1e-2) -> dict:
+    """The reference's own spectra that :func:`.evaluation.filtered_spectral_errors` needs, computed once to share
+    between several predictions of it (its ``reference_energies`` and ``reference_filtered``)."""
+    return {"reference_energies": eigenvalues(reference, kpoints),
+            "reference_filtered": projected_eigenvalues(reference, reference, kpoints, threshold)}
+
+
 def exact_part_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
-                      window: float = 2.0, threshold: float = 1e-2) -> dict[str, float]:
+                      window: float = 2.0, threshold: float = 1e-2, spectra: dict | None = None) -> dict[str, float]:
     """Filtered eigenvalue MAE (meV) of the prediction with its on-site (or off-site) H blocks from the reference.
 
     The predicted S is kept in both, as in the prediction's own score
-    (``prediction``, for comparison).
+    (``prediction``, for comparison).  ``spectra``: the reference's
+    :func:`reference_spectra`, when already computed.
     """
+    spectra = reference_spectra(reference, kpoints, threshold) if spectra is None else spectra
     h_predicted, s_predicted = aligned_values(prediction, reference)
     on_site = np.repeat(reference.on_site, np.diff(reference.block_offsets))
     h_reference = reference.h_values[:, 0]
     variants = {"prediction": h_predicted, "exact_on_site": np.where(on_site, h_reference, h_predicted),
                 "exact_off_site": np.where(on_site, h_predicted, h_reference)}
     return {name: filtered_spectral_errors(dataclasses.replace(reference, h_values=h[:, None], s_values=s_predicted),
-                                           reference, kpoints, window, threshold)["eigenvalue_mae_meV"]
+                                           reference, kpoints, window, threshold, **spectra)["eigenvalue_mae_meV"]
             for name, h in variants.items()}
 
 
@@ -221,15 +230,16 @@ def pair_model_orbital_energies(training: list[HamiltonianRecord], test: list[Ha
     x_train = np.concatenate([pair_features(r.atoms, species_order) for r in training])
     y_train = np.concatenate([orbital_energies(r.h_values[:, 0], r) for r in training])
     s_train = np.concatenate([r.species for r in training])
+    x_test = [pair_features(r.atoms, species_order) for r in test]
     predictions = [np.zeros((r.n_atoms, y_train.shape[1])) for r in test]
     for symbol in np.unique(s_train):
         x, y = x_train[s_train == symbol], y_train[s_train == symbol]
         mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
         a = (x - mean) / scale
         weights = np.linalg.solve(a.T @ a + ridge * len(a) * np.eye(a.shape[1]), a.T @ (y - y.mean(axis=0)))
-        for record, predicted in zip(test, predictions):
+        for record, features, predicted in zip(test, x_test, predictions):
             mine = np.array(record.species) == symbol
-            predicted[mine] = (pair_features(record.atoms, species_order)[mine] - mean) / scale @ weights + y.mean(axis=0)
+            predicted[mine] = (features[mine] - mean) / scale @ weights + y.mean(axis=0)
     return predictions
 
 
@@ -242,10 +252,11 @@ def anatomy(model, training: dict[str, HamiltonianRecord], test: dict[str, Hamil
         prediction = model.predict(reference)
         kpoints = monkhorst_pack(reference, n_kpoints)
         norms = window_state_norms(reference, kpoints, window, threshold)
+        spectra = reference_spectra(reference, kpoints, threshold)  # shared by the four spectra below
         shuffled = filtered_spectral_errors(shuffled_errors(prediction, reference), reference, kpoints, window,
-                                            threshold)["eigenvalue_mae_meV"]
+                                            threshold, **spectra)["eigenvalue_mae_meV"]
         cells[name] = {"window_state_norm_median": float(np.median(norms)), "window_state_norm_max": float(norms.max()),
-                       **exact_part_errors(prediction, reference, kpoints, window, threshold),
+                       **exact_part_errors(prediction, reference, kpoints, window, threshold, spectra),
                        "shuffled_errors": shuffled}
         parts["test"].append(orbital_energy_errors(prediction, reference))
     for reference in training.values():
