@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import multiprocessing
 import os
 import traceback
 from collections.abc import Collection
@@ -38,6 +37,7 @@ from .gpaw_reference import GPAWSettings, SCFNotConvergedError, gpaw_record, off
 from .io import read_record, write_record
 from .melt_quench import MeltQuenchSchedule, melt_quench
 from .record import HamiltonianRecord, drop_small_blocks
+from .worker_pool import spawn_pool
 from .structure import StructureFingerprint
 from .structure_stats import structure_stats
 
@@ -346,10 +346,12 @@ def build_dataset(plan: DatasetPlan, settings: GPAWSettings, folder: Path, worke
 
 def _compute_samples(specs: list[SampleSpec], workers: int, settings: GPAWSettings, folder: Path,
                      storage: StoragePolicy, bar) -> list[dict]:
-    """Compute ``specs`` in ``workers`` spawned processes, advancing ``bar``; return the failure entries."""
+    """Compute ``specs`` in ``workers`` spawned processes, advancing ``bar``; return the failure entries.
+
+    The workers exit when this process does (:func:`.worker_pool.spawn_pool`).
+    """
     failed = []
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with spawn_pool(workers) as pool:
         futures = [pool.submit(_safe_compute, spec, settings, folder, storage) for spec in specs]
         for future in concurrent.futures.as_completed(futures):
             entry = future.result()

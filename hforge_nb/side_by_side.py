@@ -13,13 +13,12 @@ own, and an interrupted run resumes the same way.
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from .io import read_model, write_model
 from .record import HamiltonianRecord
 from .training import MODEL, TrainingConfig, TrainingResult, train
+from .worker_pool import spawn_pool
 
 #: The model a process starts from, in each model's folder.
 STARTING_MODEL = "starting_model.pt"
@@ -40,7 +39,7 @@ def train_side_by_side(models: dict, train_records: list[HamiltonianRecord], val
 
     ``processes = 1`` calls :func:`.training.train` in this process, one
     model after the other, with progress bars.  Otherwise each model trains
-    in a process of its own (spawned, so no thread pool is inherited), and
+    in a process of its own (spawned, so no thread pool is inherited, and ending with this process), and
     its :class:`.TrainingResult` holds the kept weights read back from
     ``folder/<name>/model.pt``.  ``configs[name]`` is each model's training
     configuration.
@@ -51,8 +50,7 @@ def train_side_by_side(models: dict, train_records: list[HamiltonianRecord], val
                 for name, model in models.items()}
     for name, model in models.items():
         write_model(model, folder / name / STARTING_MODEL)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+    with spawn_pool(processes) as pool:
         futures = {name: pool.submit(_train_from_file, folder / name, train_records, val_records, configs[name])
                    for name in models}
         outcomes = {name: future.result() for name, future in futures.items()}

@@ -189,7 +189,7 @@ def test_a_killed_worker_is_named_and_finished_samples_are_kept(tmp_path, monkey
     class KilledPool(concurrent.futures.ThreadPoolExecutor):
         """Finishes the first sample (a prepared entry) and then loses its worker, as the OOM killer does."""
 
-        def __init__(self, max_workers, mp_context):
+        def __init__(self, max_workers):
             super().__init__(max_workers)
             self.calls = 0
 
@@ -204,7 +204,7 @@ def test_a_killed_worker_is_named_and_finished_samples_are_kept(tmp_path, monkey
                 future.set_exception(concurrent.futures.process.BrokenProcessPool("terminated abruptly"))
             return future
 
-    monkeypatch.setattr(dataset.concurrent.futures, "ProcessPoolExecutor", KilledPool)
+    monkeypatch.setattr(dataset, "spawn_pool", KilledPool)
     plan = dataset.DatasetPlan(train_sizes=(8,), n_train_per_size=2, crystals=False)
     with pytest.raises(RuntimeError, match="worker process died without an error .* kept in"):
         dataset.build_dataset(plan, GPAWSettings(), tmp_path, progress=False, memory_GB=8.0)
