@@ -112,7 +112,7 @@ def exact_part_errors(prediction: HamiltonianRecord, reference: HamiltonianRecor
     """
     spectra = reference_spectra(reference, kpoints, threshold) if spectra is None else spectra
     h_predicted, s_predicted = aligned_values(prediction, reference)
-    on_site = np.repeat(reference.on_site, np.diff(reference.block_offsets))
+    on_site = reference.per_value(reference.on_site)
     h_reference = reference.h_values[:, 0]
     variants = {"prediction": h_predicted, "exact_on_site": np.where(on_site, h_reference, h_predicted),
                 "exact_off_site": np.where(on_site, h_predicted, h_reference)}

@@ -398,7 +398,7 @@ def eigenvalue_errors_by_shell(prediction: HamiltonianRecord, reference: Hamilto
     """
     h_predicted, s_predicted = aligned_values(prediction, reference)  # [n_values] eV, [n_values]
     shells = distance_shells(reference)  # [n_blocks]
-    shell_of_value = np.repeat(shells, np.diff(reference.block_offsets))
+    shell_of_value = reference.per_value(shells)
     energies = eigenvalues(reference, kpoints)  # [n_k, n_bands], shared by every variant's filter shift
     reference_filtered = projected_eigenvalues(reference, reference, kpoints, threshold)
     variants = {str(shell): dataclasses.replace(reference, h_values=np.where(

@@ -221,7 +221,7 @@ def overlap_eigenvalues_by_shell(prediction: HamiltonianRecord, reference: Hamil
     from .evaluation import aligned_values, distance_shells
 
     _, predicted = aligned_values(prediction, reference)  # [n_values]
-    shell_of_value = np.repeat(distance_shells(reference), np.diff(reference.block_offsets))
+    shell_of_value = reference.per_value(distance_shells(reference))
     smallest = {}
     for shell in np.unique(shell_of_value):
         mixed = np.where(shell_of_value == shell, predicted, reference.s_values)

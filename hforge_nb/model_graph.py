@@ -150,7 +150,7 @@ class StructureBlocks:
         if record.spin.n_components != 1:
             raise ValueError(f"models predict spin-unpolarized H; this record is {record.spin.value}")
         keep = record.on_site | (np.linalg.norm(record.pair_vectors, axis=1) < cutoff)
-        values = np.repeat(keep, np.diff(record.block_offsets))
+        values = record.per_value(keep)
         return cls(record.atoms, record.species, record.pairs[keep], record.shifts[keep],
                    record.h_values[values, 0], record.s_values[values])
 

@@ -174,6 +174,13 @@ class HamiltonianRecord:
         """``[n_blocks]`` bool, True for the (i, i, 0) blocks."""
         return on_site_mask(self.pairs, self.shifts)
 
+    def per_value(self, per_block: np.ndarray) -> np.ndarray:
+        """``[n_values, ...]``: ``per_block`` (``[n_blocks, ...]``) repeated over each block's values.
+
+        ``record.per_value(record.on_site)`` marks the on-site values of ``h_values`` and ``s_values``.
+        """
+        return np.repeat(per_block, np.diff(self.block_offsets), axis=0)
+
     def species_basis(self, atom: int) -> SpeciesBasis:
         return self.basis[self.species[atom]]
 
@@ -443,7 +450,7 @@ def drop_small_blocks(record: HamiltonianRecord, tolerance: float) -> Hamiltonia
 
 def keep_blocks(record: HamiltonianRecord, keep: np.ndarray) -> HamiltonianRecord:
     """A copy with only the blocks where ``keep`` ``[n_blocks]`` (bool) is True, values and all."""
-    values = np.repeat(keep, np.diff(record.block_offsets))
+    values = record.per_value(keep)
     return dataclasses.replace(record, pairs=record.pairs[keep], shifts=record.shifts[keep],
                                h_values=record.h_values[values], s_values=record.s_values[values])
 

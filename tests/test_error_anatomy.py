@@ -67,7 +67,7 @@ def test_shuffling_keeps_the_sizes_of_each_class_of_errors(reference):
 
 def test_exact_on_site_blocks_remove_an_on_site_error_and_exact_off_site_blocks_keep_it(reference):
     kpoints = monkhorst_pack(reference, 2)
-    on_site = np.repeat(reference.on_site, np.diff(reference.block_offsets))
+    on_site = reference.per_value(reference.on_site)
     noise = np.random.default_rng(0).normal(size=on_site.size) * 0.05 * on_site
     predicted = dataclasses.replace(reference, h_values=reference.h_values + noise[:, None]).symmetrized()
     errors = exact_part_errors(predicted, reference, kpoints, window=5.0)

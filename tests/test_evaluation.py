@@ -25,7 +25,7 @@ def _on_site(record):
 
 
 def test_a_constant_on_site_shift_shows_up_only_on_site(reference):
-    on_site_values = np.repeat(_on_site(reference), np.diff(reference.block_offsets))
+    on_site_values = reference.per_value(_on_site(reference))
     shifted = reference.h_values + 0.004 * on_site_values[:, None]  # 4 meV on every on-site value
     errors = block_errors(dataclasses.replace(reference, h_values=shifted), reference)["H_meV"]
     assert errors["on_site"]["mae"] == pytest.approx(4.0) and errors["on_site"]["rmse"] == pytest.approx(4.0)

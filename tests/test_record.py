@@ -24,6 +24,13 @@ def test_block_layout(bn_record):
     assert bn_record.block_offsets[-1] == len(bn_record.s_values)
 
 
+def test_per_value_marks_the_on_site_values(bn_record):
+    on_site = bn_record.per_value(bn_record.on_site)
+    assert on_site.sum() == (bn_record.atom_orbital_counts ** 2).sum()  # one n x n block per atom
+    diagonal_of_s = bn_record.s_values[on_site].reshape(bn_record.n_atoms, 13, 13).diagonal(axis1=1, axis2=2)
+    np.testing.assert_allclose(diagonal_of_s, 1.0, atol=1e-6)  # normalized orbitals
+
+
 def test_value_count_must_match_blocks(bn_record):
     with pytest.raises(BasisMismatchError, match="S holds"):
         dataclasses.replace(bn_record, s_values=bn_record.s_values[:-1])
@@ -129,7 +136,7 @@ def test_hermitian_record_is_stored_as_half_its_blocks_and_read_back_whole(tmp_p
 
 def test_record_that_is_not_hermitian_is_stored_whole(tmp_path, bn_record):
     h = bn_record.h_values.copy()
-    h[np.flatnonzero(~np.repeat(bn_record.on_site, np.diff(bn_record.block_offsets)))[0]] += 1e-6
+    h[np.flatnonzero(~bn_record.per_value(bn_record.on_site))[0]] += 1e-6
     skewed = dataclasses.replace(bn_record, h_values=h)
     path = io.write_record(skewed, tmp_path / "r.npz")
     with np.load(path) as stored:

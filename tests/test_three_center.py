@@ -67,9 +67,8 @@ def test_the_term_changes_near_h_blocks_only_and_never_s(kind, rattled_hbn):
     with_term, without = model.predict(rattled_hbn), _without_three_center_term(model).predict(rattled_hbn)
     assert np.array_equal(with_term.s_values, without.s_values)
     change = np.abs(with_term.h_values[:, 0] - without.h_values[:, 0])
-    sizes = np.diff(with_term.block_offsets)
-    distance = np.repeat(np.linalg.norm(with_term.pair_vectors, axis=1), sizes)
-    on_site = np.repeat(with_term.on_site, sizes)
+    distance = with_term.per_value(np.linalg.norm(with_term.pair_vectors, axis=1))
+    on_site = with_term.per_value(with_term.on_site)
     assert change[~on_site & (distance < model.network_cutoff)].max() > 1e-3
     assert change[on_site].max() == 0.0  # the term is off-site only
     assert change[distance >= model.network_cutoff].max() == 0.0

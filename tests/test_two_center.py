@@ -108,7 +108,7 @@ def test_blocks_beyond_the_network_cutoff_are_the_priors_alone(kind):
             parameter.add_(0.1 * torch.randn_like(parameter))
     after = model.predict(record)
     distances = np.repeat(np.linalg.norm(before.pair_vectors, axis=1), np.diff(before.block_offsets))
-    on_site = np.repeat(before.on_site, np.diff(before.block_offsets))
+    on_site = before.per_value(before.on_site)
     far, near = ~on_site & (distances > 3.0), ~on_site & (distances < 3.0)
     assert far.sum() > 1000 and near.sum() > 1000
     np.testing.assert_array_equal(after.h_values[far], before.h_values[far])
