@@ -33,7 +33,8 @@ from ._atomic import write_json
 from .crystals import cubic_bn, hexagonal_bn
 from .errors import CorruptFileError
 from .gpaw_memory import available_memory_GB, estimate_peak_memory_GB, workers_that_fit
-from .gpaw_reference import GPAWSettings, SCFNotConvergedError, gpaw_record, off_grid_check, off_grid_kpoint
+from .gpaw_reference import (GPAWSettings, SCFNotConvergedError, gpaw_record, harris_record, off_grid_check,
+                             off_grid_kpoint)
 from .io import read_record, write_record
 from .melt_quench import MeltQuenchSchedule, melt_quench
 from .record import HamiltonianRecord, drop_small_blocks
@@ -436,6 +437,29 @@ def read_samples(folder: Path, split: str | None = None) -> dict[str, Hamiltonia
     manifest = read_manifest(folder)
     return {s["name"]: read_record(folder / s["file"]) for s in manifest["samples"]
             if s["status"] == "converged" and split in (None, s["split"])}
+
+
+def read_gpaw_settings(folder: Path) -> GPAWSettings:
+    """The GPAW settings a data set folder was computed with (from its manifest)."""
+    return GPAWSettings(**read_manifest(folder)["gpaw_settings"])
+
+
+def harris_records(records: dict[str, HamiltonianRecord], settings: GPAWSettings,
+                   folder: Path) -> dict[str, HamiltonianRecord]:
+    """The Harris record (:func:`.gpaw_reference.harris_record`) of each of ``records``, by name.
+
+    Each is read from ``folder/<name>.npz`` when there, else computed with
+    ``settings`` and written there (atomically), so an interrupted run
+    keeps what it has computed.
+    """
+    folder = Path(folder)
+    harris = {}
+    for name, record in records.items():
+        path = folder / f"{name}.npz"
+        if not path.exists():
+            write_record(harris_record(record.atoms, settings, source=f"{name} (Harris)"), path)
+        harris[name] = read_record(path)
+    return harris
 
 
 def structure_table(manifest: dict) -> list[dict]:

@@ -25,10 +25,16 @@
   regression on Gaussians of neighbour distances, one set per neighbour
   species) fitted to the training cells' orbital energies, the crystal
   field's first term, as a yardstick for a network's on the same cells.
+- :func:`self_consistent_split`: the orbital energies of GPAW's Harris H
+  (the neutral atoms' potential, no SCF step), which pair terms fit
+  closely, and what self-consistency adds to them, which neither a pair
+  model nor the network predicts for unseen atoms.
 
-``python -m hforge_nb.error_anatomy RUN DATA OUT`` applies them to notebook
-03's equivariant model (``RUN/equivariant/model.pt``, split in
-``RUN/metrics.json``) on the records of ``DATA`` and writes a JSON file.
+``python -m hforge_nb.error_anatomy RUN DATA OUT [--harris DIR]`` applies them
+to notebook 03's equivariant model (``RUN/equivariant/model.pt``, split in
+``RUN/metrics.json``) on the records of ``DATA`` and writes a JSON file;
+``--harris`` reads the cells' Harris records from ``DIR``, computing the
+missing ones with GPAW at the data's settings.
 """
 
 from __future__ import annotations
@@ -220,15 +226,19 @@ def pair_features(atoms, species_order: tuple[str, ...]) -> np.ndarray:
 
 
 def pair_model_orbital_energies(training: list[HamiltonianRecord], test: list[HamiltonianRecord],
-                                ridge: float = 1e-2) -> list[np.ndarray]:
+                                ridge: float = 1e-2, targets: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """Per test record, ``[n_atoms, n_shells]`` orbital energies (eV) from a ridge fit of :func:`pair_features`.
 
     One fit per species on the training records' atoms (features
-    standardized; ``ridge`` times the number of atoms on the diagonal).
+    standardized; ``ridge`` times the number of atoms on the diagonal), to
+    their orbital energies, or to ``targets`` (``[n_atoms, n_shells]`` eV per
+    training record) when given.
     """
     species_order = tuple(training[0].basis.symbols)
     x_train = np.concatenate([pair_features(r.atoms, species_order) for r in training])
-    y_train = np.concatenate([orbital_energies(r.h_values[:, 0], r) for r in training])
+    if targets is None:
+        targets = [orbital_energies(r.h_values[:, 0], r) for r in training]
+    y_train = np.concatenate(targets)
     s_train = np.concatenate([r.species for r in training])
     x_test = [pair_features(r.atoms, species_order) for r in test]
     predictions = [np.zeros((r.n_atoms, y_train.shape[1])) for r in test]
@@ -243,11 +253,79 @@ def pair_model_orbital_energies(training: list[HamiltonianRecord], test: list[Ha
     return predictions
 
 
+def self_consistent_split(training: dict[str, HamiltonianRecord], test: dict[str, HamiltonianRecord],
+                          harris: dict[str, HamiltonianRecord], predicted: dict[str, np.ndarray] | None = None) -> dict:
+    """What the Harris H gives of the test cells' orbital energies and what self-consistency adds.
+
+    Parameters
+    ----------
+    training, test
+        Reference records by name.
+    harris
+        :func:`.gpaw_reference.harris_record` of each of them, by name.
+    predicted
+        A model's ``[n_atoms, n_shells]`` orbital energies (eV) on each test cell, optional.
+
+    Returns
+    -------
+    dict
+        :func:`summarize_orbital_energy_errors` on the test cells of: each
+        cell's species means (``"species_means"``: the spread to predict), the
+        Harris orbital energies (``"harris"``), a pair model fitted to the
+        training cells' Harris orbital energies, scored against the test
+        cells' Harris ones (``"pair_model_of_harris"``), and the Harris
+        orbital energies plus a pair model of the rest, reference less Harris
+        (``"harris_plus_pair_model_of_rest"``); per species, the correlation
+        of Harris and reference (``"harris_reference_correlation"``), and
+        with ``predicted`` that of the model's errors with the Harris part and
+        the self-consistent part (``"model_error_correlation"``).
+    """
+    energies = {name: orbital_energies(record.h_values[:, 0], record) for name, record in {**training, **test}.items()}
+    harris_energies = {name: orbital_energies(harris[name].h_values[:, 0], harris[name]) for name in energies}
+    rest = pair_model_orbital_energies(list(training.values()), list(test.values()),
+                                       targets=[energies[n] - harris_energies[n] for n in training])
+    of_harris = pair_model_orbital_energies([harris[n] for n in training], [harris[n] for n in test])
+    summaries = {
+        "species_means": [orbital_energy_error_parts(np.zeros_like(energies[n]), r) for n, r in test.items()],
+        "harris": [orbital_energy_error_parts(harris_energies[n], r) for n, r in test.items()],
+        "pair_model_of_harris": [orbital_energy_error_parts(p, harris[n]) for n, p in zip(test, of_harris)],
+        "harris_plus_pair_model_of_rest": [orbital_energy_error_parts(harris_energies[n] + p, r)
+                                           for (n, r), p in zip(test.items(), rest)],
+    }
+    split = {key: summarize_orbital_energy_errors(parts) for key, parts in summaries.items()}
+    split["harris_reference_correlation"] = species_correlations(
+        [harris_energies[n] for n in test], [energies[n] for n in test], list(test.values()))
+    if predicted is not None:
+        errors = [predicted[n] - energies[n] for n in test]
+        split["model_error_correlation"] = {
+            "harris": species_correlations(errors, [harris_energies[n] for n in test], list(test.values())),
+            "self_consistent": species_correlations(errors, [energies[n] - harris_energies[n] for n in test],
+                                                    list(test.values()))}
+    return split
+
+
+def species_correlations(first: list[np.ndarray], second: list[np.ndarray],
+                         records: list[HamiltonianRecord]) -> dict[str, float]:
+    """Per species, the correlation over atoms and shells of two per-atom quantities, each less its species' mean
+    in every cell; ``first`` and ``second`` hold ``[n_atoms, n_shells]`` per record of ``records``."""
+    species = np.concatenate([r.species for r in records])
+    centred = [np.concatenate([less_species_means(values, np.array(r.species)) for values, r in zip(part, records)])
+               for part in (first, second)]
+    return {str(symbol): float(np.corrcoef(centred[0][species == symbol].ravel(),
+                                           centred[1][species == symbol].ravel())[0, 1])
+            for symbol in np.unique(species)}
+
+
 # ------------------------------------------------------------------ command line
 def anatomy(model, training: dict[str, HamiltonianRecord], test: dict[str, HamiltonianRecord],
-            n_kpoints: int = 2, window: float = 2.0, threshold: float = 1e-2) -> dict:
-    """Every measure of the module for ``model`` on its ``test`` cells (and its ``training`` cells' orbital energies)."""
-    cells, parts = {}, {"test": [], "training": [], "pair_model_test": []}
+            n_kpoints: int = 2, window: float = 2.0, threshold: float = 1e-2,
+            harris: dict[str, HamiltonianRecord] | None = None) -> dict:
+    """Every measure of the module for ``model`` on its ``test`` cells (and its ``training`` cells' orbital energies).
+
+    With ``harris`` (the Harris records of both sets, by name) it adds
+    :func:`self_consistent_split` as ``"self_consistent_split"``.
+    """
+    cells, parts, predicted = {}, {"test": [], "training": [], "pair_model_test": []}, {}
     for name, reference in test.items():
         prediction = model.predict(reference)
         kpoints = monkhorst_pack(reference, n_kpoints)
@@ -259,13 +337,17 @@ def anatomy(model, training: dict[str, HamiltonianRecord], test: dict[str, Hamil
                        **exact_part_errors(prediction, reference, kpoints, window, threshold, spectra),
                        "shuffled_errors": shuffled}
         parts["test"].append(orbital_energy_errors(prediction, reference))
+        predicted[name] = orbital_energies(aligned_values(prediction, reference)[0], reference)
     for reference in training.values():
         parts["training"].append(orbital_energy_errors(model.predict(reference), reference))
     pair_model = pair_model_orbital_energies(list(training.values()), list(test.values()))
     parts["pair_model_test"] = [orbital_energy_error_parts(predicted, reference)
                                 for reference, predicted in zip(test.values(), pair_model)]
-    return {"cells": cells, "orbital_energies": {key: summarize_orbital_energy_errors(value)
-                                                 for key, value in parts.items()}}
+    result = {"cells": cells, "orbital_energies": {key: summarize_orbital_energy_errors(value)
+                                                   for key, value in parts.items()}}
+    if harris is not None:
+        result["self_consistent_split"] = self_consistent_split(training, test, harris, predicted)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -276,12 +358,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run", type=Path, help="notebook 03's output folder (metrics.json, equivariant/model.pt)")
     parser.add_argument("data", type=Path, help="the data folder it trained on")
     parser.add_argument("out", type=Path, help="JSON file to write")
+    parser.add_argument("--harris", type=Path, help="folder of the cells' Harris records, computed there with "
+                        "GPAW when missing: adds the self-consistent split of the orbital energies")
     args = parser.parse_args(argv)
     metrics = json.loads((args.run / "metrics.json").read_text())
     model = for_energy_zero(io.read_model(args.run / "equivariant" / "model.pt"), metrics["energy_zero"])
     records = dataset.read_samples(args.data, "train")
     split = {part: {name: records[name] for name in metrics["split"][part]} for part in ("train", "test")}
-    result = anatomy(model, split["train"], split["test"])
+    harris = None
+    if args.harris is not None:
+        harris = dataset.harris_records({**split["train"], **split["test"]}, dataset.read_gpaw_settings(args.data),
+                                        args.harris)
+    result = anatomy(model, split["train"], split["test"], harris=harris)
     write_json(args.out, {"run": str(args.run), "data": str(args.data), **result})
     print(json.dumps(result, indent=1))
     return 0

@@ -22,6 +22,11 @@ Conventions converted here, once:
   sample directions by :func:`harmonic_signs`, not assumed);
 - units and zero: Hartree to eV, energies relative to the Fermi level.
 
+:func:`harris_record` gives the same blocks at the potential of the
+superposed neutral-atom densities, before any SCF step (the Harris
+Hamiltonian), to tell what the geometry sets from what self-consistency
+adds (:mod:`.error_anatomy`).
+
 GPAW is imported inside the functions, so the rest of hforge-nb works without
 it.  Set ``OPENBLAS_NUM_THREADS=1`` before GPAW runs (see the README).
 """
@@ -403,8 +408,11 @@ def home_cell_offsets(atoms: ase.Atoms) -> np.ndarray:
 
 
 def _record_from_gpaw(calc, settings: GPAWSettings, atoms: ase.Atoms, basis: Basis, graph: PairGraph,
-                      grid, kgrid, source: str) -> HamiltonianRecord:
-    """The record of every on-site block and every block of ``graph`` (H in eV relative to E_F)."""
+                      grid, kgrid, source: str, fermi_level: float | None = None) -> HamiltonianRecord:
+    """The record of every on-site block and every block of ``graph`` (H in eV relative to ``fermi_level``).
+
+    ``fermi_level`` (eV, GPAW's zero): None takes the calculation's own.
+    """
     species = tuple(atoms.get_chemical_symbols())
     counts = basis.orbital_counts(species)
     index, sign = _cell_orbital_map(species, settings.basis)
@@ -414,7 +422,7 @@ def _record_from_gpaw(calc, settings: GPAWSettings, atoms: ase.Atoms, basis: Bas
     gpaw_shifts = shifts + offsets[pairs[:, 1]] - offsets[pairs[:, 0]]  # [n_blocks, 3] GPAW's images
     value_shifts = np.repeat(gpaw_shifts, counts[pairs[:, 0]] * counts[pairs[:, 1]], axis=0)
     h, s = _fourier_transform(calc, settings, rows, cols, value_shifts, grid)
-    fermi_level = float(calc.get_fermi_level())
+    fermi_level = float(calc.get_fermi_level()) if fermi_level is None else fermi_level
     provenance = Provenance(source=source, code=f"GPAW {_gpaw_version()}", settings={
         **settings.as_dict(), "fourier_kgrid": list(grid), "scf_kgrid": list(kgrid),
     })
@@ -469,6 +477,31 @@ def gpaw_record(atoms: ase.Atoms, settings: GPAWSettings = GPAWSettings(), log: 
         scf_iterations=int(calc.dft.scf_loop.niter),
         timings={"scf": scf_seconds, "fourier": time.perf_counter() - start - scf_seconds},
     )
+
+
+def harris_record(atoms: ase.Atoms, settings: GPAWSettings = GPAWSettings(), source: str = "") -> HamiltonianRecord:
+    """H and S of ``atoms`` at the potential of the superposed neutral-atom densities, without an SCF step.
+
+    The Harris Hamiltonian: what the geometry gives before self-consistency
+    moves charge between the atoms.  Its blocks are those of
+    :func:`gpaw_record` on the same settings (S is the same; H differs by
+    what self-consistency adds).  There is no Fermi level without an SCF,
+    so H is in GPAW's own energy zero (``fermi_level = 0``) and the
+    provenance's ``settings`` say ``"potential": "harris"``.
+    """
+    from gpaw import GPAW
+
+    check_structure(atoms)
+    basis = gpaw_basis(atoms.get_chemical_symbols(), settings.basis, settings.xc)
+    atoms = atoms.copy()
+    calc = GPAW(**_scf_parameters(atoms, settings), txt=None)
+    atoms.calc = calc
+    calc.initialize(atoms)  # density and potential from the atoms' own; no SCF iteration
+    graph = build_pair_graph(atoms, basis, reach="hamiltonian")
+    record = _record_from_gpaw(calc, settings, atoms, basis, graph, fourier_grid(graph, atoms.pbc),
+                               scf_kgrid(atoms, settings.kpoint_spacing), source, fermi_level=0.0)
+    settings_used = {**record.provenance.settings, "potential": "harris"}
+    return replace(record, provenance=replace(record.provenance, settings=settings_used))
 
 
 def off_grid_kpoint(pbc, kpoint=OFF_GRID_KPOINT) -> np.ndarray:

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from conftest import hbn_atoms, random_record, small_model
 
-from hforge_nb.error_anatomy import (anatomy, bonded_neighbour_means, exact_part_errors, orbital_energies,
-                                     orbital_energy_errors, pair_features, pair_model_orbital_energies,
-                                     shuffled_errors, value_classes, window_state_norms)
+from hforge_nb.error_anatomy import (anatomy, bonded_neighbour_means, exact_part_errors, less_species_means,
+                                     orbital_energies, orbital_energy_errors, pair_features,
+                                     pair_model_orbital_energies, self_consistent_split, shuffled_errors,
+                                     value_classes, window_state_norms)
 from hforge_nb.evaluation import monkhorst_pack
 from hforge_nb.record import value_positions
 
@@ -109,6 +110,25 @@ def test_the_pair_model_fits_its_own_cell_and_carries_a_constant_to_other_cells(
     other = random_record(hbn_atoms(rattle=0.2, seed=5), seed=5)
     carried = pair_model_orbital_energies([constant], [other])[0]
     np.testing.assert_allclose(carried, np.where(np.array(other.species) == "B", -3.0, 2.0)[:, None].repeat(5, 1))
+
+
+def test_the_self_consistent_split_puts_a_harris_error_where_it_was_put(reference):
+    """Harris H = the reference but for atom 0 (B, +0.3 eV) and atom 1 (N, -0.2 eV) on every orbital energy; a
+    training cell whose Harris H is its reference, so the pair model of the rest predicts nothing."""
+    moved = {0: 0.3, 1: -0.2}
+    diagonal = reference.h_values[_diagonal(reference), 0]
+    harris = _with_diagonal(reference, lambda atom, orbital: diagonal[13 * atom + orbital] + moved.get(atom, 0.0))
+    training = random_record(hbn_atoms(rattle=0.1, seed=1), seed=1)
+    energies = orbital_energies(reference.h_values[:, 0], reference)
+    split = self_consistent_split({"train": training}, {"test": reference}, {"train": training, "test": harris},
+                                  predicted={"test": orbital_energies(harris.h_values[:, 0], harris)})
+    for key in ("harris", "harris_plus_pair_model_of_rest"):  # each species has two atoms: errors of +-shift / 2
+        assert split[key]["B"]["mae_meV_per_shell"] == pytest.approx([150.0] * 5)
+        assert split[key]["N"]["mae_meV_per_shell"] == pytest.approx([100.0] * 5)
+    spread = np.abs(less_species_means(energies, np.array(reference.species)))
+    assert split["species_means"]["B"]["mae_meV_per_shell"] == pytest.approx(1000 * spread[[0, 2]].mean(axis=0))
+    assert split["model_error_correlation"]["self_consistent"] == pytest.approx({"B": -1.0, "N": -1.0})
+    assert set(split["pair_model_of_harris"]) == {"B", "N"} and set(split["harris_reference_correlation"]) == {"B", "N"}
 
 
 def test_anatomy_of_a_model_reports_every_measure(reference):

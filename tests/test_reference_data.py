@@ -16,7 +16,7 @@ from hforge_nb.crystals import b2n2_cluster
 from hforge_nb.errors import CorruptFileError, MissingBasisError
 from hforge_nb.gpaw_reference import (
     GPAWSettings, SCFNotConvergedError, fourier_grid, gpaw_record, gpaw_species, grid_kpoints, harmonic_signs,
-    kpoint_deviation, off_grid_check, off_grid_matrix_error, orbital_permutation, planned_grid, real_space_grid,
+    harris_record, kpoint_deviation, off_grid_check, off_grid_matrix_error, orbital_permutation, planned_grid, real_space_grid,
     rotation_deviation, translation_deviation,
 )
 from hforge_nb.graph import build_pair_graph
@@ -84,6 +84,24 @@ def test_cbn_record_is_hermitian_and_referenced_to_the_fermi_level(cbn_reference
     valence_top, conduction_bottom = bands[bands < 0].max(), bands[bands > 0].min()
     # PBE gap of cBN is about 4.5 eV (indirect Gamma-X); E_F lies inside it
     assert 3.5 < conduction_bottom - valence_top < 6.0
+
+
+def test_harris_record_has_the_scf_overlap_and_lacks_the_charge_moved_to_n(cbn_reference):
+    """S does not depend on the density; H at the neutral atoms' potential lacks the electrons that the
+    SCF moves from B to N, whose repulsion raises N's orbital energies against B's."""
+    from hforge_nb.error_anatomy import orbital_energies
+
+    settings, reference = cbn_reference
+    scf = reference.record
+    harris = harris_record(scf.atoms, settings)
+    assert harris.provenance.settings["potential"] == "harris" and harris.hermiticity_error()[0] < 1e-10
+    assert np.array_equal(harris.pairs, scf.pairs) and np.array_equal(harris.shifts, scf.shifts)
+    np.testing.assert_allclose(harris.s_values, scf.s_values, atol=1e-12)
+    scf_h = scf.h_values[:, 0] + scf.fermi_level * scf.s_values  # [n_values] eV, in GPAW's zero as Harris's
+    change = orbital_energies(harris.h_values[:, 0], harris) - orbital_energies(scf_h, scf)  # [n_atoms, 5] eV
+    species = np.array(scf.species)
+    n_less_b = change[species == "N"].mean(axis=0) - change[species == "B"].mean(axis=0)  # shells s, s, p, p, d
+    assert n_less_b[[0, 2]].max() < -0.5
 
 
 def test_matrices_match_gpaw_and_pin_the_phase_convention(cbn_reference):
@@ -163,6 +181,22 @@ def test_unconverged_sample_is_flagged_and_left_out(gpaw, tmp_path):
     plan = dataset.DatasetPlan(train_sizes=(), crystals=False)
     manifest = dataset.write_manifest(plan, settings, dataset.StoragePolicy(), tmp_path)
     assert manifest["totals"]["n_converged"] == 0
+
+
+def test_the_settings_of_a_data_set_are_read_back_from_its_manifest(tmp_path):
+    settings = GPAWSettings(**FAST_GPAW)
+    dataset.write_manifest(dataset.DatasetPlan(train_sizes=(), crystals=False), settings, dataset.StoragePolicy(),
+                           tmp_path)
+    assert dataset.read_gpaw_settings(tmp_path) == settings
+
+
+def test_harris_records_are_computed_once_and_then_read(tmp_path, monkeypatch, bn_record):
+    computed = []
+    monkeypatch.setattr(dataset, "harris_record", lambda atoms, settings, source: computed.append(source) or bn_record)
+    first = dataset.harris_records({"cell": bn_record}, GPAWSettings(), tmp_path)
+    again = dataset.harris_records({"cell": bn_record}, GPAWSettings(), tmp_path)
+    assert computed == ["cell (Harris)"] and (tmp_path / "cell.npz").exists()
+    assert records_equal(first["cell"], bn_record) and records_equal(again["cell"], bn_record)
 
 
 def test_finished_samples_are_not_recomputed(tmp_path):
