@@ -46,8 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluation import (aligned_values, canonical_frame, eigenvalues, filtered_spectral_errors, monkhorst_pack,
-                         projected_eigenvalues, value_labels)
+from .evaluation import (aligned_values, canonical_frame, filtered_spectral_errors, monkhorst_pack,
+                         reference_spectra, value_labels)
 from .neighbours import neighbour_pairs, pair_vectors
 from .record import HamiltonianRecord, value_positions
 from .structure_stats import BOND_CUTOFF
@@ -99,13 +99,6 @@ def shuffled_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord,
         members = np.flatnonzero(classes == label)
         shuffled[members] = rng.permutation(errors[members]) * rng.choice((-1.0, 1.0), size=len(members))
     return dataclasses.replace(reference, h_values=reference.h_values + shuffled[:, None]).symmetrized()
-
-
-def reference_spectra(reference: HamiltonianRecord, kpoints: np.ndarray, threshold: float = 1e-2) -> dict:
-    """The reference's own spectra that :func:`.evaluation.filtered_spectral_errors` needs, computed once to share
-    between several predictions of it (its ``reference_energies`` and ``reference_filtered``)."""
-    return {"reference_energies": eigenvalues(reference, kpoints),
-            "reference_filtered": projected_eigenvalues(reference, reference, kpoints, threshold)}
 
 
 def exact_part_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
@@ -336,8 +329,8 @@ def anatomy(model, training: dict[str, HamiltonianRecord], test: dict[str, Hamil
         cells[name] = {"window_state_norm_median": float(np.median(norms)), "window_state_norm_max": float(norms.max()),
                        **exact_part_errors(prediction, reference, kpoints, window, threshold, spectra),
                        "shuffled_errors": shuffled}
-        parts["test"].append(orbital_energy_errors(prediction, reference))
         predicted[name] = orbital_energies(aligned_values(prediction, reference)[0], reference)
+        parts["test"].append(orbital_energy_error_parts(predicted[name], reference))
     for reference in training.values():
         parts["training"].append(orbital_energy_errors(model.predict(reference), reference))
     pair_model = pair_model_orbital_energies(list(training.values()), list(test.values()))

@@ -329,6 +329,13 @@ def from_own_fermi_levels(reference: list[np.ndarray], prediction: list[np.ndarr
     return e_ref - fermi_ref, e_pred - fermi_pred, fermi_ref, fermi_pred
 
 
+def reference_spectra(reference: HamiltonianRecord, kpoints: np.ndarray, threshold: float = 1e-2) -> dict:
+    """The reference's own spectra that :func:`filtered_spectral_errors` needs, computed once to share between
+    several predictions of it: its ``reference_energies`` ``[n_k, n_bands]`` eV and ``reference_filtered``."""
+    return {"reference_energies": eigenvalues(reference, kpoints),
+            "reference_filtered": projected_eigenvalues(reference, reference, kpoints, threshold)}
+
+
 def filtered_spectral_errors(prediction: HamiltonianRecord, reference: HamiltonianRecord, kpoints: np.ndarray,
                              window: float = 2.0, threshold: float = 1e-2, broadening: float = 0.1,
                              reference_energies: np.ndarray | None = None,
@@ -399,15 +406,13 @@ def eigenvalue_errors_by_shell(prediction: HamiltonianRecord, reference: Hamilto
     h_predicted, s_predicted = aligned_values(prediction, reference)  # [n_values] eV, [n_values]
     shells = distance_shells(reference)  # [n_blocks]
     shell_of_value = reference.per_value(shells)
-    energies = eigenvalues(reference, kpoints)  # [n_k, n_bands], shared by every variant's filter shift
-    reference_filtered = projected_eigenvalues(reference, reference, kpoints, threshold)
+    spectra = reference_spectra(reference, kpoints, threshold)  # shared by every variant
     variants = {str(shell): dataclasses.replace(reference, h_values=np.where(
         shell_of_value == shell, h_predicted, reference.h_values[:, 0])[:, None])
         for shell in SHELL_NAMES if shell in set(shells)}
     variants["S"] = dataclasses.replace(reference, s_values=s_predicted)
-    return {label: filtered_spectral_errors(variant, reference, kpoints, window, threshold, reference_energies=energies,
-                                            reference_filtered=reference_filtered)["eigenvalue_mae_meV"]
-            for label, variant in variants.items()}
+    return {label: filtered_spectral_errors(variant, reference, kpoints, window, threshold, **spectra)[
+        "eigenvalue_mae_meV"] for label, variant in variants.items()}
 
 
 def reference_deviation(other: HamiltonianRecord, reference: HamiltonianRecord, n_kpoints: int = 2,
