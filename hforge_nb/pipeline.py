@@ -38,6 +38,7 @@ from pathlib import Path
 from ._atomic import write_json
 from .paths import git_commit, project_root
 from . import papers
+from .profile_check import check_sample_references, parameter_defaults
 from .sweep import run_notebook
 
 NOTEBOOK_PATTERN = re.compile(r"^\d\d_.+\.ipynb$")
@@ -132,26 +133,30 @@ def run_pipeline(profile: Profile, run_dir: Path, only: list[str] | None = None,
     ``runner(notebook, executed_path, parameters)`` executes one notebook
     (papermill by default).
     A notebook that fails stops the run: the notebooks still running finish
-    and are recorded, none starts after it, and its error is raised.
+    and are recorded, none starts after it, and its error is raised.  A
+    profile that names samples its data sets lack raises before any
+    notebook runs (:func:`.profile_check.check_sample_references`).
     """
     root = project_root()
     run_dir = run_dir if run_dir.is_absolute() else root / run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
     summary = {"profile": profile.name, "git_commit": git_commit(root), "jobs": jobs, "notebooks": []}
     if only and (run_dir / "run.json").exists():  # keep the record of the notebooks not run again
         earlier = json.loads((run_dir / "run.json").read_text())["notebooks"]
         summary["notebooks"] = [n for n in earlier if Path(n["notebook"]).stem not in only]
     notebooks = [nb for nb in numbered_notebooks(root / "notebooks") if not only or nb.stem in only]
+    parameters = {nb.stem: {"output_dir": str(run_dir / nb.stem), **profile.for_notebook(nb.stem)} for nb in notebooks}
+    check_sample_references({nb.stem: {**parameter_defaults(nb), **parameters[nb.stem]} for nb in notebooks}, root)
+    run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
     inputs = inputs_in_run(notebooks)
     waited_for = set().union(*inputs.values())
 
     def run(notebook: Path) -> dict:
-        parameters = {"output_dir": str(run_dir / notebook.stem), **profile.for_notebook(notebook.stem)}
+        given = parameters[notebook.stem]
         if jobs < 2 or notebook.stem in waited_for:
-            return _run_one(runner, notebook, run_dir, parameters)
-        entry = _at_lower_priority(lambda: _run_one(runner, notebook, run_dir, parameters), BACKGROUND_NICE)
+            return _run_one(runner, notebook, run_dir, given)
+        entry = _at_lower_priority(lambda: _run_one(runner, notebook, run_dir, given), BACKGROUND_NICE)
         return {**entry, "background": True}
 
     _run_in_order(notebooks, inputs, max(1, jobs), run, lambda entry: _record(summary, entry, run_dir))
