@@ -42,6 +42,34 @@ class TransferSplit:
                 "test": list(self.test)}
 
 
+#: Notebook 04's role of a sample that is neither an amorphous cell nor a crystal it tests on.
+LEFT_OUT = "left out"
+
+
+def transfer_roles(manifest_samples: list[dict], records: dict[str, HamiltonianRecord]) -> dict[str, str]:
+    """Name -> the sample's role in :func:`transfer_split`, for the samples in ``records``.
+
+    Amorphous cells keep their data-set split (``"train"`` or
+    ``"holdout"``) and the crystals are ``"reference"``.  Every other sample,
+    such as the rattled crystals of ``n_rattled`` (kinds ``rattled-hBN``,
+    ``rattled-cBN``), is :data:`LEFT_OUT`: the split counts, trains and
+    validates on amorphous cells only, and a model trained on rattled
+    crystals would have seen the crystals it is tested on.
+
+    >>> samples = [{"name": "a", "kind": "amorphous", "split": "holdout"},
+    ...            {"name": "hBN", "kind": "hBN", "split": "reference"},
+    ...            {"name": "hBN-rattled-00", "kind": "rattled-hBN", "split": "train"}]
+    >>> transfer_roles(samples, {"a": None, "hBN": None, "hBN-rattled-00": None})
+    {'a': 'holdout', 'hBN': 'reference', 'hBN-rattled-00': 'left out'}
+    """
+    def role(sample: dict) -> str:
+        if sample["kind"] == "amorphous" or sample["split"] == "reference":
+            return sample["split"]
+        return LEFT_OUT
+
+    return {sample["name"]: role(sample) for sample in manifest_samples if sample["name"] in records}
+
+
 def transfer_split(records: dict[str, HamiltonianRecord], splits: dict[str, str], train_size: int, n_train: int,
                    n_validation: int = 1, crystals: bool = True) -> TransferSplit:
     """Training cells of ``train_size`` atoms, and every larger amorphous cell and the crystals to test on.
@@ -51,8 +79,8 @@ def transfer_split(records: dict[str, HamiltonianRecord], splits: dict[str, str]
     records
         Samples by name.
     splits
-        Name -> ``"train"``, ``"holdout"`` or ``"reference"`` (the data set's manifest); names not in
-        ``records`` are left out.
+        Name -> ``"train"``, ``"holdout"`` or ``"reference"`` (:func:`transfer_roles` of the data set's
+        manifest); names not in ``records``, and any other role, are left out.
     train_size
         Atoms per training cell.
     n_train, n_validation

@@ -33,7 +33,10 @@
 # notebook 03: in the committed data set the 8-atom cells `-03`, `-04` and
 # `-05` are the structure of `-00`, so split by name the validation cell
 # would be a training structure.  That leaves three distinct 8-atom cells:
-# `n_train` is at most 2 with one validation cell.
+# `n_train` is at most 2 with one validation cell.  Samples that are neither
+# amorphous cells nor the crystals (the rattled crystals of notebook 01's
+# `n_rattled`) are left out too: a model trained on them would have seen
+# the crystals it is tested on.
 
 # %%
 import matplotlib.pyplot as plt
@@ -46,7 +49,7 @@ from hforge_nb.models import build_matched_models
 from hforge_nb.paths import output_folder, project_path
 from hforge_nb.plotting import plot_error_vs_size
 from hforge_nb.training import TrainingConfig, train
-from hforge_nb.transferability import advantage, distinct_transfer_split, error_table
+from hforge_nb.transferability import LEFT_OUT, advantage, distinct_transfer_split, error_table, transfer_roles
 
 # %% tags=["parameters"]
 data_dir = "data/aBN-dzp"  # reference data set (notebook 01); relative to the project root
@@ -78,10 +81,12 @@ output_dir = ""  # empty: runs/interactive/04_transferability
 out = output_folder(output_dir, "04_transferability")
 folder = project_path(data_dir)
 samples = dataset.read_samples(folder)
-splits = {s["name"]: s["split"] for s in dataset.read_manifest(folder)["samples"] if s["name"] in samples}
+splits = transfer_roles(dataset.read_manifest(folder)["samples"], samples)  # amorphous cells' splits, crystals
 split, repeats = distinct_transfer_split(samples, splits, train_size, n_train, n_validation, include_crystals)
+left_out = sorted(name for name, role in splits.items() if role == LEFT_OUT)
 pick = lambda names: [samples[name] for name in names]  # noqa: E731
 print("repeated structures left out (repeat: the cell kept):", repeats or "none")
+print("neither amorphous cells nor crystals, left out (rattled crystals):", left_out or "none")
 split.as_dict()
 
 # %% [markdown]
@@ -126,7 +131,7 @@ for row in rows:
 # model's (above 1: the equivariant model is better by that factor).
 
 # %%
-metrics = {"split": split.as_dict(), "repeated_structures": repeats,
+metrics = {"split": split.as_dict(), "repeated_structures": repeats, "left_out": left_out,
            "parameters": {"seed": seed, "n_train": n_train, "epochs": epochs},
            "training": {kind: {"best_epoch": r.best_epoch, "best_val_loss": r.best_val_loss, "epochs_run": len(r.log)}
                         for kind, r in results.items()},
