@@ -631,11 +631,25 @@ def more_training_cells(folder: str | Path, split: DataSplit, records: dict[str,
 
 
 def distinct_split(records: dict[str, HamiltonianRecord], n_validation: int = 1, n_test: int = 1,
-                   n_train: int = 0) -> tuple[DataSplit, dict[str, str]]:
+                   n_train: int = 0, train_only: frozenset[str] = frozenset()) -> tuple[DataSplit, dict[str, str]]:
     """Notebook 03's split: :func:`split_by_size` of the records' distinct structures, and the repeats left out
-    (:func:`distinct_records`: each repeat's name with the kept name it repeats)."""
+    (:func:`distinct_records`: each repeat's name with the kept name it repeats).
+
+    The distinct records named in ``train_only`` (the rattled crystals,
+    :func:`rattled_crystal_names`) train and never validate or test: the
+    split scores held-out amorphous cells.
+    """
     distinct, repeats = distinct_records(records)
-    return split_by_size(distinct, n_validation, n_test, n_train), repeats
+    amorphous = {name: record for name, record in distinct.items() if name not in train_only}
+    split = split_by_size(amorphous, n_validation, n_test, n_train)
+    extra = tuple(sorted(name for name in distinct if name in train_only))
+    return DataSplit(split.train + extra, split.validation, split.test), repeats
+
+
+def rattled_crystal_names(folder: Path) -> frozenset[str]:
+    """Names of a data set's training samples that are not amorphous cells: the rattled crystals of ``n_rattled``."""
+    return frozenset(sample["name"] for sample in read_manifest(folder)["samples"]
+                     if sample["split"] == "train" and sample["kind"] != "amorphous")
 
 
 def split_by_size(records: dict[str, HamiltonianRecord], n_validation: int = 1, n_test: int = 1,

@@ -32,7 +32,9 @@
 # Repeated structures are dropped first: small cells from melt-and-quench
 # often freeze into the same ordered structure from different seeds
 # (shifted, or with the atoms in another order), and a repeat on both
-# sides of the split would test the model on a training cell.
+# sides of the split would test the model on a training cell.  Rattled
+# crystals (notebook 01's `n_rattled`) train and never validate or test:
+# the scores are those of held-out amorphous cells.
 # With `fit_test_cells` the test cells alone train and validate: the
 # scores then say how closely the model can fit those cells, a bound on
 # what training can reach, not how well it generalizes.
@@ -152,7 +154,8 @@ output_dir = ""  # empty: runs/interactive/03_training
 # %%
 out = output_folder(output_dir, "03_training")
 samples = dataset.read_samples(project_path(data_dir), "train")
-split, repeats = dataset.distinct_split(samples, n_validation, n_test, n_train)
+rattled = dataset.rattled_crystal_names(project_path(data_dir))  # they train, never validate or test
+split, repeats = dataset.distinct_split(samples, n_validation, n_test, n_train, train_only=rattled)
 if more_train_dir:
     split, added, more_repeats = dataset.more_training_cells(project_path(more_train_dir), split, samples,
                                                              n_more_train)

@@ -363,6 +363,21 @@ def test_a_repeated_training_structure_is_never_the_test_cell():
     assert dataset.split_by_size(cells).test == ("cell-9",)  # what splitting by name alone would test on
 
 
+def test_rattled_crystals_train_and_never_validate_or_test(tmp_path):
+    # the full profile's data: rattled hBN cells as large as the aBN cells, and last by name
+    cells = {f"aBN-{seed}": random_record(hbn_atoms(rattle=0.05, seed=seed)) for seed in range(3)}
+    cells.update({f"hBN-rattled-0{seed}": random_record(hbn_atoms(rattle=0.1, seed=10 + seed)) for seed in range(2)})
+    manifest = {"format": dataset.FORMAT, "version": dataset.VERSION, "samples": [
+        {"name": name, "split": "train", "kind": "rattled-hBN" if "rattled" in name else "amorphous"} for name in cells]}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    rattled = dataset.rattled_crystal_names(tmp_path)
+    assert rattled == {"hBN-rattled-00", "hBN-rattled-01"}
+    split, _ = dataset.distinct_split(cells, train_only=rattled)
+    assert split.as_dict() == {"train": ["aBN-0", "hBN-rattled-00", "hBN-rattled-01"], "validation": ["aBN-1"],
+                               "test": ["aBN-2"]}
+    assert dataset.distinct_split(cells)[0].test == ("hBN-rattled-01",)  # what the split by size alone tests on
+
+
 def test_more_training_cells_leave_out_repeats_of_each_other_and_of_the_test_cells(tmp_path, monkeypatch):
     cells = {f"cell-{seed}": random_record(hbn_atoms(rattle=0.05, seed=seed)) for seed in range(3)}
     new = random_record(hbn_atoms(rattle=0.05, seed=5))
