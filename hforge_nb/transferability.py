@@ -11,10 +11,11 @@ read.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from .dataset import distinct_records
+from .dataset import distinct_records, rattled_crystal_names, read_manifest
 from .evaluation import summary_value
 from .record import HamiltonianRecord
 
@@ -42,32 +43,18 @@ class TransferSplit:
                 "test": list(self.test)}
 
 
-#: Notebook 04's role of a sample that is neither an amorphous cell nor a crystal it tests on.
-LEFT_OUT = "left out"
+def transfer_roles(folder: Path, records: dict[str, HamiltonianRecord]) -> dict[str, str]:
+    """Name -> data-set split (``"train"``, ``"holdout"``, ``"reference"``) of the samples in ``records`` that
+    :func:`transfer_split` may use, from the manifest of the data set ``folder``.
 
-
-def transfer_roles(manifest_samples: list[dict], records: dict[str, HamiltonianRecord]) -> dict[str, str]:
-    """Name -> the sample's role in :func:`transfer_split`, for the samples in ``records``.
-
-    Amorphous cells keep their data-set split (``"train"`` or
-    ``"holdout"``) and the crystals are ``"reference"``.  Every other sample,
-    such as the rattled crystals of ``n_rattled`` (kinds ``rattled-hBN``,
-    ``rattled-cBN``), is :data:`LEFT_OUT`: the split counts, trains and
-    validates on amorphous cells only, and a model trained on rattled
-    crystals would have seen the crystals it is tested on.
-
-    >>> samples = [{"name": "a", "kind": "amorphous", "split": "holdout"},
-    ...            {"name": "hBN", "kind": "hBN", "split": "reference"},
-    ...            {"name": "hBN-rattled-00", "kind": "rattled-hBN", "split": "train"}]
-    >>> transfer_roles(samples, {"a": None, "hBN": None, "hBN-rattled-00": None})
-    {'a': 'holdout', 'hBN': 'reference', 'hBN-rattled-00': 'left out'}
+    The rattled crystals (:func:`.dataset.rattled_crystal_names`) are left
+    out: the split counts, trains and validates on amorphous cells only,
+    and a model trained on rattled crystals would have seen the crystals it
+    is tested on.
     """
-    def role(sample: dict) -> str:
-        if sample["kind"] == "amorphous" or sample["split"] == "reference":
-            return sample["split"]
-        return LEFT_OUT
-
-    return {sample["name"]: role(sample) for sample in manifest_samples if sample["name"] in records}
+    rattled = rattled_crystal_names(folder)
+    return {sample["name"]: sample["split"] for sample in read_manifest(folder)["samples"]
+            if sample["name"] in records and sample["name"] not in rattled}
 
 
 def transfer_split(records: dict[str, HamiltonianRecord], splits: dict[str, str], train_size: int, n_train: int,

@@ -49,7 +49,7 @@ from hforge_nb.models import build_matched_models
 from hforge_nb.paths import output_folder, project_path
 from hforge_nb.plotting import plot_error_vs_size
 from hforge_nb.training import TrainingConfig, train
-from hforge_nb.transferability import LEFT_OUT, advantage, distinct_transfer_split, error_table, transfer_roles
+from hforge_nb.transferability import advantage, distinct_transfer_split, error_table, transfer_roles
 
 # %% tags=["parameters"]
 data_dir = "data/aBN-dzp"  # reference data set (notebook 01); relative to the project root
@@ -81,9 +81,9 @@ output_dir = ""  # empty: runs/interactive/04_transferability
 out = output_folder(output_dir, "04_transferability")
 folder = project_path(data_dir)
 samples = dataset.read_samples(folder)
-splits = transfer_roles(dataset.read_manifest(folder)["samples"], samples)  # amorphous cells' splits, crystals
+splits = transfer_roles(folder, samples)  # the amorphous cells' and the crystals' splits
 split, repeats = distinct_transfer_split(samples, splits, train_size, n_train, n_validation, include_crystals)
-left_out = sorted(name for name, role in splits.items() if role == LEFT_OUT)
+left_out = sorted(dataset.rattled_crystal_names(folder) & set(samples))
 pick = lambda names: [samples[name] for name in names]  # noqa: E731
 print("repeated structures left out (repeat: the cell kept):", repeats or "none")
 print("neither amorphous cells nor crystals, left out (rattled crystals):", left_out or "none")

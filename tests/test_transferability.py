@@ -1,10 +1,12 @@
 """Transferability tables: sizes, ratios and the baseline/equivariant factor from hand-made evaluations."""
 
+import json
 from types import SimpleNamespace
 
 import pytest
 from conftest import hbn_atoms, random_record
 
+from hforge_nb.dataset import FORMAT, VERSION
 from hforge_nb.evaluation import SUMMARY_KEYS
 from hforge_nb.transferability import (ERROR_COLUMNS, advantage, distinct_transfer_split, error_table, transfer_roles,
                                       transfer_split)
@@ -51,16 +53,16 @@ def test_a_repeated_training_structure_never_validates():
         distinct_transfer_split(cells, splits, 4, n_train=3)
 
 
-def test_rattled_crystals_of_the_training_size_neither_train_nor_validate():
+def test_rattled_crystals_of_the_training_size_neither_train_nor_validate(tmp_path):
     # the full profile's data: 16-atom aBN cells and 16-atom rattled hBN cells, which sort last by name
     manifest = ([{"name": f"aBN-0016-train-0{i}", "kind": "amorphous", "split": "train"} for i in range(3)]
                 + [{"name": "aBN-0064-holdout-00", "kind": "amorphous", "split": "holdout"},
                    {"name": "hBN", "kind": "hBN", "split": "reference"}]
                 + [{"name": f"hBN-rattled-0{i}", "kind": "rattled-hBN", "split": "train"} for i in range(2)])
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": FORMAT, "version": VERSION, "samples": manifest}))
     records = {s["name"]: SimpleNamespace(n_atoms=64 if "0064" in s["name"] else 4 if s["name"] == "hBN" else 16)
                for s in manifest}
-    roles = transfer_roles(manifest, records)
-    split = transfer_split(records, roles, 16, n_train=0)
+    split = transfer_split(records, transfer_roles(tmp_path, records), 16, n_train=0)
     assert (split.train, split.validation) == (("aBN-0016-train-00", "aBN-0016-train-01"), ("aBN-0016-train-02",))
     assert split.test == ("aBN-0064-holdout-00", "hBN")
     by_split = {s["name"]: s["split"] for s in manifest}  # what the data set's splits alone would pick
