@@ -70,12 +70,12 @@ def _named_samples(stem: str, parameters: dict) -> list[tuple[str, str]]:
 
 def _samples_in(folder: Path, made_here: dict[Path, set[str]]) -> set[str] | None:
     """Sample names ``folder`` will hold: planned by this run (plus any already there), on disk, or ``None``."""
-    on_disk = set()
-    if (folder / "manifest.json").exists():
-        on_disk = {s["name"] for s in dataset.read_manifest(folder)["samples"] if s["status"] == "converged"}
+    has_manifest = (folder / "manifest.json").exists()
+    on_disk = ({s["name"] for s in dataset.read_manifest(folder)["samples"] if s["status"] == "converged"}
+               if has_manifest else set())
     if folder in made_here:
         return made_here[folder] | on_disk
-    return on_disk if (folder / "manifest.json").exists() else None
+    return on_disk if has_manifest else None
 
 
 def missing_samples(parameters: dict[str, dict], root: Path) -> list[str]:
@@ -90,8 +90,10 @@ def missing_samples(parameters: dict[str, dict], root: Path) -> list[str]:
     problems = []
     for stem, values in parameters.items():
         named = _named_samples(stem, values)
-        folder = _resolved(values.get("data_dir", ""), root) if named else None
-        available = _samples_in(folder, made_here) if named else None
+        if not named:
+            continue
+        folder = _resolved(values.get("data_dir", ""), root)
+        available = _samples_in(folder, made_here)
         problems += [f"{stem}: {parameter} = {name!r} is not a sample of {folder} "
                      f"({'planned by this run' if folder in made_here else 'its manifest'})"
                      for parameter, name in named if available is not None and name not in available]
