@@ -26,6 +26,24 @@ PLAN_PARAMETERS = ("train_sizes", "holdout_sizes", "n_train_per_size", "n_holdou
 DATASET_STAGE = "01_dataset"
 
 
+def _parameter_assignments(notebook: Path) -> list[ast.Assign]:
+    """The plain ``name = value`` statements of the cell tagged ``parameters`` of ``notebook`` (.ipynb)."""
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    cell = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    return [statement for statement in ast.parse("".join(cell["source"])).body
+            if isinstance(statement, ast.Assign) and isinstance(statement.targets[0], ast.Name)]
+
+
+def parameter_names(notebook: Path) -> set[str]:
+    """Every name the cell tagged ``parameters`` of ``notebook`` (.ipynb) assigns, literal or not.
+
+    >>> from hforge_nb.paths import project_root
+    >>> "kpm_sample" in parameter_names(project_root() / "notebooks" / "06_large_scale.ipynb")
+    True
+    """
+    return {statement.targets[0].id for statement in _parameter_assignments(notebook)}
+
+
 def parameter_defaults(notebook: Path) -> dict:
     """The literal values assigned in the cell tagged ``parameters`` of ``notebook`` (.ipynb), by name.
 
@@ -33,15 +51,12 @@ def parameter_defaults(notebook: Path) -> dict:
     >>> parameter_defaults(project_root() / "notebooks" / "06_large_scale.ipynb")["kpm_sample"]
     'aBN-0032-holdout-00'
     """
-    cells = json.loads(Path(notebook).read_text())["cells"]
-    cell = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
     defaults = {}
-    for statement in ast.parse("".join(cell["source"])).body:
-        if isinstance(statement, ast.Assign) and isinstance(statement.targets[0], ast.Name):
-            try:
-                defaults[statement.targets[0].id] = ast.literal_eval(statement.value)
-            except ValueError:  # not a literal: nothing to check
-                pass
+    for statement in _parameter_assignments(notebook):
+        try:
+            defaults[statement.targets[0].id] = ast.literal_eval(statement.value)
+        except ValueError:  # not a literal: nothing to check
+            pass
     return defaults
 
 

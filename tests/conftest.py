@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,6 +17,7 @@ from hforge_nb import io
 from hforge_nb.basis import Basis, SpeciesBasis, dzp_shells
 from hforge_nb.graph import build_pair_graph
 from hforge_nb.paths import INTERACTIVE_DIR_ENV, siesta_data_dir
+from hforge_nb.profile_check import parameter_names
 from hforge_nb.record import HamiltonianRecord, Provenance
 from hforge_nb.spin import SpinKind
 
@@ -94,10 +94,8 @@ BN_BASIS = Basis((
 
 
 def notebook_parameters(stem: str) -> set[str]:
-    """Names assigned in the cell tagged ``parameters`` of a notebook's jupytext script ``notebooks/<stem>.py``."""
-    cells = (Path(__file__).parent.parent / "notebooks" / f"{stem}.py").read_text().split("# %%")
-    cell = next(c for c in cells if c.startswith(' tags=["parameters"]'))
-    return set(re.findall(r"^([a-z_][a-z0-9_]*) = ", cell, re.MULTILINE))
+    """Names assigned in the cell tagged ``parameters`` of ``notebooks/<stem>.ipynb``."""
+    return parameter_names(Path(__file__).parent.parent / "notebooks" / f"{stem}.ipynb")
 
 
 def hbn_atoms(a: float = 2.504, c: float = 6.66, rattle: float = 0.0, seed: int = 0) -> Atoms:
