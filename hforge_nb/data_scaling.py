@@ -80,10 +80,29 @@ def summarize_rows(rows: list[dict], kind: str = "equivariant", target_meV: floa
                              "max": float(max(p[name] for p in by_size[n])), "n_points": len(by_size[n])}
                       for name in QUANTITIES} for n in sizes}
     means = [table[str(n)]["eigenvalue_mae_filtered_meV"]["mean"] for n in sizes]
-    slope, intercept = np.polyfit(np.log(sizes), np.log(means), 1) if len(sizes) > 1 else (np.nan, np.nan)
-    return {"model": kind, "cells": cells, "n_train": sizes, "errors": table, "log_log_slope": float(slope),
-            "target_eigenvalue_mae_meV": target_meV,
-            "n_train_at_target": float(np.exp((np.log(target_meV) - intercept) / slope)) if slope < 0 else float("inf")}
+    slope, n_at_target = power_law_extrapolation(sizes, means, target_meV)
+    return {"model": kind, "cells": cells, "n_train": sizes, "errors": table, "log_log_slope": slope,
+            "target_eigenvalue_mae_meV": target_meV, "n_train_at_target": n_at_target}
+
+
+def power_law_extrapolation(n_train: list[int], errors_meV: list[float], target_meV: float = 20.0
+                            ) -> tuple[float, float]:
+    """The least-squares slope of log(error) against log(n_train), and the n_train where that line reaches
+    ``target_meV`` (infinite when the error does not fall); NaN for fewer than two sizes.
+
+    An extrapolation of a learning curve, not a promise beyond the sizes measured.
+
+    Examples
+    --------
+    >>> slope, n = power_law_extrapolation([10, 40], [200.0, 100.0])
+    >>> round(slope, 3), round(n)
+    (-0.5, 1000)
+    """
+    if len(n_train) < 2:
+        return float("nan"), float("nan")
+    slope, intercept = np.polyfit(np.log(n_train), np.log(errors_meV), 1)
+    n_at_target = float(np.exp((np.log(target_meV) - intercept) / slope)) if slope < 0 else float("inf")
+    return float(slope), n_at_target
 
 
 def summarize_sweep(sweep_dirs: str | Path | list, figures_dir: str | Path | None = None) -> dict:
