@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from hforge_nb.data_scaling import STEM, common_cells, main, summarize_rows
+from hforge_nb.data_scaling import STEM, common_cells, main, power_law_extrapolation, summarize_rows
 
 
 def _sample(h: float, eigenvalue: float) -> dict:
@@ -40,6 +40,13 @@ def test_points_are_scored_on_the_cells_all_of_them_tested():
     assert summarize_rows(ROWS, target_meV=125 * 125 / 400)["n_train_at_target"] == pytest.approx(32)
     with pytest.raises(ValueError, match="share no more_test cells"):
         common_cells([ROWS[0], _row(4, 0, {"z": (1.0, 1.0)})])
+
+
+def test_an_error_that_does_not_fall_never_reaches_the_target_and_one_size_gives_no_line():
+    slope, n_at_target = power_law_extrapolation([4, 16], [100.0, 100.0])
+    assert slope == pytest.approx(0.0, abs=1e-12) and n_at_target == float("inf")
+    assert power_law_extrapolation([4, 16], [100.0, 200.0])[1] == float("inf")
+    assert all(np.isnan(power_law_extrapolation([4], [100.0])))
 
 
 def test_cells_of_more_train_dir_count_as_training_cells():

@@ -7,7 +7,7 @@ import pytest
 
 from hforge_nb import dataset
 from hforge_nb.pipeline import Profile, numbered_notebooks, run_pipeline
-from hforge_nb.profile_check import missing_samples, parameter_defaults, planned_samples
+from hforge_nb.profile_check import missing_samples, parameter_defaults, parameter_names, planned_samples
 
 ROOT = Path(__file__).parent.parent
 
@@ -24,6 +24,12 @@ def _run_parameters(profile: Profile, run_dir: Path) -> dict[str, dict]:
     """What every notebook of a whole run gets, as the pipeline passes it, with the notebook's defaults."""
     return {nb.stem: {**parameter_defaults(nb), "output_dir": str(run_dir / nb.stem), **profile.for_notebook(nb.stem)}
             for nb in numbered_notebooks(ROOT / "notebooks")}
+
+
+def test_parameter_names_include_every_assignment_of_the_parameters_cell():
+    names = parameter_names(ROOT / "notebooks" / "01_dataset.ipynb")
+    assert {"memory_GB", "train_sizes", "output_dir"} <= names  # capitals too (a regex over [a-z_] missed memory_GB)
+    assert set(parameter_defaults(ROOT / "notebooks" / "01_dataset.ipynb")) <= names
 
 
 def test_parameter_defaults_are_the_parameters_cell_literals():
