@@ -646,10 +646,14 @@ def distinct_split(records: dict[str, HamiltonianRecord], n_validation: int = 1,
     return DataSplit(split.train + extra, split.validation, split.test), repeats
 
 
+def is_rattled_crystal(sample: dict) -> bool:
+    """Whether a manifest entry is a training sample that is not an amorphous cell: a rattled crystal of ``n_rattled``."""
+    return sample["split"] == "train" and sample["kind"] != "amorphous"
+
+
 def rattled_crystal_names(folder: Path) -> frozenset[str]:
-    """Names of a data set's training samples that are not amorphous cells: the rattled crystals of ``n_rattled``."""
-    return frozenset(sample["name"] for sample in read_manifest(folder)["samples"]
-                     if sample["split"] == "train" and sample["kind"] != "amorphous")
+    """Names of a data set's rattled crystals (:func:`is_rattled_crystal`), from its manifest."""
+    return frozenset(sample["name"] for sample in read_manifest(folder)["samples"] if is_rattled_crystal(sample))
 
 
 def split_by_size(records: dict[str, HamiltonianRecord], n_validation: int = 1, n_test: int = 1,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import distinct_records, rattled_crystal_names, read_manifest
+from .dataset import distinct_records, is_rattled_crystal, read_manifest
 from .evaluation import summary_value
 from .record import HamiltonianRecord
 
@@ -47,14 +47,13 @@ def transfer_roles(folder: Path, records: dict[str, HamiltonianRecord]) -> dict[
     """Name -> data-set split (``"train"``, ``"holdout"``, ``"reference"``) of the samples in ``records`` that
     :func:`transfer_split` may use, from the manifest of the data set ``folder``.
 
-    The rattled crystals (:func:`.dataset.rattled_crystal_names`) are left
+    The rattled crystals (:func:`.dataset.is_rattled_crystal`) are left
     out: the split counts, trains and validates on amorphous cells only,
     and a model trained on rattled crystals would have seen the crystals it
     is tested on.
     """
-    rattled = rattled_crystal_names(folder)
     return {sample["name"]: sample["split"] for sample in read_manifest(folder)["samples"]
-            if sample["name"] in records and sample["name"] not in rattled}
+            if sample["name"] in records and not is_rattled_crystal(sample)}
 
 
 def transfer_split(records: dict[str, HamiltonianRecord], splits: dict[str, str], train_size: int, n_train: int,
